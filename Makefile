@@ -1,0 +1,35 @@
+# Two commands: `make demo` and `make test`. Each creates .venv with Python 3.12 when missing.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+# python3.12 from PATH, else a pyenv-installed 3.12 (pyenv's shim refuses when 3.12 is not selected).
+PYTHON312 := $(shell for p in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 2>/dev/null); do \
+	$$p -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null && { echo $$p; break; }; done)
+DATA_DIR ?= data/tfds
+OUT ?= out
+PYTEST_WORKERS ?= 2
+
+.PHONY: demo test test-all bench clean-venv
+
+$(VENV)/.installed: setup.py
+	@test -n "$(PYTHON312)" || { echo "make: Python 3.12 not found (python3.12 or pyenv 3.12.x)"; exit 2; }
+	test -x $(PY) || $(PYTHON312) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[test,eval]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/sora-jax data prepare --dataset=physworld/tiny --data_dir=$(DATA_DIR)
+	$(VENV)/bin/sora-jax data preview --dataset=physworld/tiny --data_dir=$(DATA_DIR) --out=$(OUT)/preview
+	@echo "demo: open $(OUT)/preview/index.html (clips + captions) or $(OUT)/preview/contact_sheet.png"
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not slow" tests
+
+test-all: $(VENV)/.installed
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) tests
+
+bench: $(VENV)/.installed
+	$(PY) experiments/bench_physworld.py --out=$(OUT)/bench_physworld.json
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,94 @@
+"""`sora-jax VERB [SUBVERB] --flags`: the command line of the project.
+
+    sora-jax data prepare --dataset=physworld/tiny --data_dir=data/tfds
+    sora-jax data preview --dataset=physworld/tiny --data_dir=data/tfds --out=out/preview
+    sora-jax train --config=configs/vae.py:tiny --workdir=runs/vae_tiny
+
+Flags are few on purpose: `--config` (with `--config.a.b=v` overrides), `--workdir`, and a handful
+per verb. A user mistake ends with a one-line message and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "A config file, e.g. configs/vae.py:tiny.", lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory of a run: checkpoints, metrics, samples.")
+_DATASET = flags.DEFINE_string("dataset", "physworld/tiny", "physworld/<tiny|small|base> or folder:<path>.")
+_DATA_DIR = flags.DEFINE_string("data_dir", "data/tfds", "Where prepared datasets live.")
+_SPLIT = flags.DEFINE_string("split", "validation", "Split to preview.")
+_OUT = flags.DEFINE_string("out", None, "Output directory (preview) or file (sample).")
+_COUNT = flags.DEFINE_integer("count", 12, "How many clips to preview.")
+
+USAGE = "usage: sora-jax {train|sample|eval|data|ladder} ... (data: prepare|preview)"
+VERBS = ("train", "sample", "eval", "data", "ladder")
+
+
+class UserError(Exception):
+    """A mistake in the command line or its inputs: reported in one line, exit code 2."""
+
+
+def _data(subverb: str | None) -> None:
+    if subverb == "prepare":
+        from sora_jax.data import prepare
+
+        path = prepare.prepare(_DATASET.value, _DATA_DIR.value)
+        print(f"prepared {_DATASET.value} in {path}")
+    elif subverb == "preview":
+        if not _OUT.value:
+            raise UserError("data preview needs --out=DIR")
+        from sora_jax.data import prepare, preview
+
+        examples = prepare.first_examples(_DATASET.value, _DATA_DIR.value, _SPLIT.value, _COUNT.value)
+        page = preview.write_gallery(examples, _OUT.value)
+        print(f"wrote {_COUNT.value} clips, contact_sheet.png and {page}")
+    else:
+        raise UserError(f"data needs a subverb: prepare or preview (got {subverb!r})")
+
+
+def main(argv: list[str]) -> None:
+    args = argv[1:]
+    verb = args[0] if args else None
+    if verb not in VERBS:
+        raise UserError(f"unknown verb {verb!r}; {USAGE}")
+    if verb == "data":
+        return _data(args[1] if len(args) > 1 else None)
+    raise UserError(f"`sora-jax {verb}` is not implemented yet")
+
+
+def _one_line(error: BaseException) -> str:
+    """Flag and config errors arrive as repr'd, multi-line or traceback-laden text: one line."""
+    while isinstance(error, BaseException) and error.args:
+        error = error.args[0]  # an AttributeError may wrap the KeyError that holds the text
+    text = str(error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if any(line.startswith("Traceback") for line in lines):
+        lines = lines[-1:]  # the config file raised: its own message is the last line
+    return "; ".join(line.strip("'") if line.count("'") == 2 and line[0] == "'" else line for line in lines)
+
+
+def run() -> None:
+    """Console entry point."""
+    try:
+        argv = flags.FLAGS(sys.argv)
+    except (flags.Error, KeyError, AttributeError, ValueError) as error:
+        key = f"bad flag or config key ({type(error).__name__})"
+        print(f"sora-jax: {key}: {_one_line(error)}", file=sys.stderr)
+        sys.exit(2)
+    logging.set_verbosity(logging.WARNING)
+    try:
+        app.run(main, argv=argv, flags_parser=lambda a: a)
+    except UserError as error:
+        print(f"sora-jax: {error}", file=sys.stderr)
+        sys.exit(2)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"sora-jax: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,74 @@
+"""Configs parse their args, take overrides, reject mistyped keys; the CLI never hides a verb."""
+
+import pytest
+
+from configs import common, scaling, t2v, vae
+from tests.conftest import run_cli
+
+
+@pytest.mark.parametrize("module,arg", [(vae, "tiny"), (vae, "small"), (t2v, "tiny"), (t2v, "base"),
+                                        (scaling, "cpu,budget=4x"), (scaling, "gpu,budget=32x")])
+def test_every_preset_builds_and_documents_its_command(module, arg):
+    config = module.get_config(arg)
+    assert config.data.dataset.startswith("physworld/")
+    assert "--config=configs/" in module.__doc__
+
+
+def test_scaling_budget_multiplies_the_base_compute():
+    one, four = scaling.get_config("cpu,budget=1x"), scaling.get_config("cpu,budget=4x")
+    assert four.ladder.compute_flops == pytest.approx(4 * one.ladder.compute_flops)
+    assert one.ladder.base_compute_flops == scaling.BASE_COMPUTE["cpu"]
+    with pytest.raises(ValueError, match="multiplier"):
+        scaling.get_config("cpu,budget=lots")
+
+
+def test_mistyped_arg_and_variant_suggest_the_right_name():
+    with pytest.raises(ValueError, match="did you mean 'budget'"):
+        scaling.get_config("cpu,budgt=4x")
+    with pytest.raises(ValueError, match="did you mean 'tiny'"):
+        vae.get_config("tinyy")
+
+
+def test_configs_are_locked_against_new_keys():
+    config = t2v.get_config("tiny")
+    config.model.width = 256  # an override of a known key is fine
+    with pytest.raises(AttributeError, match="widht"):
+        config.model.widht = 256
+
+
+def test_parse_arg_casts_to_default_types():
+    parsed = common.parse_arg("small,steps=10,lr=0.5,ema=true", variant="tiny", steps=1, lr=1.0, ema=False)
+    assert (parsed.variant, parsed.steps, parsed.lr, parsed.ema) == ("small", 10, 0.5, True)
+
+
+def test_cli_override_with_a_mistyped_key_fails_in_one_line_with_a_suggestion():
+    result = run_cli("train", "--config=configs/vae.py:tiny", "--config.optimizer.learnin_rate=3")
+    assert result.returncode == 2
+    message = result.stderr.strip().splitlines()
+    assert len(message) == 1 and "learning_rate" in message[0] and "Traceback" not in result.stderr
+
+
+def test_cli_verbs_not_built_yet_exit_2_with_a_message():
+    for verb in ("sample", "eval", "ladder"):
+        result = run_cli(verb)
+        assert result.returncode == 2 and "not implemented yet" in result.stderr
+
+
+def test_cli_unknown_verb_and_missing_subverb():
+    assert run_cli("bogus").returncode == 2
+    result = run_cli("data")
+    assert result.returncode == 2 and "prepare or preview" in result.stderr
+
+
+def test_cli_preview_writes_a_gallery(physworld_tiny, tmp_path):
+    result = run_cli("data", "preview", "--dataset=physworld/tiny", f"--data_dir={physworld_tiny}",
+                     f"--out={tmp_path}", "--count=4")
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in ["index.html", "contact_sheet.png", "manifest.json", "clip_000.mp4", "clip_003.gif", "clip_002.txt"]:
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert "clip_003.gif" in (tmp_path / "index.html").read_text()
+
+
+def test_cli_preview_of_an_unprepared_dataset_says_how_to_prepare(tmp_path):
+    result = run_cli("data", "preview", "--dataset=physworld/small", f"--data_dir={tmp_path}", f"--out={tmp_path}/o")
+    assert result.returncode == 2 and "sora-jax data prepare" in result.stderr
