@@ -1,0 +1,121 @@
+"""tfds builder for PhysWorld: ArrayRecord files read back without TensorFlow.
+
+Only `Tensor` (raw or zlib), `Text` and `ClassLabel` features work without TensorFlow, so the
+video is a zlib-compressed uint8 tensor. Each builder config mixes three aspect ratios (16:9, 1:1,
+9:16) and several durations, single frames (images) included; every example's shape follows from
+its seed, so a clip can be re-rendered from its record alone.
+
+    sora-jax data prepare --dataset=physworld/tiny --data_dir=DIR
+    tfds.data_source("physworld/tiny", data_dir=DIR, split="train")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from sora_jax.data import physworld
+
+_SPLIT_SEED = {"train": 0, "validation": 1}
+
+
+@dataclasses.dataclass
+class PhysworldConfig(tfds.core.BuilderConfig):
+    """Sizes, durations and counts of one PhysWorld variant."""
+
+    sizes: tuple[tuple[int, int], ...] = ()  # (height, width) per aspect ratio
+    durations: tuple[int, ...] = ()  # frames; 1 is an image; video lengths follow T = 1 + 8k
+    image_fraction: float = 0.25  # share of examples that are single frames
+    num_examples: dict[str, int] = dataclasses.field(default_factory=dict)
+    world: physworld.WorldConfig = physworld.WorldConfig()
+
+    def example_shape(self, seed_sequence: list[int]) -> tuple[int, int, int]:
+        rng = np.random.default_rng(seed_sequence)
+        height, width = self.sizes[int(rng.integers(len(self.sizes)))]
+        videos = [d for d in self.durations if d > 1]
+        frames = 1 if rng.random() < self.image_fraction else videos[int(rng.integers(len(videos)))]
+        return frames, height, width
+
+
+def _aspect_sizes(short: int, long: int) -> tuple[tuple[int, int], ...]:
+    return ((short, long), (short, short), (long, short))  # 16:9, 1:1, 9:16
+
+
+BUILDER_CONFIGS = [
+    PhysworldConfig(
+        name="tiny", description="32 px short side, up to 17 frames: seconds on a laptop CPU.",
+        sizes=_aspect_sizes(32, 56), durations=(1, 9, 17),
+        num_examples={"train": 2048, "validation": 128},
+    ),
+    PhysworldConfig(
+        name="small", description="64 px short side, up to 33 frames.",
+        sizes=_aspect_sizes(64, 112), durations=(1, 9, 17, 33),
+        num_examples={"train": 8192, "validation": 256},
+    ),
+    PhysworldConfig(
+        name="base", description="128 px short side, up to 33 frames.",
+        sizes=_aspect_sizes(128, 224), durations=(1, 17, 33),
+        num_examples={"train": 16384, "validation": 512},
+    ),
+]
+
+
+def example_seed(config: PhysworldConfig, split: str, index: int) -> list[int]:
+    """The seed sequence of one example: distinct per config, split and index."""
+    return [sum(map(ord, config.name)), _SPLIT_SEED[split], index]
+
+
+def make_example(config: PhysworldConfig, split: str, index: int) -> dict[str, np.ndarray | str]:
+    seed = example_seed(config, split, index)
+    frames, height, width = config.example_shape(seed)
+    clip = physworld.render_clip(seed, frames, height, width, config.world)
+    truth = clip.truth
+    return {
+        "video": clip.video,
+        "caption": clip.caption,
+        "shape": np.array([frames, height, width], np.int32),
+        "index": index,
+        "centers": np.nan_to_num(truth["centers"], nan=-1.0),
+        "boxes": np.nan_to_num(truth["boxes"], nan=-1.0),
+        "visible": truth["visible"],
+        "trail_mask": truth["trail_mask"].astype(np.uint8),
+        "camera_offset": truth["camera_offset"],
+        "objects": truth["objects"],
+    }
+
+
+class Physworld(tfds.core.GeneratorBasedBuilder):
+    """PhysWorld: procedural clips with captions and per-frame ground truth."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "First release."}
+    BUILDER_CONFIGS = BUILDER_CONFIGS
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        max_objects = physworld.MAX_OBJECTS
+        features = tfds.features.FeaturesDict({
+            "video": tfds.features.Tensor(shape=(None, None, None, 3), dtype=np.uint8, encoding="zlib"),
+            "caption": tfds.features.Text(),
+            "shape": tfds.features.Tensor(shape=(3,), dtype=np.int32),
+            "index": tfds.features.Tensor(shape=(), dtype=np.int64),
+            "centers": tfds.features.Tensor(shape=(None, max_objects, 2), dtype=np.float32),
+            "boxes": tfds.features.Tensor(shape=(None, max_objects, 4), dtype=np.float32),
+            "visible": tfds.features.Tensor(shape=(None, max_objects), dtype=np.float32),
+            "trail_mask": tfds.features.Tensor(shape=(None, None, None), dtype=np.uint8, encoding="zlib"),
+            "camera_offset": tfds.features.Tensor(shape=(None,), dtype=np.float32),
+            "objects": tfds.features.Tensor(shape=(max_objects, 5), dtype=np.int32),
+        })
+        return tfds.core.DatasetInfo(
+            builder=self, description=__doc__, features=features,
+            homepage="https://github.com/sora-jax/sora_jax",
+        )
+
+    def _split_generators(self, dl_manager):
+        del dl_manager  # procedural: nothing to download
+        return {split: self._generate_examples(split) for split in self.builder_config.num_examples}
+
+    def _generate_examples(self, split: str):
+        for index in range(self.builder_config.num_examples[split]):
+            yield index, make_example(self.builder_config, split, index)

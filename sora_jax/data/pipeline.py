@@ -1,0 +1,183 @@
+"""The input pipeline: Grain over a random-access source, bucketed by shape, sharded per process.
+
+One batch holds one `(T, H, W)` shape; each bucket gets its own batch size so tokens per batch
+stay roughly constant (images come many to a batch, long clips few). The order of batches is a
+pure function of `(seed, epoch)`, every process reads only its slice of each global batch, and
+the Grain iterator's state goes into the checkpoint, so a resumed run sees the same data.
+
+    batches = make_iterator(config.data, seed=config.seed)
+    batch = next(batches)   # {"video": float32 [b, T, H, W, 3] in [-1, 1], "caption": [b] str}
+    state = batches.get_state()   # -> checkpoint; batches.set_state(state) resumes
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import pathlib
+
+import grain
+import jax
+import numpy as np
+
+from sora_jax.data import video_folder
+
+EPOCHS_AHEAD = 10**6  # a plan this long never runs out; batches are computed lazily
+
+
+def open_source(dataset: str, data_dir: str, split: str, *, sizes=None, durations=None, fps=8.0, seed=0):
+    """A random-access source: `physworld/<config>` (tfds) or `folder:<path>` (the user's clips)."""
+    if dataset.startswith("folder:"):
+        if sizes is None or durations is None:
+            sizes, durations = _physworld_buckets("physworld/tiny")
+        return video_folder.FolderSource(dataset.removeprefix("folder:"), sizes, durations, fps=fps, seed=seed)
+    import tensorflow_datasets as tfds
+
+    from sora_jax.data import physworld_tfds  # noqa: F401  (registers the builder)
+
+    prepared = _dataset_dir(dataset, data_dir)
+    if prepared is None or not (prepared / "dataset_info.json").exists():
+        raise FileNotFoundError(
+            f"dataset {dataset} is not prepared in {data_dir}: run "
+            f"`sora-jax data prepare --dataset={dataset} --data_dir={data_dir}`"
+        )
+    try:
+        return tfds.data_source(dataset, data_dir=data_dir, split=split, download=False)
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"dataset {dataset} in {data_dir} has no usable split {split!r}: {error}") from None
+
+
+def _physworld_buckets(dataset: str):
+    from sora_jax.data.physworld_tfds import builder
+
+    name = dataset.split("/")[1]
+    config = next(c for c in builder.BUILDER_CONFIGS if c.name == name)
+    return config.sizes, config.durations
+
+
+def record_shapes(source, cache: pathlib.Path | None = None) -> np.ndarray:
+    """int [N, 3]: each record's (T, H, W), cached as JSON next to the data when possible."""
+    if hasattr(source, "shapes"):
+        return source.shapes()
+    if cache is not None and cache.exists():
+        shapes = np.array(json.loads(cache.read_text()), np.int64).reshape(-1, 3)
+        if len(shapes) == len(source):
+            return shapes
+    shapes = np.array([source[i]["shape"] for i in range(len(source))], np.int64).reshape(-1, 3)
+    if cache is not None:
+        try:
+            cache.write_text(json.dumps(shapes.tolist()))
+        except OSError:
+            pass  # a read-only data dir: scan again next time
+    return shapes
+
+
+def bucket_batch_sizes(buckets: np.ndarray, batch_size: int, max_batch_size: int, multiple: int) -> np.ndarray:
+    """Per-bucket batch size: `batch_size` for the most pixels, more for fewer, a multiple of
+    `multiple` (devices x processes), capped at `max_batch_size`."""
+    if batch_size % multiple:
+        raise ValueError(f"data.batch_size={batch_size} must be divisible by {multiple} (data x fsdp shards)")
+    pixels = buckets.prod(axis=1).astype(np.float64)
+    sizes = np.floor(batch_size * pixels.max() / pixels / multiple).astype(np.int64) * multiple
+    cap = max(multiple, max_batch_size // multiple * multiple)
+    return np.clip(sizes, multiple, cap)
+
+
+class BatchPlan:
+    """Random access to global batches: item i is (epoch, bucket index, record indices).
+
+    Each epoch shuffles records within buckets, cuts full batches (remainders wait for the next
+    epoch's reshuffle), and shuffles the batches; all from `(seed, epoch)`.
+    """
+
+    def __init__(self, shapes: np.ndarray, batch_size: int, max_batch_size: int, multiple: int, seed: int,
+                 shuffle: bool = True, epochs: int = EPOCHS_AHEAD):
+        self.buckets, self.bucket_of = np.unique(shapes, axis=0, return_inverse=True)
+        self.bucket_of = self.bucket_of.reshape(-1)
+        self.batch_sizes = bucket_batch_sizes(self.buckets, batch_size, max_batch_size, multiple)
+        self.seed, self.shuffle, self.epochs = seed, shuffle, epochs
+        counts = np.bincount(self.bucket_of, minlength=len(self.buckets))
+        self.batches_per_epoch = int((counts // self.batch_sizes).sum())
+        if self.batches_per_epoch == 0:
+            raise ValueError(
+                f"no bucket has enough records for one batch: counts {counts.tolist()} vs batch sizes "
+                f"{self.batch_sizes.tolist()} for buckets {self.buckets.tolist()}"
+            )
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch * self.epochs
+
+    @functools.lru_cache(maxsize=4)
+    def epoch(self, epoch: int) -> list[tuple[int, np.ndarray]]:
+        rng = np.random.default_rng([self.seed, epoch])
+        batches = []
+        for bucket, size in enumerate(self.batch_sizes):
+            members = np.flatnonzero(self.bucket_of == bucket)
+            if self.shuffle:
+                members = rng.permutation(members)
+            usable = len(members) // size * size
+            batches += [(bucket, chunk) for chunk in members[:usable].reshape(-1, size)]
+        order = rng.permutation(len(batches)) if self.shuffle else np.arange(len(batches))
+        return [batches[i] for i in order]
+
+    def __getitem__(self, index: int) -> tuple[int, int, np.ndarray]:
+        epoch, position = divmod(int(index), self.batches_per_epoch)
+        bucket, records = self.epoch(epoch)[position]
+        return epoch, bucket, records
+
+
+class LoadLocalBatch(grain.transforms.Map):
+    """Global batch plan -> this process's slice, decoded to float32 [-1, 1]."""
+
+    def __init__(self, source, process_index: int, process_count: int):
+        self.source, self.process_index, self.process_count = source, process_index, process_count
+
+    def map(self, planned):
+        epoch, bucket, records = planned
+        local = np.array_split(records, self.process_count)[self.process_index]
+        examples = [
+            self.source.load(int(i), epoch) if hasattr(self.source, "load") else self.source[int(i)] for i in local
+        ]
+        videos = np.stack([e["video"] for e in examples]).astype(np.float32) / 127.5 - 1.0
+        captions = np.array([_text(e["caption"]) for e in examples], dtype=object)
+        return {"video": videos, "caption": captions, "record": np.asarray(local, np.int64),
+                "bucket": np.int64(bucket), "epoch": np.int64(epoch)}
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def make_dataset(data_config, *, split: str | None = None, seed: int = 0, shuffle: bool = True,
+                 process_index: int | None = None, process_count: int | None = None,
+                 shard_multiple: int = 1, epochs: int = EPOCHS_AHEAD, sizes=None, durations=None):
+    """A Grain `IterDataset` of local batches. `shard_multiple`: global batches divide by it."""
+    split = split or data_config.train_split
+    process_index = jax.process_index() if process_index is None else process_index
+    process_count = jax.process_count() if process_count is None else process_count
+    source = open_source(data_config.dataset, data_config.data_dir, split, sizes=sizes,
+                         durations=durations, fps=data_config.fps, seed=seed)
+    cache = None
+    if not data_config.dataset.startswith("folder:"):
+        base = _dataset_dir(data_config.dataset, data_config.data_dir)
+        cache = base / f"shapes-{split}.json" if base is not None else None
+    shapes = record_shapes(source, cache)
+    plan = BatchPlan(shapes, data_config.batch_size, data_config.max_batch_size,
+                     max(shard_multiple, process_count), seed, shuffle=shuffle, epochs=epochs)
+    dataset = grain.MapDataset.source(plan).map(LoadLocalBatch(source, process_index, process_count))
+    iter_dataset = dataset.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=data_config.prefetch))
+    if data_config.num_workers > 0:
+        iter_dataset = iter_dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=data_config.num_workers))
+    return iter_dataset, plan, source
+
+
+def _dataset_dir(dataset: str, data_dir: str) -> pathlib.Path | None:
+    root = pathlib.Path(data_dir).expanduser() / dataset
+    versions = sorted(p for p in root.glob("*") if p.is_dir()) if root.exists() else []
+    return versions[-1] if versions else None
+
+
+def make_iterator(data_config, **kwargs):
+    """`iter(make_dataset(...))`: a Grain iterator with `get_state()` / `set_state()`."""
+    dataset, _, _ = make_dataset(data_config, **kwargs)
+    return iter(dataset)
