@@ -22,6 +22,7 @@ INSTALL_REQUIRES = [
     "tensorboardX>=2.6",
     "absl-py>=2.1",
     "tqdm>=4.66",
+    "scipy>=1.11",
 ]
 
 setup(

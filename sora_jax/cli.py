@@ -10,6 +10,7 @@ per verb. A user mistake ends with a one-line message and exit code 2, never a t
 
 from __future__ import annotations
 
+import json
 import sys
 
 from absl import app, flags, logging
@@ -23,8 +24,9 @@ _DATA_DIR = flags.DEFINE_string("data_dir", "data/tfds", "Where prepared dataset
 _SPLIT = flags.DEFINE_string("split", "validation", "Split to preview.")
 _OUT = flags.DEFINE_string("out", None, "Output directory (preview) or file (sample).")
 _COUNT = flags.DEFINE_integer("count", 12, "How many clips to preview.")
+_SUITE = flags.DEFINE_enum("suite", "vae", ["vae"], "Evaluation suite (eval).")
 
-USAGE = "usage: sora-jax {train|sample|eval|data|ladder} ... (data: prepare|preview)"
+USAGE = "usage: sora-jax {train|sample|eval|data|ladder} ... (data: prepare|preview; eval --suite=vae)"
 VERBS = ("train", "sample", "eval", "data", "ladder")
 
 
@@ -50,6 +52,36 @@ def _data(subverb: str | None) -> None:
         raise UserError(f"data needs a subverb: prepare or preview (got {subverb!r})")
 
 
+def _require(flag, name: str):
+    if flag.value is None:
+        raise UserError(f"this verb needs --{name}")
+    return flag.value
+
+
+def _train() -> None:
+    config = _require(_CONFIG, "config")
+    workdir = _require(_WORKDIR, "workdir")
+    from sora_jax.data import prepare
+    from sora_jax.train import trainer
+
+    if config.data.dataset.startswith("physworld/"):
+        prepare.prepare(config.data.dataset, config.data.data_dir)  # procedural: a no-op once built
+    results = trainer.train(config, workdir)
+    print(json.dumps({k: v for k, v in results.items() if not isinstance(v, (dict, list))}, indent=1))
+
+
+def _eval() -> None:
+    workdir = _require(_WORKDIR, "workdir")
+    from sora_jax.evaluation import vae_suite
+
+    report = vae_suite.run(workdir)
+    summary = {"physworld_validation": report["physworld_validation"],
+               "real_footage_psnr": report["real_footage"]["psnr"], "compression_ratio": report["compression_ratio"],
+               "throughput": report["throughput"]}
+    print(json.dumps(summary, indent=1))
+    print(f"wrote {workdir}/eval_vae.json")
+
+
 def main(argv: list[str]) -> None:
     args = argv[1:]
     verb = args[0] if args else None
@@ -57,6 +89,10 @@ def main(argv: list[str]) -> None:
         raise UserError(f"unknown verb {verb!r}; {USAGE}")
     if verb == "data":
         return _data(args[1] if len(args) > 1 else None)
+    if verb == "train":
+        return _train()
+    if verb == "eval":
+        return _eval()
     raise UserError(f"`sora-jax {verb}` is not implemented yet")
 
 

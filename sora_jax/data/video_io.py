@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import warnings
 
 import imageio.v3 as iio
 import numpy as np
@@ -16,6 +17,8 @@ from PIL import Image, ImageSequence
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".avi", ".gif")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 MAX_SIDE = 8192  # larger frames are refused rather than decoded into tens of GB
+# imageio-ffmpeg starts ffmpeg with subprocess; the child execs at once, so JAX's threads are safe.
+warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
 
 
 class VideoReadError(ValueError):

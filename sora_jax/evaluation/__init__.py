@@ -1,0 +1,1 @@
+"""Evaluation: image/video metrics, world probes, likelihood tests."""

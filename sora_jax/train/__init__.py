@@ -1,0 +1,1 @@
+"""Training: mesh and sharding, state, Orbax checkpoints, metrics, and the one trainer."""

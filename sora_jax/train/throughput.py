@@ -1,0 +1,34 @@
+"""Throughput accounting: FLOPs of a compiled step (XLA's cost analysis) and the device's matmul
+ceiling measured in this process, so MFU compares like with like on a noisy shared machine."""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import jax.numpy as jnp
+
+
+def compiled_flops(compiled) -> float:
+    """FLOPs XLA counts for one call of a compiled program (0.0 when the backend does not say)."""
+    try:
+        analysis = compiled.cost_analysis()
+    except Exception:  # some backends cannot analyse every program
+        return 0.0
+    if isinstance(analysis, (list, tuple)):
+        analysis = analysis[0] if analysis else {}
+    return float((analysis or {}).get("flops", 0.0))
+
+
+def matmul_peak_flops(size: int = 2048, dtype=jnp.float32, repeats: int = 5) -> float:
+    """Best-of-`repeats` FLOP/s of a square matmul on the default device (f32 accumulation)."""
+    a = jnp.ones((size, size), dtype)
+    b = jnp.ones((size, size), dtype)
+    matmul = jax.jit(lambda x, y: jnp.matmul(x, y, preferred_element_type=jnp.float32))
+    matmul(a, b).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        matmul(a, b).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * size**3 / best

@@ -1,0 +1,180 @@
+"""The VAE as a task of the shared trainer: model, loss, validation, samples, latent statistics.
+
+A task tells the trainer how to build parameters, turn a data batch into model inputs, compute
+the loss, evaluate, and what to store with the final checkpoint (`finalize`).
+"""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sora_jax.data import pipeline, video_io
+from sora_jax.evaluation import metrics as recon_metrics
+from sora_jax.models.vae import VideoVAE
+
+
+def _temporal_l1(recon, video):
+    if video.shape[1] < 2:
+        return jnp.zeros((), jnp.float32)
+    return jnp.mean(jnp.abs(jnp.diff(recon, axis=1) - jnp.diff(video, axis=1)))
+
+
+def _edge_l1(recon, video):
+    def edges(x):
+        return jnp.concatenate([jnp.diff(x, axis=2)[:, :, :, :-1], jnp.diff(x, axis=3)[:, :, :-1]], axis=-1)
+
+    return jnp.mean(jnp.abs(edges(recon) - edges(video)))
+
+
+# Extra reconstruction terms, name -> fn(recon, video) -> scalar. Weighted by config.loss.hooks.
+# A perceptual (LPIPS-like) or adversarial term registers here; none ships, as no pretrained
+# feature network is available offline.
+LOSS_HOOKS: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
+    "temporal_l1": _temporal_l1,
+    "edge_l1": _edge_l1,
+}
+
+
+def build_model(model_config) -> VideoVAE:
+    return VideoVAE.from_variant(model_config.variant, spatial=model_config.spatial_compression,
+                                 temporal=model_config.temporal_compression,
+                                 latent_channels=model_config.latent_channels, patch=model_config.patch)
+
+
+class VaeTask:
+    name = "vae"
+
+    def __init__(self, config):
+        self.config = config
+        self.model = build_model(config.model)
+        unknown = set(config.loss.hooks) - set(LOSS_HOOKS)
+        if unknown:
+            raise ValueError(f"loss.hooks has unknown terms {sorted(unknown)}; registered: {sorted(LOSS_HOOKS)}")
+
+    # --- shapes and parameters -------------------------------------------------------------
+    def example_batch(self, batch_size: int) -> dict[str, np.ndarray]:
+        side = 2 * self.model.spatial
+        return {"video": np.zeros((batch_size, 1 + self.model.temporal, side, side, 3), np.float32)}
+
+    def init(self, rng: jax.Array, batch: dict) -> dict:
+        return self.model.init(rng, batch["video"])["params"]
+
+    def prepare_batch(self, batch: dict) -> dict[str, np.ndarray]:
+        self.model.check_video_shape(batch["video"].shape)
+        return {"video": batch["video"]}
+
+    def tokens(self, batch: dict) -> int:
+        """Latent positions per batch (what a DiT would see as tokens before patching)."""
+        return int(np.prod(self.model.latent_shape(batch["video"].shape)[:4]))
+
+    # --- loss ------------------------------------------------------------------------------
+    def loss(self, params, batch, rng):
+        video = batch["video"]
+        recon, posterior = self.model.apply({"params": params}, video, rng)
+        l1 = jnp.mean(jnp.abs(recon - video))
+        l2 = jnp.mean((recon - video) ** 2)
+        kl = posterior.kl()
+        weights = self.config.loss
+        total = weights.l1_weight * l1 + weights.l2_weight * l2 + weights.kl_weight * kl
+        aux = {"l1": l1, "l2": l2, "kl": kl}
+        for name, weight in weights.hooks.items():
+            if weight:
+                aux[name] = LOSS_HOOKS[name](recon, video)
+                total = total + weight * aux[name]
+        aux["psnr_train"] = -10.0 * jnp.log10(l2 / 4.0)  # [-1, 1] range: peak-to-peak 2
+        return total, aux
+
+    # --- evaluation --------------------------------------------------------------------------
+    @functools.cached_property
+    def _reconstruct(self):
+        return jax.jit(lambda params, video: self.model.apply({"params": params}, video)[0])
+
+    def reconstruct(self, params, video: np.ndarray) -> np.ndarray:
+        return np.asarray(self._reconstruct(params, jnp.asarray(video)))
+
+    def validation_clips(self, count: int) -> list[dict]:
+        data = self.config.data
+        source = pipeline.open_source(data.dataset, data.data_dir, data.eval_split)
+        return [source[i] for i in range(min(count, len(source)))]
+
+    def evaluate(self, params, clips: list[dict]) -> dict[str, float]:
+        """PSNR / SSIM / palette fidelity of reconstructions of uint8 clips, grouped by shape."""
+        by_shape: dict[tuple, list[np.ndarray]] = {}
+        for clip in clips:
+            by_shape.setdefault(clip["video"].shape, []).append(clip["video"])
+        originals, recons = [], []
+        for videos in by_shape.values():
+            batch = np.stack(videos).astype(np.float32) / 127.5 - 1.0
+            recons += list(video_io.as_uint8(self.reconstruct(params, batch)))
+            originals += videos
+        psnrs = [recon_metrics.psnr(o, r) for o, r in zip(originals, recons)]
+        ssims = [recon_metrics.ssim(o, r) for o, r in zip(originals, recons)]
+        fidelity = [f for f in (recon_metrics.palette_fidelity(o, r) for o, r in zip(originals, recons)) if f == f]
+        is_image = np.array([o.shape[0] == 1 for o in originals])
+        result = {"val_psnr": float(np.mean(psnrs)), "val_ssim": float(np.mean(ssims)),
+                  "val_palette_fidelity": float(np.mean(fidelity)) if fidelity else None}
+        if is_image.any() and (~is_image).any():
+            result["val_psnr_images"] = float(np.mean(np.array(psnrs)[is_image]))
+            result["val_psnr_videos"] = float(np.mean(np.array(psnrs)[~is_image]))
+        return result
+
+    def write_samples(self, params, clips: list[dict], out_dir: pathlib.Path, writer=None, step: int = 0) -> None:
+        """Original | reconstruction, side by side, as MP4 and GIF per clip."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for number, clip in enumerate(clips):
+            video = clip["video"]
+            recon = video_io.as_uint8(self.reconstruct(params, video[None].astype(np.float32) / 127.5 - 1.0)[0])
+            pair = np.concatenate([video, np.full_like(video[:, :, :2], 255), recon], axis=2)
+            scale = max(1, 128 // video.shape[1])
+            for suffix in (".mp4", ".gif"):
+                video_io.write_video(out_dir / f"recon_{number:02d}{suffix}", pair, scale=scale)
+            if writer is not None:
+                writer.video(f"reconstruction/{number}", step, pair)
+
+    # --- end of training -------------------------------------------------------------------
+    def finalize(self, params) -> dict:
+        """Per-channel latent mean / std over training clips, stored in the checkpoint's meta."""
+        data = self.config.data
+        source = pipeline.open_source(data.dataset, data.data_dir, data.train_split)
+        count = min(self.config.eval.latent_stat_clips, len(source))
+        encode = jax.jit(lambda p, v: self.model.apply({"params": p}, v, method=VideoVAE.encode).mean)
+        total, total_sq, n = 0.0, 0.0, 0
+        for index in range(count):
+            video = source[index]["video"][None].astype(np.float32) / 127.5 - 1.0
+            latents = np.asarray(encode(params, video), np.float64).reshape(-1, self.model.latent_channels)
+            total, total_sq, n = total + latents.sum(0), total_sq + (latents**2).sum(0), n + len(latents)
+        mean = total / n
+        std = np.sqrt(np.maximum(total_sq / n - mean**2, 1e-12))
+        return {"latent_stats": {"mean": mean.tolist(), "std": std.tolist(), "clips": count}}
+
+
+def load_trained_vae(workdir) -> tuple[VideoVAE, dict, dict, dict]:
+    """(model, EMA params, latent stats {mean, std} or {}, run config dict) of a finished VAE run."""
+    from sora_jax.train.checkpoint import Checkpointer
+
+    checkpointer = Checkpointer(workdir, async_save=False)
+    try:
+        params, meta = checkpointer.restore_params(ema=True)
+    finally:
+        checkpointer.close()
+    if meta.get("task") != "vae":
+        raise ValueError(f"{workdir} holds a {meta.get('task')!r} run, not a VAE")
+    import ml_collections
+
+    config = ml_collections.ConfigDict(meta["config"])
+    return build_model(config.model), params, meta.get("latent_stats", {}), meta["config"]
+
+
+def normalize_latents(latents, stats: dict):
+    """Per-channel standardization with the VAE's stored statistics (what the DiT models)."""
+    return (latents - np.asarray(stats["mean"], np.float32)) / np.asarray(stats["std"], np.float32)
+
+
+def denormalize_latents(latents, stats: dict):
+    return latents * np.asarray(stats["std"], np.float32) + np.asarray(stats["mean"], np.float32)
