@@ -19,6 +19,9 @@ import numpy as np
 
 from sora_jax.models.vae import VideoVAE
 
+AUTO_TILE_FROM = 512  # frames with a side this large are tiled unless told otherwise
+AUTO_TILE = 256  # tile side in pixels (overlap 32) for such frames
+
 
 @functools.lru_cache(maxsize=32)
 def _streamed(model: VideoVAE, method_name: str, first: bool):
@@ -98,8 +101,10 @@ def _tiled(fn, x: np.ndarray, tile: int, overlap: int, scale: int, out_channels:
 
 def encode(model: VideoVAE, params, video: np.ndarray, chunk_frames: int | None = None,
            tile: int | None = None, overlap: int = 32) -> np.ndarray:
-    """Posterior means, chunked in time and/or tiled in space when asked."""
+    """Posterior means, chunked in time and/or tiled in space (automatically from 512 px)."""
     model.check_video_shape(video.shape)
+    if tile is None and max(video.shape[2:4]) >= AUTO_TILE_FROM:
+        tile = AUTO_TILE
     if tile is not None and (tile % model.spatial or overlap % model.spatial or overlap >= tile):
         raise ValueError(f"tile={tile} and overlap={overlap} must be multiples of {model.spatial}, overlap < tile")
 
@@ -116,7 +121,10 @@ def encode(model: VideoVAE, params, video: np.ndarray, chunk_frames: int | None 
 
 def decode(model: VideoVAE, params, latents: np.ndarray, chunk_latents: int | None = None,
            tile: int | None = None, overlap: int = 8) -> np.ndarray:
-    """Videos from latents, chunked in time and/or tiled in latent space when asked."""
+    """Videos from latents, chunked in time and/or tiled in latent space (automatically when the
+    frames would have a side of 512 px or more)."""
+    if tile is None and max(latents.shape[2:4]) * model.spatial >= AUTO_TILE_FROM:
+        tile, overlap = AUTO_TILE // model.spatial, 32 // model.spatial
     def decode_piece(piece):
         if chunk_latents:
             return decode_chunked(model, params, piece, chunk_latents)

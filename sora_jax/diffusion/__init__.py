@@ -1,0 +1,1 @@
+"""Diffusion: the rectified-flow objective, samplers, and conditioning recipes."""
