@@ -25,7 +25,7 @@ from sora_jax.models.causal_conv import CausalConv3d
 # channels per level (one down/up stage between consecutive levels), residual blocks per level.
 VARIANTS = {
     "micro": dict(channels=(8, 16, 16), blocks=1),
-    "tiny": dict(channels=(32, 64, 96), blocks=1),
+    "tiny": dict(channels=(32, 64, 128), blocks=1),
     "small": dict(channels=(64, 128, 192, 192), blocks=2),
     "base": dict(channels=(128, 256, 384, 384), blocks=2),
 }
@@ -59,7 +59,52 @@ class ResBlock(nn.Module):
         return x + h
 
 
+def _first_chunk(module: nn.Module) -> bool:
+    """True unless streaming has already passed this module a chunk (frame 0 is special)."""
+    if not (module.is_mutable_collection("cache") and not module.is_initializing()):
+        return True
+    first = not module.has_variable("cache", "started")
+    module.put_variable("cache", "started", jnp.zeros((), jnp.bool_))
+    return first
+
+
+def _fold_time(x: jax.Array, first_chunk: bool) -> jax.Array:
+    """Causal time-to-channels: frame pairs (2j-1, 2j) become one frame; frame 0 pairs with itself."""
+    if first_chunk:
+        head = jnp.concatenate([x[:, :1], x[:, :1]], axis=-1)
+        x = x[:, 1:]
+    b, t, h, w, c = x.shape
+    rest = x.reshape(b, t // 2, 2, h, w, c).transpose(0, 1, 3, 4, 2, 5).reshape(b, t // 2, h, w, 2 * c)
+    return jnp.concatenate([head, rest], axis=1) if first_chunk else rest
+
+
+def _unfold_time(x: jax.Array, first_chunk: bool) -> jax.Array:
+    """Inverse of `_fold_time`: channels -> two frames each; frame 0 yields one."""
+    b, t, h, w, c = x.shape
+    x = x.reshape(b, t, h, w, 2, c // 2).transpose(0, 1, 4, 2, 3, 5).reshape(b, 2 * t, h, w, c // 2)
+    return x[:, 1:] if first_chunk else x
+
+
+class MatchChannels(nn.Module):
+    """A shortcut's channels to `features`: group means or repeats when the counts divide (no
+    parameters, as DC-AE's residual autoencoding), a learned 1x1 conv otherwise."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        channels = x.shape[-1]
+        if channels % self.features == 0:
+            return x.reshape(*x.shape[:-1], self.features, channels // self.features).mean(-1)
+        if self.features % channels == 0:
+            return jnp.repeat(x, self.features // channels, axis=-1)
+        return CausalConv3d(self.features, kernel=(1, 1, 1))(x)
+
+
 class Downsample(nn.Module):
+    """A strided causal conv plus a parameter-free space/time-to-channels shortcut: the block
+    starts close to a reshaping, which makes high compression easy to optimize (DC-AE)."""
+
     features: int
     space: bool
     time: bool
@@ -67,12 +112,17 @@ class Downsample(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        first_chunk = _first_chunk(self) if self.time else True
         strides = (2 if self.time else 1, 2 if self.space else 1, 2 if self.space else 1)
-        return CausalConv3d(self.features, strides=strides, dtype=self.dtype)(x)
+        shortcut = _fold_time(x, first_chunk) if self.time else x
+        if self.space:
+            shortcut = space_to_depth(shortcut, 2)
+        return CausalConv3d(self.features, strides=strides, dtype=self.dtype)(x) + MatchChannels(self.features)(shortcut)
 
 
 class Upsample(nn.Module):
-    """Time: channels -> two frames each (the first latent frame yields one). Space: nearest x2."""
+    """Time: channels -> two frames each (the first latent frame yields one). Space: nearest x2.
+    Plus the mirror of Downsample's shortcut: channels-to-space/time, repeated to `features`."""
 
     features: int
     space: bool
@@ -81,20 +131,20 @@ class Upsample(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        first_chunk = _first_chunk(self) if self.time else True
+        channels = x.shape[-1]
+        shortcut = x
         if self.time:
-            batch, frames, height, width, channels = x.shape
+            shortcut = _unfold_time(jnp.repeat(shortcut, 2, axis=-1) if channels % 2 else shortcut, first_chunk)
+            batch, frames, height, width, _ = x.shape
             x = CausalConv3d(2 * channels, kernel=(3, 1, 1), dtype=self.dtype)(x)
-            x = x.reshape(batch, frames, height, width, 2, channels)
-            x = x.transpose(0, 1, 4, 2, 3, 5).reshape(batch, 2 * frames, height, width, channels)
-            first_chunk = True
-            if self.is_mutable_collection("cache") and not self.is_initializing():
-                first_chunk = not self.has_variable("cache", "started")
-                self.put_variable("cache", "started", jnp.zeros((), jnp.bool_))
-            if first_chunk:
-                x = x[:, 1:]  # the first latent frame stands for one frame, not two
+            x = _unfold_time(x, first_chunk)
         if self.space:
             x = jnp.repeat(jnp.repeat(x, 2, axis=2), 2, axis=3)
-        return CausalConv3d(self.features, dtype=self.dtype)(x)
+            if shortcut.shape[-1] % 4:
+                shortcut = jnp.repeat(shortcut, 4, axis=-1)
+            shortcut = depth_to_space(shortcut, 2)
+        return CausalConv3d(self.features, dtype=self.dtype)(x) + MatchChannels(self.features)(shortcut)
 
 
 def _stages(spatial: int, temporal: int, patch: int) -> tuple[int, int]:
@@ -138,8 +188,8 @@ class Encoder(nn.Module):
                 h = Downsample(self.channels[level + 1], space=level < space_stages, time=level < time_stages,
                                dtype=self.dtype)(h)
         h = ResBlock(self.channels[-1], dtype=self.dtype)(h)
-        h = nn.silu(ChannelRMSNorm()(h))
-        return CausalConv3d(2 * self.latent_channels, dtype=self.dtype)(h)
+        moments = CausalConv3d(2 * self.latent_channels, dtype=self.dtype)(nn.silu(ChannelRMSNorm()(h)))
+        return moments + MatchChannels(2 * self.latent_channels)(h)
 
 
 class Decoder(nn.Module):
@@ -153,7 +203,7 @@ class Decoder(nn.Module):
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
         space_stages, time_stages = _stages(self.spatial, self.temporal, self.patch)
-        h = CausalConv3d(self.channels[-1], dtype=self.dtype)(z)
+        h = CausalConv3d(self.channels[-1], dtype=self.dtype)(z) + MatchChannels(self.channels[-1])(z)
         h = ResBlock(self.channels[-1], dtype=self.dtype)(h)
         for level in reversed(range(len(self.channels))):
             for _ in range(self.blocks):
