@@ -53,7 +53,7 @@ def test_changing_frame_k_leaves_earlier_latents_unchanged(params):
 
 def test_image_latent_equals_the_videos_first_latent_frame(params):
     video = _video(9)
-    np.testing.assert_allclose(_encode(params, video[:, :1])[:, 0], _encode(params, video)[:, 0], atol=1e-6)
+    np.testing.assert_allclose(_encode(params, video[:, :1])[:, 0], _encode(params, video)[:, 0], atol=1e-5)
 
 
 @pytest.mark.parametrize("chunk", [4, 8])
