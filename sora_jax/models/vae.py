@@ -136,7 +136,6 @@ class Upsample(nn.Module):
         shortcut = x
         if self.time:
             shortcut = _unfold_time(jnp.repeat(shortcut, 2, axis=-1) if channels % 2 else shortcut, first_chunk)
-            batch, frames, height, width, _ = x.shape
             x = CausalConv3d(2 * channels, kernel=(3, 1, 1), dtype=self.dtype)(x)
             x = _unfold_time(x, first_chunk)
         if self.space:

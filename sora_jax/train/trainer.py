@@ -166,7 +166,8 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
     try:
         while step < config.total_steps:
             local = next(data_iterator)
-            batch = sharding.global_batch(task.prepare_batch(local), mesh)
+            prepared = task.prepare_batch(local)
+            batch = sharding.global_batch(prepared, mesh)
             shape_key = tuple(batch["video"].shape)
             if shape_key not in compiled_by_shape:
                 compiled = train_step.lower(state, batch).compile()
@@ -175,7 +176,7 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
             state, step_metrics = compiled(state, batch)
             step += 1
             pending.append(step_metrics)
-            window_tokens += task.tokens(local) * jax.process_count()
+            window_tokens += task.tokens(prepared) * jax.process_count()
             window_flops += step_flops
             window_steps += 1
             if step % config.log.every_steps == 0 or step == config.total_steps:

@@ -83,8 +83,8 @@ class VaeTask:
         return {"video": np.ascontiguousarray(video)}
 
     def tokens(self, batch: dict) -> int:
-        """Latent positions per batch (what a DiT would see as tokens before patching)."""
-        return int(np.prod(self.model.latent_shape(self.prepare_batch(batch)["video"].shape)[:4]))
+        """Latent positions of a prepared batch (what a DiT would see as tokens before patching)."""
+        return int(np.prod(self.model.latent_shape(batch["video"].shape)[:4]))
 
     # --- loss ------------------------------------------------------------------------------
     def loss(self, params, batch, rng):
