@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import pathlib
 
 from sora_jax.data import pipeline
@@ -25,4 +24,4 @@ def prepare(dataset: str, data_dir: str) -> pathlib.Path:
 
 def first_examples(dataset: str, data_dir: str, split: str, count: int) -> list[dict]:
     source = pipeline.open_source(dataset, data_dir, split)
-    return [source[i] for i in itertools.islice(range(len(source)), count)]
+    return [source[i] for i in range(min(count, len(source)))]

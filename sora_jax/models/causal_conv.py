@@ -58,7 +58,7 @@ def _conv_time_taps_as_channels(x, kernel, strides, padding) -> jax.Array:
     """A valid-in-time 3D conv as one 2D conv whose channels stack the `kt` temporal taps.
 
     XLA's CPU conv3d runs at ~50 GFLOP/s on this machine; the same arithmetic as a 2D conv runs
-    at ~170 (benchmarks/README). Results agree to float rounding.
+    at ~170 (`experiments/bench_causal_conv.py`). Results agree to float rounding.
     """
     kt, kh, kw, c_in, c_out = kernel.shape
     st, sh, sw = strides

@@ -40,12 +40,6 @@ class Checkpointer:
             state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
         return flax.serialization.from_state_dict(target_state, restored["state"]), dict(restored["meta"])
 
-    def restore_meta(self, step: int | None = None) -> dict:
-        step = self.latest_step() if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"no complete checkpoint in {self.directory}")
-        return dict(self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"])
-
     def restore_params(self, step: int | None = None, ema: bool = True) -> tuple[dict, dict]:
         """(params, meta) of a finished run, without knowing its shapes: replicated on this host."""
         step = self.latest_step() if step is None else step

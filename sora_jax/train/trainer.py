@@ -107,6 +107,7 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
 
     # --- Model
     optimizer = state_lib.make_optimizer(config.optimizer, config.total_steps)
+    schedule = state_lib.learning_rate_schedule(config.optimizer, config.total_steps)  # for logging
     example = task.example_batch(shards)
     init_rng, state_rng = jax.random.split(jax.random.PRNGKey(config.seed))
     abstract_params = jax.eval_shape(task.init, init_rng, example)
@@ -188,8 +189,7 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
                 logged = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[-1] if k != "finite"}
                 logged.update(steps_per_s=window_steps / elapsed, tokens_per_s=window_tokens / elapsed,
                               tflops_per_s=window_flops / elapsed / 1e12, mfu=window_flops / elapsed / peak,
-                              skipped_steps=int(state.skipped_steps), learning_rate=float(
-                                  state_lib.learning_rate_schedule(config.optimizer, config.total_steps)(step)))
+                              skipped_steps=int(state.skipped_steps), learning_rate=float(schedule(step)))
                 writer.write(step, logged)
                 writer.progress(step, {"loss": logged["loss"], "tok/s": logged["tokens_per_s"],
                                        "TFLOP/s": logged["tflops_per_s"], "MFU": logged["mfu"]})
