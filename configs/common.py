@@ -96,6 +96,7 @@ def common_config() -> ml_collections.ConfigDict:
     config.optimizer.schedule = "constant_cooldown"  # constant LR, linear cooldown at the end
     config.optimizer.cooldown_fraction = 0.2
     config.optimizer.ema_decay = 0.999
+    config.optimizer.grad_accum_steps = 1  # microbatches per step (scanned: memory of one microbatch)
     config.optimizer.max_consecutive_skips = 10  # non-finite loss or gradient steps before stopping
 
     config.checkpoint = ml_collections.ConfigDict()

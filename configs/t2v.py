@@ -1,17 +1,22 @@
 r"""Text-to-video DiT runs over the VAE's latent, trained with rectified flow.
 
+    sora-jax train --config=configs/vae.py:tiny --workdir=runs/vae_tiny     # first: the latent space
     sora-jax train --config=configs/t2v.py:tiny --workdir=runs/t2v_tiny \
         --config.vae_workdir=runs/vae_tiny
 
-Variants pick the DiT size (`sora_jax/models/dit.py` holds the variant table) and the data.
+Variants pick the DiT size (`sora_jax/models/dit.py` holds the variant table), the text encoder
+and the data. Latents and text embeddings are cached in `<workdir>/latent_cache/` before training.
 """
 
 from configs import common
+from sora_jax.models import dit
 
 VARIANTS = {
-    "tiny": dict(dataset="physworld/tiny", width=192, depth=6, heads=6, batch_size=8, total_steps=3000, text="bytes"),
-    "small": dict(dataset="physworld/small", width=384, depth=12, heads=6, batch_size=16, total_steps=20000, text="minilm"),
-    "base": dict(dataset="physworld/base", width=768, depth=12, heads=12, batch_size=32, total_steps=100000, text="minilm"),
+    # micro: seconds per step; smoke tests of the trainer, sharding and resumption.
+    "micro": dict(dataset="physworld/tiny", model="micro", batch_size=8, total_steps=20, text="bytes", lr=1e-3),
+    "tiny": dict(dataset="physworld/tiny", model="tiny", batch_size=16, total_steps=3000, text="bytes", lr=5e-4),
+    "small": dict(dataset="physworld/small", model="small", batch_size=32, total_steps=20000, text="minilm", lr=3e-4),
+    "base": dict(dataset="physworld/base", model="base", batch_size=64, total_steps=100000, text="minilm", lr=2e-4),
 }
 
 
@@ -23,22 +28,46 @@ def get_config(arg: str | None = None):
     config.total_steps = variant["total_steps"]
     config.data.dataset = variant["dataset"]
     config.data.batch_size = variant["batch_size"]
+    config.data.max_batch_size = 4 * variant["batch_size"]
+    config.data.cache_limit = 0  # encode only the first N clips of each split into the cache; 0 = all
     config.vae_workdir = "runs/vae_tiny"  # the trained VAE whose latent the DiT models
 
+    size = dit.VARIANTS[variant["model"]]
     config.model = common.ml_collections.ConfigDict()
-    config.model.variant = arg.variant
-    config.model.width = variant["width"]
-    config.model.depth = variant["depth"]
-    config.model.heads = variant["heads"]
+    config.model.variant = variant["model"]
+    config.model.width = size["width"]
+    config.model.depth = size["depth"]
+    config.model.heads = size["heads"]
+    config.model.mlp_ratio = 4.0
     config.model.patch = (1, 2, 2)  # (pt, ph, pw) over the latent
-    config.model.attention = "full"  # "full" spacetime or "factorized" spatial-then-temporal
-    config.model.text_encoder = variant["text"]  # "bytes" (learned) or "minilm" (pretrained)
+    config.model.layout = "full"  # "full" spacetime or "factorized" spatial-then-temporal attention
+    config.model.text_encoder = variant["text"]  # "bytes" (learned with the DiT) or "minilm" (pretrained, frozen)
+    config.model.text_width = 128  # the byte encoder's width
+    config.model.text_length = 128  # bytes or word pieces kept per caption
+    config.model.dtype = "float32"  # compute dtype: float32 or bfloat16 (parameters stay float32)
+    config.model.remat = "none"  # none, full, dots, dots_no_batch (sora_jax/models/dit.py)
+    config.model.attention_implementation = "xla"  # xla, or cudnn on a GPU
 
     config.flow = common.ml_collections.ConfigDict()
     config.flow.text_dropout = 0.1  # for classifier-free guidance
     config.flow.timestep_shift = True  # shift by token count, as SD3 / Open-Sora
+    config.flow.logit_mean = 0.0  # logit-normal timesteps
+    config.flow.logit_std = 1.0
     config.flow.tasks = common.ml_collections.ConfigDict(dict(
         t2v=0.6, t2i=0.1, i2v=0.1, extend_forward=0.05, extend_backward=0.05, connect=0.05, random_frames=0.05,
     ))
+
+    config.sample = common.ml_collections.ConfigDict()
+    config.sample.steps = 30
+    config.sample.guidance = 4.0
+
+    config.eval = common.ml_collections.ConfigDict()
+    config.eval.num_clips = 64  # validation clips for the fixed-triple validation loss
+    config.eval.num_samples = 4  # validation prompts sampled at each evaluation
+
+    config.optimizer.learning_rate = variant["lr"]
+    config.optimizer.weight_decay = 0.01
+    config.checkpoint.every_steps = 500
+    config.log.eval_every_steps = 1000
     config.lock()
     return config

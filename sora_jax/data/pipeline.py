@@ -138,10 +138,13 @@ class LoadLocalBatch(grain.transforms.Map):
         examples = [
             self.source.load(int(i), epoch) if hasattr(self.source, "load") else self.source[int(i)] for i in local
         ]
-        videos = np.stack([e["video"] for e in examples]).astype(np.float32) / 127.5 - 1.0
-        captions = np.array([_text(e["caption"]) for e in examples], dtype=object)
-        return {"video": videos, "caption": captions, "record": np.asarray(local, np.int64),
-                "bucket": np.int64(bucket), "epoch": np.int64(epoch)}
+        batch = {"caption": np.array([_text(e["caption"]) for e in examples], dtype=object),
+                 "record": np.asarray(local, np.int64), "bucket": np.int64(bucket), "epoch": np.int64(epoch)}
+        if "video" in examples[0]:
+            batch["video"] = np.stack([e["video"] for e in examples]).astype(np.float32) / 127.5 - 1.0
+        for key in getattr(self.source, "batch_keys", ()):  # e.g. cached latents and text embeddings
+            batch[key] = np.stack([e[key] for e in examples])
+        return batch
 
 
 def _text(value) -> str:
@@ -150,15 +153,19 @@ def _text(value) -> str:
 
 def make_dataset(data_config, *, split: str | None = None, seed: int = 0, shuffle: bool = True,
                  process_index: int | None = None, process_count: int | None = None,
-                 shard_multiple: int = 1, epochs: int = EPOCHS_AHEAD, sizes=None, durations=None):
-    """A Grain `IterDataset` of local batches. `shard_multiple`: global batches divide by it."""
+                 shard_multiple: int = 1, epochs: int = EPOCHS_AHEAD, sizes=None, durations=None, source=None):
+    """A Grain `IterDataset` of local batches. `shard_multiple`: global batches divide by it.
+
+    `source`: read this instead of `data_config.dataset` (e.g. a latent cache; it must have
+    `shapes()`, and lists the array fields to batch in `batch_keys`)."""
     split = split or data_config.train_split
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
-    source = open_source(data_config.dataset, data_config.data_dir, split, sizes=sizes,
-                         durations=durations, fps=data_config.fps, seed=seed)
+    if source is None:
+        source = open_source(data_config.dataset, data_config.data_dir, split, sizes=sizes,
+                             durations=durations, fps=data_config.fps, seed=seed)
     cache = None
-    if not data_config.dataset.startswith("folder:"):
+    if not data_config.dataset.startswith("folder:") and not hasattr(source, "shapes"):
         base = _dataset_dir(data_config.dataset, data_config.data_dir)
         cache = base / f"shapes-{split}.json" if base is not None else None
     shapes = record_shapes(source, cache)

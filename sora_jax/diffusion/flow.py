@@ -40,9 +40,10 @@ def task_masks(rng: jax.Array, batch: int, latent_frames: int, probabilities: di
     unknown = set(probabilities) - set(TASKS)
     if unknown:
         raise ValueError(f"unknown tasks {sorted(unknown)}; valid: {TASKS}")
-    weights = jnp.array([probabilities.get(name, 0.0) for name in TASKS], jnp.float32)
-    if float(weights.sum()) <= 0:
-        raise ValueError("task probabilities must have a positive sum")
+    weights = [float(probabilities.get(name, 0.0)) for name in TASKS]
+    if sum(weights) <= 0 or min(weights) < 0:
+        raise ValueError(f"task probabilities must be non-negative with a positive sum, got {probabilities}")
+    weights = jnp.array(weights, jnp.float32)
     task_rng, length_rng, random_rng = jax.random.split(rng, 3)
     task = jax.random.choice(task_rng, len(TASKS), (batch,), p=weights / weights.sum())
     frames = jnp.arange(latent_frames)[None, :]

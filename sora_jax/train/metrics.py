@@ -30,7 +30,8 @@ class MetricWriter:
     def write(self, step: int, metrics: dict) -> None:
         if not self.enabled:
             return
-        clean = {k: (float(v) if np.ndim(v) == 0 else np.asarray(v).tolist()) for k, v in metrics.items()}
+        clean = {k: (float(v) if np.ndim(v) == 0 else np.asarray(v).tolist())
+                 for k, v in metrics.items() if v is not None}  # None: not measurable this time
         self.jsonl.write(json.dumps({"step": int(step), "time": time.time(), **clean}) + "\n")
         self.jsonl.flush()
         for key, value in clean.items():

@@ -9,6 +9,7 @@ included. SIGTERM / SIGINT write a checkpoint and exit cleanly.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import signal
@@ -22,18 +23,21 @@ import optax
 from jax.experimental import multihost_utils
 from absl import logging
 
-from sora_jax.data import pipeline
 from sora_jax.train import checkpoint as checkpoint_lib
 from sora_jax.train import metrics as metrics_lib
 from sora_jax.train import sharding, state as state_lib, throughput
 
 
-def make_task(config):
+def make_task(config, workdir):
     if config.task == "vae":
         from sora_jax.train.vae_task import VaeTask
 
         return VaeTask(config)
-    raise ValueError(f"config.task={config.task!r} has no trainer task yet; valid: vae")
+    if config.task == "t2v":
+        from sora_jax.train.t2v_task import T2VTask
+
+        return T2VTask(config, workdir)
+    raise ValueError(f"config.task={config.task!r} has no trainer task; valid: vae, t2v")
 
 
 class _Preemption:
@@ -63,10 +67,32 @@ def _ema_decay(config, step: jax.Array) -> jax.Array:
     return jnp.minimum(config.optimizer.ema_decay, (1.0 + step) / (10.0 + step))
 
 
+def _value_and_grad(task, params, batch, rng, accumulate: int):
+    """Loss, aux and gradients, over `accumulate` microbatches summed in a scan (same memory as
+    one microbatch). Microbatch j takes rows j, j+k, j+2k, ...: each device keeps its rows."""
+    grad_fn = jax.value_and_grad(task.loss, has_aux=True)
+    if accumulate == 1:
+        return grad_fn(params, batch, rng)
+    micro = jax.tree.map(lambda x: x.reshape(x.shape[0] // accumulate, accumulate, *x.shape[1:]).swapaxes(0, 1),
+                         batch)
+
+    def body(total, index):
+        microbatch = jax.tree.map(lambda x: x[index], micro)
+        out = grad_fn(params, microbatch, jax.random.fold_in(rng, index))
+        return jax.tree.map(jnp.add, total, out), None
+
+    first = jax.tree.map(lambda x: x[0], micro)
+    zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(grad_fn, params, first, rng))
+    total, _ = jax.lax.scan(body, zeros, jnp.arange(accumulate))
+    return jax.tree.map(lambda x: x / accumulate, total)
+
+
 def make_train_step(task, optimizer, config):
+    accumulate = config.optimizer.grad_accum_steps
+
     def train_step(state: state_lib.TrainState, batch):
         rng = jax.random.fold_in(state.rng, state.step)
-        (loss, aux), grads = jax.value_and_grad(task.loss, has_aux=True)(state.params, batch, rng)
+        (loss, aux), grads = _value_and_grad(task, state.params, batch, rng, accumulate)
         grad_norm = optax.global_norm(grads)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -88,31 +114,28 @@ def make_train_step(task, optimizer, config):
     return train_step
 
 
-def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
-    workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    task = make_task(config)
-    if jax.process_index() == 0:
-        (workdir / "config.json").write_text(config.to_json_best_effort(indent=1))
+@dataclasses.dataclass
+class Setup:
+    """What `build` makes: the sharded initial state and the jitted step, for one mesh."""
 
-    # --- Mesh
-    mesh = sharding.make_mesh(config.mesh)
+    mesh: jax.sharding.Mesh
+    state: state_lib.TrainState
+    state_shardings: object
+    batch_sharding: jax.sharding.NamedSharding
+    train_step: object  # jitted (state, batch) -> (state, metrics); donates the state
+    param_count: int
+    shards: int  # data x fsdp: global batches divide by shards x grad_accum_steps
+
+
+def build(config, task, mesh=None) -> Setup:
+    """Mesh, sharded parameter init (each device creates only its shards) and the train step."""
+    mesh = sharding.make_mesh(config.mesh) if mesh is None else mesh
     rules = sharding.logical_rules(config)
     shards = sharding.batch_shards(mesh)
-    logging.info("mesh %s over %d devices, %d processes", dict(mesh.shape), jax.device_count(), jax.process_count())
-
-    # --- Input
-    dataset, plan, _ = pipeline.make_dataset(config.data, seed=config.seed, shard_multiple=shards)
-    data_iterator = iter(dataset)
-
-    # --- Model
     optimizer = state_lib.make_optimizer(config.optimizer, config.total_steps)
-    schedule = state_lib.learning_rate_schedule(config.optimizer, config.total_steps)  # for logging
     example = task.example_batch(shards)
     init_rng, state_rng = jax.random.split(jax.random.PRNGKey(config.seed))
     abstract_params = jax.eval_shape(task.init, init_rng, example)
-
-    # --- Shard
     param_shardings = sharding.tree_shardings(abstract_params, mesh, rules)
     init_params = jax.jit(lambda rng: nn.unbox(task.init(rng, example)), out_shardings=param_shardings)
     params = init_params(init_rng)
@@ -120,11 +143,43 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
     state = create(params, state_rng)
     state_shardings = jax.tree.map(lambda x: x.sharding, state)
     batch_sharding = sharding.batch_sharding(mesh)
-    param_count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
 
-    # --- Update
-    train_step = jax.jit(make_train_step(task, optimizer, config), in_shardings=(state_shardings, batch_sharding),
+    def step_under_rules(state, batch):
+        # Activations' logical constraints resolve against this mesh under these rules.
+        with jax.sharding.use_abstract_mesh(mesh.abstract_mesh), nn.logical_axis_rules(rules):
+            return make_train_step(task, optimizer, config)(state, batch)
+
+    train_step = jax.jit(step_under_rules, in_shardings=(state_shardings, batch_sharding),
                          out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=0)
+    param_count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
+    return Setup(mesh, state, state_shardings, batch_sharding, train_step, param_count, shards)
+
+
+def gather_params(params):
+    """Parameters as host numpy on every process (collective when there are several processes)."""
+    if jax.process_count() > 1:
+        return multihost_utils.process_allgather(params, tiled=True)
+    return jax.device_get(params)
+
+
+def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    task = make_task(config, workdir)
+    if jax.process_index() == 0:
+        (workdir / "config.json").write_text(config.to_json_best_effort(indent=1))
+
+    # --- Mesh, Model, Shard, Update
+    setup = build(config, task)
+    mesh, state, state_shardings, param_count = setup.mesh, setup.state, setup.state_shardings, setup.param_count
+    train_step = setup.train_step
+    schedule = state_lib.learning_rate_schedule(config.optimizer, config.total_steps)  # for logging
+    logging.info("mesh %s over %d devices, %d processes; %d parameters", dict(mesh.shape), jax.device_count(),
+                 jax.process_count(), param_count)
+
+    # --- Input
+    dataset, plan, _ = task.make_dataset(setup.shards * config.optimizer.grad_accum_steps)
+    data_iterator = iter(dataset)
 
     # --- Checkpoint
     checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.checkpoint.keep,
@@ -146,11 +201,11 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
     sample_clips = eval_clips[: config.eval.num_samples]
 
     def evaluate(step: int) -> dict:
+        ema = gather_params(state.ema_params)
         if jax.process_index() != 0:
             return {}
-        ema = jax.device_get(state.ema_params)
         results = task.evaluate(ema, eval_clips)
-        task.write_samples(ema, sample_clips, workdir / "samples" / f"step_{step:06d}", writer, step)
+        results.update(task.write_samples(ema, sample_clips, workdir / "samples" / f"step_{step:06d}", writer, step))
         writer.write(step, results)
         return results
 
@@ -169,7 +224,7 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
             local = next(data_iterator)
             prepared = task.prepare_batch(local)
             batch = sharding.global_batch(prepared, mesh)
-            shape_key = tuple(batch["video"].shape)
+            shape_key = tuple((key, value.shape) for key, value in sorted(batch.items()))
             if shape_key not in compiled_by_shape:
                 compiled = train_step.lower(state, batch).compile()
                 compiled_by_shape[shape_key] = (compiled, throughput.compiled_flops(compiled))
@@ -208,7 +263,8 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
                 print(f"{preemption.requested}: saved step {step} to {checkpointer.directory}; rerun to resume")
                 return {"preempted": True, "step": step}
         results = evaluate(step)
-        final_meta = task.finalize(jax.device_get(state.ema_params)) if jax.process_index() == 0 else {}
+        final_ema = gather_params(state.ema_params)
+        final_meta = task.finalize(final_ema) if jax.process_index() == 0 else {}
         final_meta = multihost_utils.broadcast_one_to_all(final_meta) if jax.process_count() > 1 else final_meta
         save(step, force=True, extra=final_meta)
         checkpointer.wait()

@@ -57,6 +57,9 @@ class VaeTask:
         if unknown:
             raise ValueError(f"loss.hooks has unknown terms {sorted(unknown)}; registered: {sorted(LOSS_HOOKS)}")
 
+    def make_dataset(self, shard_multiple: int):
+        return pipeline.make_dataset(self.config.data, seed=self.config.seed, shard_multiple=shard_multiple)
+
     # --- shapes and parameters -------------------------------------------------------------
     def example_batch(self, batch_size: int) -> dict[str, np.ndarray]:
         side = 2 * self.model.spatial
@@ -137,7 +140,7 @@ class VaeTask:
             result["val_psnr_videos"] = float(np.mean(np.array(psnrs)[~is_image]))
         return result
 
-    def write_samples(self, params, clips: list[dict], out_dir: pathlib.Path, writer=None, step: int = 0) -> None:
+    def write_samples(self, params, clips: list[dict], out_dir: pathlib.Path, writer=None, step: int = 0) -> dict:
         """Original | reconstruction, side by side, as MP4 and GIF per clip."""
         out_dir.mkdir(parents=True, exist_ok=True)
         for number, clip in enumerate(clips):
@@ -149,6 +152,7 @@ class VaeTask:
                 video_io.write_video(out_dir / f"recon_{number:02d}{suffix}", pair, scale=scale)
             if writer is not None:
                 writer.video(f"reconstruction/{number}", step, pair)
+        return {}
 
     # --- end of training -------------------------------------------------------------------
     def finalize(self, params) -> dict:
