@@ -8,6 +8,7 @@ PYTHON312 := $(shell for p in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/
 DATA_DIR ?= data/tfds
 OUT ?= out
 PYTEST_WORKERS ?= 2
+DEMO_STEPS ?= 300
 
 .PHONY: demo test test-all bench clean-venv
 
@@ -21,7 +22,9 @@ $(VENV)/.installed: setup.py
 demo: $(VENV)/.installed
 	$(VENV)/bin/sora-jax data prepare --dataset=physworld/tiny --data_dir=$(DATA_DIR)
 	$(VENV)/bin/sora-jax data preview --dataset=physworld/tiny --data_dir=$(DATA_DIR) --out=$(OUT)/preview
-	@echo "demo: open $(OUT)/preview/index.html (clips + captions) or $(OUT)/preview/contact_sheet.png"
+	$(VENV)/bin/sora-jax train --config=configs/t2v.py:tiny --workdir=$(OUT)/demo_t2v --config.data.data_dir=$(DATA_DIR) \
+		--config.total_steps=$(DEMO_STEPS) --config.log.eval_every_steps=$(DEMO_STEPS)
+	@echo "demo: $(OUT)/preview/index.html (PhysWorld clips + captions); $(OUT)/demo_t2v/samples/ (DiT samples after $(DEMO_STEPS) steps on the committed VAE)"
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not slow" tests

@@ -12,9 +12,10 @@ from configs import common
 from sora_jax.models import dit
 
 VARIANTS = {
+    # tiny: ~2 steps/s on 2 CPU cores (5.6M parameters, batch 16): 2000 steps in ~17 minutes.
     # micro: seconds per step; smoke tests of the trainer, sharding and resumption.
     "micro": dict(dataset="physworld/tiny", model="micro", batch_size=8, total_steps=20, text="bytes", lr=1e-3),
-    "tiny": dict(dataset="physworld/tiny", model="tiny", batch_size=16, total_steps=3000, text="bytes", lr=5e-4),
+    "tiny": dict(dataset="physworld/tiny", model="tiny", batch_size=16, total_steps=2000, text="bytes", lr=5e-4),
     "small": dict(dataset="physworld/small", model="small", batch_size=32, total_steps=20000, text="minilm", lr=3e-4),
     "base": dict(dataset="physworld/base", model="base", batch_size=64, total_steps=100000, text="minilm", lr=2e-4),
 }
@@ -30,7 +31,9 @@ def get_config(arg: str | None = None):
     config.data.batch_size = variant["batch_size"]
     config.data.max_batch_size = 4 * variant["batch_size"]
     config.data.cache_limit = 0  # encode only the first N clips of each split into the cache; 0 = all
-    config.vae_workdir = "runs/vae_tiny"  # the trained VAE whose latent the DiT models
+    # The trained VAE whose latent the DiT models: a workdir, or an export (`sora-jax export`).
+    # assets/vae_tiny is the committed tiny VAE (made by the README's VAE commands).
+    config.vae_workdir = "assets/vae_tiny"
 
     size = dit.VARIANTS[variant["model"]]
     config.model = common.ml_collections.ConfigDict()
@@ -68,6 +71,6 @@ def get_config(arg: str | None = None):
     config.optimizer.learning_rate = variant["lr"]
     config.optimizer.weight_decay = 0.01
     config.checkpoint.every_steps = 500
-    config.log.eval_every_steps = 1000
+    config.log.eval_every_steps = 250
     config.lock()
     return config

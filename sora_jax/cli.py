@@ -3,6 +3,8 @@
     sora-jax data prepare --dataset=physworld/tiny --data_dir=data/tfds
     sora-jax data preview --dataset=physworld/tiny --data_dir=data/tfds --out=out/preview
     sora-jax train --config=configs/vae.py:tiny --workdir=runs/vae_tiny
+    sora-jax export --workdir=runs/vae_tiny --out=assets/vae_tiny
+    sora-jax sample --workdir=runs/t2v_tiny --prompt="a red ball" --out=out/red_ball.mp4
 
 Flags are few on purpose: `--config` (with `--config.a.b=v` overrides), `--workdir`, and a handful
 per verb. A user mistake ends with a one-line message and exit code 2, never a traceback.
@@ -22,12 +24,27 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory of a run: checkpoints
 _DATASET = flags.DEFINE_string("dataset", "physworld/tiny", "physworld/<tiny|small|base> or folder:<path>.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "data/tfds", "Where prepared datasets live.")
 _SPLIT = flags.DEFINE_string("split", "validation", "Split to preview.")
-_OUT = flags.DEFINE_string("out", None, "Output directory (preview) or file (sample).")
+_OUT = flags.DEFINE_string("out", None, "Output directory (preview, export) or file (sample).")
 _COUNT = flags.DEFINE_integer("count", 12, "How many clips to preview.")
 _SUITE = flags.DEFINE_enum("suite", "vae", ["vae"], "Evaluation suite (eval).")
+# sample
+_PROMPT = flags.DEFINE_string("prompt", "", "Text prompt (sample); enriched into a training-style caption.")
+_MODE = flags.DEFINE_string("mode", "t2v", "t2v, t2i, i2v, extend_forward, extend_backward, loop, connect, edit.")
+_FRAMES = flags.DEFINE_integer("frames", 17, "Output frames (t2v, i2v) or new frames (extend, loop, connect).")
+_HEIGHT = flags.DEFINE_integer("height", None, "Output height; default: the input's, or the training size.")
+_WIDTH = flags.DEFINE_integer("width", None, "Output width.")
+_IMAGE = flags.DEFINE_string("image", None, "First frame for image->video.")
+_VIDEO = flags.DEFINE_string("video", None, "Input video (extend, loop, connect, edit).")
+_VIDEO2 = flags.DEFINE_string("video2", None, "Second video (connect).")
+_STRENGTH = flags.DEFINE_float("strength", 0.6, "Edit strength: 0 keeps the input, 1 ignores it.")
+_SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.")
+_STEPS = flags.DEFINE_integer("steps", None, "Sampling steps; default: the run's config.sample.steps.")
+_GUIDANCE = flags.DEFINE_float("guidance", None, "Classifier-free guidance; default: config.sample.guidance.")
+_SAMPLER = flags.DEFINE_string("sampler", "euler", "euler, heun or ab2.")
+_NO_ENRICH = flags.DEFINE_bool("no_enrich", False, "Use the prompt as given, without enrichment.")
 
-USAGE = "usage: sora-jax {train|sample|eval|data|ladder} ... (data: prepare|preview; eval --suite=vae)"
-VERBS = ("train", "sample", "eval", "data", "ladder")
+USAGE = "usage: sora-jax {train|sample|eval|data|export|ladder} ... (data: prepare|preview; eval --suite=vae)"
+VERBS = ("train", "sample", "eval", "data", "export", "ladder")
 
 
 class UserError(Exception):
@@ -70,6 +87,42 @@ def _train() -> None:
     print(json.dumps({k: v for k, v in results.items() if not isinstance(v, (dict, list))}, indent=1))
 
 
+def _sample() -> None:
+    workdir = _require(_WORKDIR, "workdir")
+    out = _require(_OUT, "out")
+    from sora_jax import generate
+
+    try:
+        generator = generate.Generator(workdir)
+        request = generate.Request(
+            prompt=_PROMPT.value, mode=_MODE.value, frames=_FRAMES.value, height=_HEIGHT.value, width=_WIDTH.value,
+            image=_IMAGE.value, video=_VIDEO.value, video2=_VIDEO2.value, strength=_STRENGTH.value, seed=_SEED.value,
+            steps=_STEPS.value, guidance=_GUIDANCE.value, sampler=_SAMPLER.value, enrich=not _NO_ENRICH.value)
+        if request.enrich and request.prompt:
+            print(f"prompt:   {request.prompt}")
+        result = generator.generate(request)
+    except generate.UserInputError as error:
+        raise UserError(str(error)) from None
+    if request.enrich:
+        print(f"enriched: {result.meta['enriched_prompt']}")
+    paths = generate.write(result, out)
+    print(f"{result.meta['mode']}: {result.meta['frames']} frames of {result.meta['height']}x{result.meta['width']} "
+          f"in {result.meta['seconds']:.1f} s -> {', '.join(str(p) for p in paths)}")
+
+
+def _export() -> None:
+    workdir = _require(_WORKDIR, "workdir")
+    out = _require(_OUT, "out")
+    from sora_jax.train import checkpoint
+
+    try:
+        path = checkpoint.export(workdir, out)
+    except FileExistsError as error:
+        raise UserError(str(error)) from None
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    print(f"exported the EMA parameters of {workdir} to {path} ({size / 1e6:.1f} MB)")
+
+
 def _eval() -> None:
     workdir = _require(_WORKDIR, "workdir")
     from sora_jax.evaluation import vae_suite
@@ -93,6 +146,10 @@ def main(argv: list[str]) -> None:
         return _train()
     if verb == "eval":
         return _eval()
+    if verb == "export":
+        return _export()
+    if verb == "sample":
+        return _sample()
     raise UserError(f"`sora-jax {verb}` is not implemented yet")
 
 

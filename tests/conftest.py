@@ -25,3 +25,46 @@ def physworld_tiny(tmp_path_factory) -> pathlib.Path:
     result = run_cli("data", "prepare", "--dataset=physworld/tiny", f"--data_dir={data_dir}")
     assert result.returncode == 0, result.stderr[-2000:]
     return data_dir
+
+
+@pytest.fixture(scope="session")
+def micro_vae(physworld_tiny, tmp_path_factory) -> pathlib.Path:
+    """A finished (2-step) micro VAE run: the latent space the T2V tests train in."""
+    from configs import vae
+    from sora_jax.train import trainer
+
+    config = vae.get_config("micro")
+    config.data.data_dir = str(physworld_tiny)
+    config.total_steps = 2
+    config.log.eval_every_steps = 1000
+    config.eval.num_clips = 2
+    config.eval.num_samples = 1
+    config.eval.latent_stat_clips = 4
+    config.checkpoint.async_save = False
+    workdir = tmp_path_factory.mktemp("vae_micro")
+    trainer.train(config, workdir, quiet=True)
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def micro_t2v(physworld_tiny, tmp_path_factory) -> pathlib.Path:
+    """A few-step micro DiT on the committed tiny VAE (assets/vae_tiny): generation tests need a
+    real latent space (given frames must come back through a real decoder), not a good model."""
+    from configs import t2v
+    from sora_jax.train import trainer
+
+    config = t2v.get_config("micro")
+    config.vae_workdir = str(REPO / "assets" / "vae_tiny")
+    config.data.data_dir = str(physworld_tiny)
+    config.data.cache_limit = 48
+    config.data.batch_size = 2
+    config.data.max_batch_size = 4
+    config.total_steps = 3
+    config.log.eval_every_steps = 1000
+    config.eval.num_clips = 2
+    config.eval.num_samples = 0
+    config.sample.steps = 4
+    config.checkpoint.async_save = False
+    workdir = tmp_path_factory.mktemp("t2v_micro")
+    trainer.train(config, workdir, quiet=True)
+    return workdir

@@ -8,6 +8,7 @@ Restoring takes abstract targets with shardings, so a checkpoint lands on any me
 
 from __future__ import annotations
 
+import json
 import pathlib
 
 import flax.serialization
@@ -58,3 +59,64 @@ class Checkpointer:
     def close(self) -> None:
         self.manager.wait_until_finished()
         self.manager.close()
+
+
+EXPORT_META = "export.json"
+
+
+def export(workdir: str | pathlib.Path, out: str | pathlib.Path, ema: bool = True) -> pathlib.Path:
+    """Writes a finished run's (EMA) parameters and meta, without optimizer state, to `out`:
+    small enough to commit or ship, and read by `load_params` like a workdir."""
+    checkpointer = Checkpointer(workdir, async_save=False)
+    try:
+        step = checkpointer.latest_step()
+        params, meta = checkpointer.restore_params(step, ema=ema)
+    finally:
+        checkpointer.close()
+    out = pathlib.Path(out).absolute()
+    if out.exists():
+        raise FileExistsError(f"{out} exists: remove it or pick another --out")
+    saver = ocp.StandardCheckpointer()
+    saver.save(out / "params", params)
+    saver.wait_until_finished()
+    meta = {key: value for key, value in meta.items() if key != "data_state"}
+    (out / EXPORT_META).write_text(json.dumps({**meta, "step": int(step), "ema": ema}, indent=1))
+    return out
+
+
+def run_step(workdir: str | pathlib.Path) -> int | None:
+    """The step `load_params` would read: an export's, or a workdir's latest complete one."""
+    path = pathlib.Path(workdir).absolute()
+    if (path / EXPORT_META).exists():
+        return int(json.loads((path / EXPORT_META).read_text())["step"])
+    if not (path / "checkpoints").exists():
+        return None
+    checkpointer = Checkpointer(path, async_save=False)
+    try:
+        return checkpointer.latest_step()
+    finally:
+        checkpointer.close()
+
+
+def load_params(workdir: str | pathlib.Path) -> tuple[dict, dict, int]:
+    """(params, meta, step) from a training workdir (EMA parameters of its latest checkpoint) or
+    from a directory written by `export`."""
+    path = pathlib.Path(workdir).absolute()
+    if (path / EXPORT_META).exists():
+        meta = json.loads((path / EXPORT_META).read_text())
+        reader = ocp.StandardCheckpointer()
+        sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
+                              reader.metadata(path / "params").item_metadata.tree)
+        return reader.restore(path / "params", target), meta, int(meta["step"])
+    if not path.exists():
+        raise FileNotFoundError(f"{workdir} does not exist")
+    checkpointer = Checkpointer(path, async_save=False)
+    try:
+        step = checkpointer.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"{workdir} holds no complete checkpoint")
+        params, meta = checkpointer.restore_params(step, ema=True)
+    finally:
+        checkpointer.close()
+    return params, meta, step

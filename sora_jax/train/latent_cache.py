@@ -70,16 +70,12 @@ class LatentSource:
 
 
 def latest_vae_step(vae_workdir) -> int:
-    from sora_jax.train.checkpoint import Checkpointer
+    from sora_jax.train.checkpoint import run_step
 
     if not pathlib.Path(vae_workdir).exists():
         raise FileNotFoundError(f"vae_workdir {vae_workdir} does not exist: train the VAE first, e.g. "
                                 f"`sora-jax train --config=configs/vae.py:tiny --workdir={vae_workdir}`")
-    checkpointer = Checkpointer(vae_workdir, async_save=False)
-    try:
-        step = checkpointer.latest_step()
-    finally:
-        checkpointer.close()
+    step = run_step(vae_workdir)
     if step is None:
         raise FileNotFoundError(f"vae_workdir {vae_workdir} holds no checkpoint: train the VAE first")
     return step

@@ -143,27 +143,28 @@ class T2VTask:
 
     def sample_latents(self, params, captions, latent_shape, seed: int = 0, steps: int | None = None,
                        guidance: float | None = None, cond_latents=None, cond_mask=None, start: float = 1.0,
-                       noise=None) -> np.ndarray:
-        """Euler samples [B, t, h, w, c] (normalized latents) for captions and one latent shape."""
+                       noise=None, method: str = "euler") -> np.ndarray:
+        """Samples [B, t, h, w, c] (normalized latents) for captions and one latent shape; `noise`
+        is the starting point (x at t = start), drawn from `seed` when None."""
         steps = steps or self.config.sample.steps
         guidance = self.config.sample.guidance if guidance is None else guidance
         text = self.encode_prompts(list(captions))
         shape = (len(captions), *latent_shape)
         if noise is None:
             noise = jax.random.normal(jax.random.PRNGKey(seed), shape)
-        return np.asarray(self._sampler(steps, float(guidance), self.shift(shape), start)(
+        return np.asarray(self._sampler(method, steps, float(guidance), self.shift(shape), float(start))(
             params, noise, text, cond_latents, cond_mask))
 
     @functools.lru_cache(maxsize=16)
-    def _sampler(self, steps: int, guidance: float, shift: float, start: float):
+    def _sampler(self, method: str, steps: int, guidance: float, shift: float, start: float):
         def sample(params, noise, text, cond_latents, cond_mask):
             def velocity(x, t_frames, keep):
                 repeat = x.shape[0] // noise.shape[0]
                 inputs = {k: jnp.concatenate([v] * repeat) for k, v in text.items()}
                 return self.model.apply({"params": params}, x, t_frames, text_inputs(inputs, self.encoder, keep))
 
-            return samplers.euler_sample(velocity, noise, steps=steps, guidance=guidance, shift=shift,
-                                         cond_latents=cond_latents, cond_mask=cond_mask, start=start)
+            return samplers.sample(velocity, noise, method=method, steps=steps, guidance=guidance, shift=shift,
+                                   cond_latents=cond_latents, cond_mask=cond_mask, start=start)
 
         return jax.jit(sample)
 

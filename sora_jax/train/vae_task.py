@@ -172,18 +172,19 @@ class VaeTask:
 
 
 def load_trained_vae(workdir) -> tuple[VideoVAE, dict, dict, dict]:
-    """(model, EMA params, latent stats {mean, std} or {}, run config dict) of a finished VAE run."""
-    from sora_jax.train.checkpoint import Checkpointer
-
-    checkpointer = Checkpointer(workdir, async_save=False)
-    try:
-        params, meta = checkpointer.restore_params(ema=True)
-    finally:
-        checkpointer.close()
-    if meta.get("task") != "vae":
-        raise ValueError(f"{workdir} holds a {meta.get('task')!r} run, not a VAE")
+    """(model, EMA params, latent stats {mean, std} or {}, run config dict) of a finished VAE run
+    (a training workdir, or a directory written by `sora-jax export`)."""
     import ml_collections
 
+    from sora_jax.train.checkpoint import load_params
+
+    try:
+        params, meta, _ = load_params(workdir)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{error}: train the VAE first, e.g. `sora-jax train "
+                                f"--config=configs/vae.py:tiny --workdir={workdir}`") from None
+    if meta.get("task") != "vae":
+        raise ValueError(f"{workdir} holds a {meta.get('task')!r} run, not a VAE")
     config = ml_collections.ConfigDict(meta["config"])
     return build_model(config.model), params, meta.get("latent_stats", {}), meta["config"]
 

@@ -1,0 +1,295 @@
+"""Every way to prompt one model: text->video/image, image->video, extension both ways, loops,
+connecting two videos and SDEdit editing, all as conditioning masks over latent frames.
+
+    generator = Generator("runs/t2v_tiny")
+    result = generator.generate(Request(prompt="a red ball", frames=17, height=32, width=56))
+    write(result, "out/red_ball.mp4")     # + .gif (+ .png for an image) + .json sidecar
+
+Given frames are held at t = 0 through sampling (as in training), so they come back through the
+decoder. Videos longer than the model's window (its longest training clip) are made by
+autoregressive extension: each chunk is conditioned on the last `overlap` latent frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from sora_jax import prompts
+from sora_jax.data import video_folder, video_io
+from sora_jax.diffusion import flow, samplers
+from sora_jax.evaluation.metrics import psnr
+from sora_jax.models.vae import VideoVAE
+
+MODES = ("t2v", "t2i", "i2v", "extend_forward", "extend_backward", "loop", "connect", "edit")
+
+
+@dataclasses.dataclass
+class Request:
+    prompt: str = ""
+    mode: str = "t2v"
+    frames: int = 17  # t2v / i2v: output frames; extend / loop / connect: new frames
+    height: int | None = None  # None: the input's size, or the training data's largest size
+    width: int | None = None
+    image: str | np.ndarray | None = None  # i2v
+    video: str | np.ndarray | None = None  # extend / loop / connect / edit
+    video2: str | np.ndarray | None = None  # connect
+    strength: float = 0.6  # edit: 0 returns the input, 1 ignores it
+    seed: int = 0
+    steps: int | None = None  # None: the run's config.sample.steps
+    guidance: float | None = None  # None: the run's config.sample.guidance
+    sampler: str = "euler"
+    enrich: bool = True
+    window: int | None = None  # latent frames per denoising call; None: the longest training clip
+    overlap: int = 1  # latent frames carried between autoregressive chunks
+
+
+@dataclasses.dataclass
+class Result:
+    video: np.ndarray  # uint8 [T, H, W, 3]
+    meta: dict
+
+
+class UserInputError(ValueError):
+    """A mistake in the request (sizes, frames, files): reported in one line."""
+
+
+def _load_frames(value, name: str) -> np.ndarray:
+    if value is None:
+        raise UserInputError(f"this mode needs --{name}")
+    if isinstance(value, np.ndarray):
+        return video_io.to_rgb(value) if value.dtype == np.uint8 else video_io.as_uint8(value)
+    try:
+        frames, _ = video_io.read_frames(value)
+    except FileNotFoundError:
+        raise UserInputError(f"--{name}: {value} does not exist") from None
+    except video_io.VideoReadError as error:
+        raise UserInputError(f"--{name}: cannot read it ({error})") from None
+    return frames
+
+
+def _nearest(side: int, multiple: int) -> str:
+    low = max(multiple, side // multiple * multiple)
+    return " or ".join(str(v) for v in sorted({low, -(-side // multiple) * multiple}))
+
+
+class Generator:
+    """A trained T2V run (workdir or export) with its VAE, ready to sample."""
+
+    def __init__(self, workdir: str | pathlib.Path):
+        from sora_jax.train.checkpoint import load_params
+        from sora_jax.train.t2v_task import T2VTask
+
+        self.params, meta, self.step = load_params(workdir)
+        if meta.get("task") != "t2v":
+            raise UserInputError(f"{workdir} holds a {meta.get('task')!r} run, not a text-to-video DiT")
+        self.config = ml_collections.ConfigDict(meta["config"])
+        self.task = T2VTask(self.config, workdir)
+        self.vae: VideoVAE = self.task.vae
+        self.temporal = self.vae.temporal
+        self.multiple = self.vae.spatial * max(self.task.model.patch[1:])
+        self._encode = jax.jit(lambda p, v: self.vae.apply({"params": p}, v, method=VideoVAE.encode_mean))
+        self.default_size, self.train_window = self._training_shape()
+
+    def _training_shape(self) -> tuple[tuple[int, int], int]:
+        """(largest training (H, W), latent frames of the longest training clip)."""
+        dataset = self.config.data.dataset
+        if dataset.startswith("physworld/"):
+            from sora_jax.data.physworld_tfds import builder
+
+            spec = next(c for c in builder.BUILDER_CONFIGS if c.name == dataset.split("/")[1])
+            frames = max(spec.durations)
+            return spec.sizes[0], 1 + (frames - 1) // self.temporal
+        return (32, 56), 5
+
+    # --- latents -------------------------------------------------------------------------------
+    def encode(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 [T, H, W, 3] -> normalized latents [t, h, w, c] (T trimmed to 1 + k·temporal)."""
+        from sora_jax.train.vae_task import normalize_latents
+
+        usable = 1 + (frames.shape[0] - 1) // self.temporal * self.temporal
+        video = frames[:usable].astype(np.float32)[None] / 127.5 - 1.0
+        return normalize_latents(np.asarray(self._encode(self.task.vae_params, video))[0], self.task.latent_stats)
+
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        return self.task.decode(latents[None])[0]
+
+    def _check_size(self, height: int, width: int) -> None:
+        for name, side in (("height", height), ("width", width)):
+            if side % self.multiple or side <= 0:
+                raise UserInputError(f"--{name}={side} is not a multiple of {self.multiple} (VAE {self.vae.spatial}x "
+                                     f"x patch {self.task.model.patch[1]}); nearest valid: {_nearest(side, self.multiple)}")
+
+    def _frames_to_latents(self, frames: int, new: bool) -> int:
+        """Output frames -> latent frames (t2v: 1 + k·ft), or new frames -> new latent frames (k·ft)."""
+        if new:
+            if frames <= 0 or frames % self.temporal:
+                raise UserInputError(f"--frames={frames} new frames must be a positive multiple of {self.temporal}")
+            return frames // self.temporal
+        if frames <= 0 or (frames - 1) % self.temporal:
+            low = max(1, 1 + (frames - 1) // self.temporal * self.temporal)
+            raise UserInputError(f"--frames={frames} must be 1 + k·{self.temporal} (the causal VAE's rule); nearest "
+                                 f"valid: {' or '.join(map(str, sorted({low, low + self.temporal})))}")
+        return 1 + (frames - 1) // self.temporal
+
+    def _input_video(self, value, name: str, size: tuple[int, int], min_frames: int = 1) -> np.ndarray:
+        frames = _load_frames(value, name)
+        if frames.shape[0] < min_frames:
+            raise UserInputError(f"--{name} has {frames.shape[0]} frames; this mode needs at least {min_frames}")
+        if frames.shape[1:3] != tuple(size):
+            frames = video_folder.resize_cover_crop(frames, *size)
+        return frames
+
+    # --- sampling ------------------------------------------------------------------------------
+    def _denoise(self, caption: str, latents: np.ndarray, given: np.ndarray, request: Request, seed: int,
+                 start: float = 1.0, noise: np.ndarray | None = None) -> np.ndarray:
+        """One sampling call over latents [t, h, w, c] with given frames (bool [t]) held fixed."""
+        out = self.task.sample_latents(
+            self.params, [caption], latents.shape, seed=seed, steps=request.steps, guidance=request.guidance,
+            cond_latents=jnp.asarray(latents[None]), cond_mask=jnp.asarray(given[None]), start=start,
+            noise=None if noise is None else jnp.asarray(noise[None]), method=request.sampler)
+        return out[0]
+
+    def _extend(self, caption: str, latents: np.ndarray, new: int, request: Request, window: int,
+                backward: bool = False) -> np.ndarray:
+        """Appends (or prepends) `new` latent frames, at most `window` per call, each call
+        conditioned on the nearest `overlap`.. frames already there."""
+        chunk = 0
+        while new > 0:
+            context = min(len(latents), max(request.overlap, window - new), window - 1)
+            step_new = min(new, window - context)
+            shape = (step_new, *latents.shape[1:])
+            fresh = np.zeros(shape, np.float32)
+            if backward:
+                block = np.concatenate([fresh, latents[:context]])
+                given = np.arange(len(block)) >= step_new
+            else:
+                block = np.concatenate([latents[len(latents) - context :], fresh])
+                given = np.arange(len(block)) < context
+            sampled = self._denoise(caption, block, given, request, seed=request.seed + 1000 * chunk)
+            latents = (np.concatenate([sampled[:step_new], latents]) if backward
+                       else np.concatenate([latents, sampled[context:]]))
+            new -= step_new
+            chunk += 1
+        return latents
+
+    def generate(self, request: Request) -> Result:
+        started = time.perf_counter()
+        if request.mode not in MODES:
+            raise UserInputError(f"--mode={request.mode!r} is unknown; valid: {', '.join(MODES)}")
+        if request.sampler not in samplers.SAMPLERS:
+            raise UserInputError(f"--sampler={request.sampler!r} is unknown; valid: {', '.join(samplers.SAMPLERS)}")
+        if not 0.0 <= request.strength <= 1.0:
+            raise UserInputError(f"--strength={request.strength} must be in [0, 1]")
+        mode = request.mode
+        frames = 1 if mode == "t2i" else request.frames
+        size = (request.height or self.default_size[0], request.width or self.default_size[1])
+        source = request.video if mode not in ("t2v", "t2i", "i2v") else request.image
+        if request.height is None and request.width is None and source is not None:
+            first = _load_frames(source, "video" if mode not in ("i2v",) else "image")
+            size = (first.shape[1] // self.multiple * self.multiple or self.multiple,
+                    first.shape[2] // self.multiple * self.multiple or self.multiple)
+        self._check_size(*size)
+        window = request.window or self.train_window
+        if window < 2 and mode not in ("t2i", "edit"):
+            raise UserInputError(f"window={window} latent frames leaves no room to generate; use at least 2")
+        enriched = prompts.enrich(request.prompt, frames=frames, seed=request.seed) if request.enrich else request.prompt
+        h, w = size[0] // self.vae.spatial, size[1] // self.vae.spatial
+        channels = self.vae.latent_channels
+        trim = 0  # output frames to drop at the end (loop)
+        tail = None  # latents given at the end (extend_backward, connect): their frames 1.. are spliced
+
+        if mode in ("t2v", "t2i"):
+            total = self._frames_to_latents(frames, new=False)
+            first = min(total, window)
+            latents = self._denoise(enriched, np.zeros((first, h, w, channels), np.float32), np.zeros(first, bool),
+                                    request, request.seed)
+            latents = self._extend(enriched, latents, total - first, request, window) if total > first else latents
+        elif mode == "i2v":
+            image = self._input_video(request.image, "image", size)[:1]
+            total = self._frames_to_latents(frames, new=False)
+            if total < 2:
+                raise UserInputError(f"--frames={frames}: image->video needs at least {1 + self.temporal} frames")
+            latents = self._extend(enriched, self.encode(image), total - 1, request, window)
+        elif mode in ("extend_forward", "extend_backward"):
+            video = self.encode(self._input_video(request.video, "video", size))
+            latents = self._extend(enriched, video, self._frames_to_latents(frames, new=True), request, window,
+                                   backward=mode == "extend_backward")
+            tail = video if mode == "extend_backward" else None
+        elif mode == "loop":
+            # The transition runs from the input's last latent into its first two (frames 0..ft),
+            # exactly as connect runs into a second video, so played in a loop it leads back
+            # into frame 0. The closing latents only steer it and are dropped after decoding.
+            video = self.encode(self._input_video(request.video, "video", size, min_frames=1 + self.temporal))
+            new = self._frames_to_latents(frames, new=True)
+            closing = video[: min(3, len(video))]
+            block = np.concatenate([video[-1:], np.zeros((new, h, w, channels), np.float32), closing])
+            given = np.r_[True, np.zeros(new, bool), np.ones(len(closing), bool)]
+            transition = self._denoise(enriched, block, given, request, request.seed)[1 : 1 + new]
+            latents = np.concatenate([video, transition, closing])
+            trim = len(closing) * self.temporal  # frame 0's latent decodes to `temporal` frames mid-sequence
+        elif mode == "connect":
+            first = self.encode(self._input_video(request.video, "video", size))
+            second = self.encode(self._input_video(request.video2, "video2", size))
+            new = self._frames_to_latents(frames, new=True)
+            block = np.concatenate([first[-1:], np.zeros((new, h, w, channels), np.float32), second[:1]])
+            given = np.r_[True, np.zeros(new, bool), True]
+            transition = self._denoise(enriched, block, given, request, request.seed)[1:-1]
+            latents = np.concatenate([first, transition, second])
+            tail = second
+        else:  # edit (SDEdit): noise the input to t(strength), then denoise from there
+            video = self.encode(self._input_video(request.video, "video", size))
+            shift = self.task.shift((1, *video.shape))
+            t_start = float(flow.shift_timesteps(request.strength, shift))
+            noise = np.asarray(jax.random.normal(jax.random.PRNGKey(request.seed), video.shape))
+            noised = (1.0 - t_start) * video + t_start * noise
+            latents = (video if request.strength == 0 else
+                       self._denoise(enriched, noised, np.zeros(len(video), bool), request, request.seed,
+                                     start=request.strength, noise=noised))
+        out = self.decode(latents)
+        extra = {}
+        if tail is not None and len(tail) > 1:
+            # The causal decoder makes frames depend on what precedes them; given frames must come
+            # back, so frames 1.. of an input placed at the end are its own decoding (frame 0's
+            # latent, decoded in context, bridges into them).
+            own = self.decode(tail)[1:]
+            extra["splice_psnr"] = float(psnr(own, out[len(out) - len(own) :]))  # how seamless the bridge is
+            out = np.concatenate([out[: len(out) - len(own)], own])
+        if trim:  # loop: how closely the decoded closing frames match the input's own
+            closing_frames = trim - self.temporal  # the input's frames 1.., decoded after the transition
+            reference = self.decode(video[: trim // self.temporal])[1:]
+            extra["loop_closure_psnr"] = float(psnr(reference, out[len(out) - closing_frames :]))
+            out = out[: len(out) - trim]
+        meta = {"prompt": request.prompt, "enriched_prompt": enriched, "mode": mode, "seed": request.seed,
+                "sampler": request.sampler, "steps": request.steps or self.config.sample.steps,
+                "guidance": self.config.sample.guidance if request.guidance is None else request.guidance,
+                "strength": request.strength if mode == "edit" else None, "frames": int(out.shape[0]),
+                "height": int(out.shape[1]), "width": int(out.shape[2]), "latent_frames": int(len(latents)),
+                "window": window, "checkpoint_step": int(self.step), "seconds": time.perf_counter() - started, **extra}
+        return Result(out, meta)
+
+
+def write(result: Result, out: str | pathlib.Path, fps: float = 8.0) -> list[pathlib.Path]:
+    """MP4 (native size, so it can be fed back: extend, loop, edit) + GIF (enlarged to >= 128 px
+    for viewing) (+ PNG for an image) + a JSON sidecar next to `out` (its suffix is replaced)."""
+    base = pathlib.Path(out).with_suffix("")
+    base.parent.mkdir(parents=True, exist_ok=True)
+    scale = max(1, 128 // result.video.shape[1])
+    paths = [video_io.write_video(base.with_suffix(".mp4"), result.video, fps=fps),
+             video_io.write_video(base.with_suffix(".gif"), result.video, fps=fps, scale=scale)]
+    if result.video.shape[0] == 1:
+        import imageio.v3 as iio
+
+        png = base.with_suffix(".png")
+        iio.imwrite(png, result.video[0])
+        paths.append(png)
+    sidecar = base.with_suffix(".json")
+    sidecar.write_text(json.dumps(result.meta, indent=1))
+    return [*paths, sidecar]

@@ -1,0 +1,91 @@
+"""Runs one T2V training step in a fresh process (device count and multi-process setup are fixed
+when JAX starts). Prints one JSON line. Used by tests/test_train_t2v.py.
+
+    python tests/t2v_step_worker.py MODE VAE_WORKDIR [WORKDIR] [PROCESS_ID PORT]
+
+MODE: sharded (1 device vs a data2/fsdp2/tensor2 mesh), restore_mesh (save on data 8, restore
+onto data2/fsdp2/tensor2), single (one device), multiprocess (2 processes, jax.distributed).
+"""
+
+import json
+import sys
+
+import jax
+import numpy as np
+
+
+def config_for(vae_workdir, mesh=None):
+    from configs import t2v
+
+    config = t2v.get_config("micro")
+    config.vae_workdir = vae_workdir
+    if mesh:
+        config.mesh.update(mesh)
+    return config
+
+
+def batch_for(task, process_index=0, process_count=1):
+    rng = np.random.default_rng(0)
+    latent = rng.normal(size=(8, 3, 4, 6, task.vae.latent_channels)).astype(np.float32)
+    captions = [f"a {c} circle moves right" for c in ("red", "green", "blue", "yellow", "magenta", "cyan", "red", "blue")]
+    batch = {"latent": latent, **task.encode_prompts(captions)}
+    return {k: np.array_split(v, process_count)[process_index] for k, v in batch.items()}
+
+
+def step(config, task, mesh, local_batch):
+    from sora_jax.train import sharding, trainer
+
+    setup = trainer.build(config, task, mesh)
+    state, metrics = setup.train_step(setup.state, sharding.global_batch(local_batch, setup.mesh))
+    return setup, state, metrics
+
+
+def main():
+    mode, vae_workdir = sys.argv[1], sys.argv[2]
+    if mode == "multiprocess":
+        process_id, port = int(sys.argv[4]), sys.argv[5]
+        jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2, process_id=process_id)
+    from sora_jax.train import checkpoint, sharding, t2v_task, trainer
+
+    config = config_for(vae_workdir)
+    task = t2v_task.T2VTask(config, sys.argv[3] if len(sys.argv) > 3 else "/tmp/unused")
+    if mode in ("single", "multiprocess"):
+        devices = jax.devices()[:1] if mode == "single" else jax.devices()
+        mesh = sharding.make_mesh(config.mesh, devices)
+        _, state, metrics = step(config, task, mesh, batch_for(task, jax.process_index(), jax.process_count()))
+        params = trainer.gather_params(state.params)
+        print(json.dumps({"loss": float(metrics["loss"]), "devices": jax.device_count(),
+                          "processes": jax.process_count(),
+                          "param_sum": float(sum(np.abs(p).sum() for p in jax.tree.leaves(params)))}))
+    elif mode == "sharded":
+        mesh_1 = sharding.make_mesh(config.mesh, jax.devices()[:1])
+        split = config_for(vae_workdir, dict(data=2, fsdp=2, tensor=2, context=1))
+        mesh_8 = sharding.make_mesh(split.mesh)
+        _, one, metrics_one = step(config, task, mesh_1, batch_for(task))
+        _, eight, metrics_eight = step(split, task, mesh_8, batch_for(task))
+        qkv = eight.params["block_0"]["attention"]["qkv"]["kernel"]
+        differences = jax.tree.map(lambda a, b: float(np.abs(np.asarray(a) - np.asarray(b)).max()), one.params,
+                                   eight.params)
+        print(json.dumps({"loss_1": float(metrics_one["loss"]), "loss_8": float(metrics_eight["loss"]),
+                          "max_param_difference": max(jax.tree.leaves(differences)),
+                          "qkv_spec": [str(a) for a in qkv.sharding.spec]}))
+    elif mode == "restore_mesh":
+        workdir = sys.argv[3]
+        data_8 = config_for(vae_workdir, dict(data=8, fsdp=1, tensor=1, context=1))
+        setup, state, _ = step(data_8, task, sharding.make_mesh(data_8.mesh), batch_for(task))
+        saver = checkpoint.Checkpointer(workdir, async_save=False)
+        saver.save(1, state, {"task": "t2v"}, force=True)
+        saver.close()
+        split = config_for(vae_workdir, dict(data=2, fsdp=2, tensor=2, context=1))
+        target = trainer.build(split, task)
+        restored, meta = checkpoint.Checkpointer(workdir, async_save=False).restore(1, target.state,
+                                                                                    target.state_shardings)
+        same = jax.tree.leaves(jax.tree.map(lambda a, b: bool(np.array_equal(np.asarray(a), np.asarray(b))),
+                                            state.params, restored.params))
+        qkv = restored.params["block_0"]["attention"]["qkv"]["kernel"]
+        print(json.dumps({"all_equal": all(same), "step": int(restored.step), "task": meta["task"],
+                          "qkv_spec": [str(a) for a in qkv.sharding.spec]}))
+
+
+if __name__ == "__main__":
+    main()
