@@ -13,6 +13,7 @@ per verb. A user mistake ends with a one-line message and exit code 2, never a t
 from __future__ import annotations
 
 import json
+import pathlib
 import sys
 
 from absl import app, flags, logging
@@ -42,6 +43,8 @@ _STEPS = flags.DEFINE_integer("steps", None, "Sampling steps; default: the run's
 _GUIDANCE = flags.DEFINE_float("guidance", None, "Classifier-free guidance; default: config.sample.guidance.")
 _SAMPLER = flags.DEFINE_string("sampler", "euler", "euler, heun or ab2.")
 _NO_ENRICH = flags.DEFINE_bool("no_enrich", False, "Use the prompt as given, without enrichment.")
+_PROMPTS_FILE = flags.DEFINE_string("prompts_file", None, "One prompt per line, sampled in batches; outputs "
+                                    "are --out with _000, _001, ... appended.")
 
 USAGE = "usage: sora-jax {train|sample|eval|data|export|ladder} ... (data: prepare|preview; eval --suite=vae)"
 VERBS = ("train", "sample", "eval", "data", "export", "ladder")
@@ -78,9 +81,12 @@ def _require(flag, name: str):
 def _train() -> None:
     config = _require(_CONFIG, "config")
     workdir = _require(_WORKDIR, "workdir")
-    from sora_jax.data import prepare
-    from sora_jax.train import trainer
+    import jax
 
+    from sora_jax.data import prepare
+    from sora_jax.train import trainer, validate
+
+    validate.check(config, jax.device_count())  # before preparing data or compiling anything
     if config.data.dataset.startswith("physworld/"):
         prepare.prepare(config.data.dataset, config.data.data_dir)  # procedural: a no-op once built
     results = trainer.train(config, workdir)
@@ -94,20 +100,30 @@ def _sample() -> None:
 
     try:
         generator = generate.Generator(workdir)
-        request = generate.Request(
-            prompt=_PROMPT.value, mode=_MODE.value, frames=_FRAMES.value, height=_HEIGHT.value, width=_WIDTH.value,
+        if _PROMPTS_FILE.value:
+            try:
+                lines = pathlib.Path(_PROMPTS_FILE.value).read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as error:
+                raise UserError(f"--prompts_file: cannot read it ({error})") from None
+            texts = [line.strip() for line in lines if line.strip()]
+        else:
+            texts = [_PROMPT.value]
+        requests = [generate.Request(
+            prompt=text, mode=_MODE.value, frames=_FRAMES.value, height=_HEIGHT.value, width=_WIDTH.value,
             image=_IMAGE.value, video=_VIDEO.value, video2=_VIDEO2.value, strength=_STRENGTH.value, seed=_SEED.value,
             steps=_STEPS.value, guidance=_GUIDANCE.value, sampler=_SAMPLER.value, enrich=not _NO_ENRICH.value)
-        if request.enrich and request.prompt:
-            print(f"prompt:   {request.prompt}")
-        result = generator.generate(request)
+            for text in texts]
+        results = generate.generate_batch(generator, requests)
     except generate.UserInputError as error:
         raise UserError(str(error)) from None
-    if request.enrich:
-        print(f"enriched: {result.meta['enriched_prompt']}")
-    paths = generate.write(result, out)
-    print(f"{result.meta['mode']}: {result.meta['frames']} frames of {result.meta['height']}x{result.meta['width']} "
-          f"in {result.meta['seconds']:.1f} s -> {', '.join(str(p) for p in paths)}")
+    base = pathlib.Path(out)
+    for number, result in enumerate(results):
+        if result.meta["enriched_prompt"] != result.meta["prompt"]:
+            print(f"prompt:   {result.meta['prompt']}\nenriched: {result.meta['enriched_prompt']}")
+        target = base if len(results) == 1 else base.with_name(f"{base.stem}_{number:03d}{base.suffix}")
+        paths = generate.write(result, target)
+        print(f"{result.meta['mode']}: {result.meta['frames']} frames of {result.meta['height']}x"
+              f"{result.meta['width']} in {result.meta['seconds']:.1f} s -> {', '.join(str(p) for p in paths)}")
 
 
 def _export() -> None:

@@ -276,6 +276,60 @@ class Generator:
         return Result(out, meta)
 
 
+def _batch_key(generator: "Generator", request: Request):
+    """Requests that can share one sampling call: text->video/image within the window, same
+    shape and sampler settings. None for the rest (they run one by one)."""
+    if request.mode not in ("t2v", "t2i"):
+        return None
+    frames = 1 if request.mode == "t2i" else request.frames
+    latent_frames = generator._frames_to_latents(frames, new=False)
+    if latent_frames > (request.window or generator.train_window):
+        return None
+    size = (request.height or generator.default_size[0], request.width or generator.default_size[1])
+    return (latent_frames, size, request.steps, request.guidance, request.sampler)
+
+
+def generate_batch(generator: "Generator", requests: list[Request]) -> list[Result]:
+    """Many prompts: those that fit one sampling call together are batched (one DiT call per
+    step for all of them); each keeps its own seed's noise, so a video does not depend on its
+    batch-mates (equal to `generate` alone up to float rounding)."""
+    results: list[Result | None] = [None] * len(requests)
+    groups: dict[tuple, list[int]] = {}
+    for index, request in enumerate(requests):
+        key = _batch_key(generator, request)
+        if key is None:
+            results[index] = generator.generate(request)
+        else:
+            groups.setdefault(key, []).append(index)
+    for (latent_frames, size, steps, guidance, sampler), members in groups.items():
+        started = time.perf_counter()
+        generator._check_size(*size)
+        shape = (latent_frames, size[0] // generator.vae.spatial, size[1] // generator.vae.spatial,
+                 generator.vae.latent_channels)
+        captions = []
+        for i in members:
+            request = requests[i]
+            frames = 1 if request.mode == "t2i" else request.frames
+            captions.append(prompts.enrich(request.prompt, frames=frames, seed=request.seed) if request.enrich
+                            else request.prompt)
+        noise = np.concatenate([np.asarray(jax.random.normal(jax.random.PRNGKey(requests[i].seed), (1, *shape)))
+                                for i in members])
+        latents = generator.task.sample_latents(generator.params, captions, shape, steps=steps, guidance=guidance,
+                                                noise=jnp.asarray(noise), method=sampler)
+        videos = generator.task.decode(latents)
+        seconds = (time.perf_counter() - started) / len(members)
+        for i, caption, video in zip(members, captions, videos):
+            request = requests[i]
+            results[i] = Result(video, {
+                "prompt": request.prompt, "enriched_prompt": caption, "mode": request.mode, "seed": request.seed,
+                "sampler": sampler, "steps": steps or generator.config.sample.steps,
+                "guidance": generator.config.sample.guidance if guidance is None else guidance,
+                "frames": int(video.shape[0]), "height": int(video.shape[1]), "width": int(video.shape[2]),
+                "latent_frames": latent_frames, "batch": len(members), "checkpoint_step": int(generator.step),
+                "seconds": seconds})
+    return results
+
+
 def write(result: Result, out: str | pathlib.Path, fps: float = 8.0) -> list[pathlib.Path]:
     """MP4 (native size, so it can be fed back: extend, loop, edit) + GIF (enlarged to >= 128 px
     for viewing) (+ PNG for an image) + a JSON sidecar next to `out` (its suffix is replaced)."""

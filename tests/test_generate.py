@@ -126,3 +126,19 @@ def test_enrichment_fills_the_blanks_deterministically():
     assert prompts.enrich(short, seed=3) != prompts.enrich(short, seed=4)
     assert "camera pans left" in prompts.enrich("a red ball, camera pans left", seed=0).lower()
     assert prompts.enrich("a red ball", frames=1, seed=0).startswith(("A picture", "An image", "A still"))
+
+
+def test_batched_prompts_equal_one_by_one(generator, tmp_path):
+    requests = [_request(prompt="a red ball", frames=9, seed=0), _request(prompt="a cyan box", frames=9, seed=5),
+                _request(mode="t2i", prompt="a green disc", seed=2)]
+    batched = generate.generate_batch(generator, requests)
+    assert batched[0].meta["batch"] == 2  # the two 9-frame videos share one sampling call
+    for request, result in zip(requests, batched):
+        alone = generator.generate(request).video
+        assert result.video.shape == alone.shape and psnr(alone, result.video) >= 40
+    prompts_file = tmp_path / "prompts.txt"
+    prompts_file.write_text("a red ball\n\na blue square\n")
+    result = run_cli("sample", f"--workdir={generator.task.workdir}", f"--prompts_file={prompts_file}", "--frames=5",
+                     "--steps=2", f"--out={tmp_path}/many.mp4")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "many_000.gif").exists() and (tmp_path / "many_001.json").exists()

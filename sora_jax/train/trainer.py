@@ -25,7 +25,7 @@ from absl import logging
 
 from sora_jax.train import checkpoint as checkpoint_lib
 from sora_jax.train import metrics as metrics_lib
-from sora_jax.train import sharding, state as state_lib, throughput
+from sora_jax.train import sharding, state as state_lib, throughput, validate
 
 
 def make_task(config, workdir):
@@ -163,6 +163,7 @@ def gather_params(params):
 
 
 def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
+    validate.check(config, jax.device_count())  # before anything is built or compiled
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     task = make_task(config, workdir)

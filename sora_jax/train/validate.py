@@ -1,0 +1,113 @@
+"""Config checks that run before anything is built or compiled: one-line errors naming the field
+and what would be valid. `trainer.train` calls `check(config, device_count)` first.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the field and the valid choices."""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _positive(config, *fields: str) -> None:
+    for field in fields:
+        value = config
+        for part in field.split("."):
+            value = value[part]
+        _require(isinstance(value, (int, float)) and value > 0, f"{field}={value!r} must be positive")
+
+
+def check(config, device_count: int) -> None:
+    from sora_jax.train import sharding
+
+    _require(config.task in ("vae", "t2v"), f"task={config.task!r}; valid: vae, t2v")
+    _positive(config, "total_steps", "data.batch_size", "data.max_batch_size", "optimizer.learning_rate",
+              "optimizer.grad_accum_steps", "checkpoint.every_steps", "checkpoint.keep", "log.every_steps",
+              "log.eval_every_steps")
+    dataset = config.data.dataset
+    _require(dataset.startswith("folder:") or dataset in ("physworld/tiny", "physworld/small", "physworld/base"),
+             f"data.dataset={dataset!r}; valid: physworld/tiny, physworld/small, physworld/base, folder:<path>")
+    try:
+        sizes = sharding.mesh_shape(config.mesh, device_count)
+    except ValueError as error:
+        raise ConfigError(f"mesh: {error}") from None
+    shards = sizes["data"] * sizes["fsdp"]
+    multiple = shards * config.optimizer.grad_accum_steps
+    _require(config.data.batch_size % multiple == 0,
+             f"data.batch_size={config.data.batch_size} must divide by mesh data x fsdp ({shards}) x "
+             f"optimizer.grad_accum_steps ({config.optimizer.grad_accum_steps}) = {multiple}")
+    _require(config.optimizer.name == "adamw", f"optimizer.name={config.optimizer.name!r}; valid: adamw")
+    _require(config.optimizer.schedule in ("constant", "constant_cooldown", "cosine"),
+             f"optimizer.schedule={config.optimizer.schedule!r}; valid: constant, constant_cooldown, cosine")
+    _require(0.0 <= config.optimizer.ema_decay < 1.0, f"optimizer.ema_decay={config.optimizer.ema_decay} must be in [0, 1)")
+    if config.task == "t2v":
+        _check_t2v(config, sizes)
+    else:
+        _check_vae(config)
+
+
+def _check_t2v(config, mesh_sizes: dict) -> None:
+    from sora_jax.diffusion import flow
+    from sora_jax.models import dit
+    from sora_jax.train.checkpoint import run_step
+
+    model = config.model
+    _positive(config, "model.width", "model.depth", "model.heads", "model.text_length", "sample.steps")
+    _require(model.width % model.heads == 0, f"model.width={model.width} does not divide by model.heads={model.heads}")
+    _require((model.width // model.heads) % 2 == 0,
+             f"model.width / model.heads = {model.width // model.heads} must be even (rotary pairs)")
+    _require(model.heads % mesh_sizes["tensor"] == 0,
+             f"model.heads={model.heads} does not divide by mesh.tensor={mesh_sizes['tensor']}")
+    _require(len(model.patch) == 3 and all(int(p) >= 1 for p in model.patch),
+             f"model.patch={tuple(model.patch)} must be three positive ints (pt, ph, pw)")
+    _require(model.layout in dit.LAYOUTS, f"model.layout={model.layout!r}; valid: {', '.join(dit.LAYOUTS)}")
+    _require(model.remat in dit.REMAT_POLICIES, f"model.remat={model.remat!r}; valid: {', '.join(dit.REMAT_POLICIES)}")
+    _require(model.dtype in ("float32", "bfloat16"), f"model.dtype={model.dtype!r}; valid: float32, bfloat16")
+    _require(model.text_encoder in ("bytes", "minilm"), f"model.text_encoder={model.text_encoder!r}; valid: bytes, minilm")
+    _require(model.attention_implementation in dit.ATTENTION_IMPLEMENTATIONS,
+             f"model.attention_implementation={model.attention_implementation!r}; "
+             f"valid: {', '.join(dit.ATTENTION_IMPLEMENTATIONS)}")
+    unknown = sorted(set(config.flow.tasks) - set(flow.TASKS))
+    _require(not unknown, f"flow.tasks has unknown tasks {unknown}; valid: {', '.join(flow.TASKS)}")
+    weights = [float(w) for w in config.flow.tasks.values()]
+    _require(min(weights) >= 0 and sum(weights) > 0, f"flow.tasks weights {dict(config.flow.tasks)} must be >= 0, sum > 0")
+    _require(0.0 <= config.flow.text_dropout <= 1.0, f"flow.text_dropout={config.flow.text_dropout} must be in [0, 1]")
+    _require(config.flow.logit_std > 0, f"flow.logit_std={config.flow.logit_std} must be positive")
+    _require(config.sample.guidance >= 0, f"sample.guidance={config.sample.guidance} must be >= 0")
+    try:
+        step = run_step(config.vae_workdir)
+    except (OSError, ValueError):
+        step = None
+    _require(step is not None, f"vae_workdir={config.vae_workdir!r} holds no trained VAE: train the VAE first, e.g. "
+             f"`sora-jax train --config=configs/vae.py:tiny --workdir={config.vae_workdir}`")
+
+
+def _check_vae(config) -> None:
+    model = config.model
+    _require(model.spatial_compression in (4, 8), f"model.spatial_compression={model.spatial_compression}; valid: 4, 8")
+    _require(model.temporal_compression in (1, 2, 4),
+             f"model.temporal_compression={model.temporal_compression}; valid: 1, 2, 4")
+    _require(4 <= model.latent_channels <= 16, f"model.latent_channels={model.latent_channels} must be in 4..16")
+    _require(model.patch in (1, 2, 4) and model.patch <= model.spatial_compression,
+             f"model.patch={model.patch}; valid: 1, 2 or 4, at most model.spatial_compression")
+    frames, side = config.data.crop_frames, config.data.crop_side
+    temporal, spatial = model.temporal_compression, model.spatial_compression
+    if frames:
+        valid = sorted({max(1, 1 + (frames - 1) // temporal * temporal), 1 + math.ceil((frames - 1) / temporal) * temporal})
+        _require(frames >= 1 and (frames - 1) % temporal == 0,
+                 f"data.crop_frames={frames} must be 1 + k·{temporal} (model.temporal_compression); nearest valid: "
+                 f"{' or '.join(map(str, valid))}")
+    if side:
+        valid = sorted({max(spatial, side // spatial * spatial), -(-side // spatial) * spatial})
+        _require(side % spatial == 0, f"data.crop_side={side} must be a multiple of {spatial} "
+                 f"(model.spatial_compression); nearest valid: {' or '.join(map(str, valid))}")
+    for name, weight in config.loss.items():
+        if name != "hooks":
+            _require(weight >= 0, f"loss.{name}={weight} must be >= 0")
