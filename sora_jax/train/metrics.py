@@ -12,6 +12,14 @@ import numpy as np
 import tqdm
 
 
+def _drop_partial_last_line(path: pathlib.Path) -> None:
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if not data.endswith(b"\n"):
+        path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+
 class MetricWriter:
     def __init__(self, workdir: str | pathlib.Path, total_steps: int, initial_step: int = 0, quiet: bool = False):
         self.enabled = jax.process_index() == 0
@@ -22,7 +30,9 @@ class MetricWriter:
             from tensorboardX import SummaryWriter
 
             self.workdir.mkdir(parents=True, exist_ok=True)
-            self.jsonl = (self.workdir / "metrics.jsonl").open("a")
+            path = self.workdir / "metrics.jsonl"
+            _drop_partial_last_line(path)  # a run killed mid-write leaves half a line
+            self.jsonl = path.open("a")
             self.tensorboard = SummaryWriter(str(self.workdir / "tensorboard"))
             self.bar = tqdm.tqdm(total=total_steps, initial=initial_step, disable=quiet, dynamic_ncols=True,
                                  desc=self.workdir.name)
