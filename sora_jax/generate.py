@@ -26,7 +26,7 @@ from sora_jax import prompts
 from sora_jax.data import video_folder, video_io
 from sora_jax.diffusion import flow, samplers
 from sora_jax.evaluation.metrics import psnr
-from sora_jax.models.vae import VideoVAE
+from sora_jax.models.vae import VideoVAE, nearest_frame_counts, nearest_multiples
 
 MODES = ("t2v", "t2i", "i2v", "extend_forward", "extend_backward", "loop", "connect", "edit")
 
@@ -75,11 +75,6 @@ def _load_frames(value, name: str) -> np.ndarray:
     return frames
 
 
-def _nearest(side: int, multiple: int) -> str:
-    low = max(multiple, side // multiple * multiple)
-    return " or ".join(str(v) for v in sorted({low, -(-side // multiple) * multiple}))
-
-
 class Generator:
     """A trained T2V run (workdir or export) with its VAE, ready to sample."""
 
@@ -125,7 +120,8 @@ class Generator:
         for name, side in (("height", height), ("width", width)):
             if side % self.multiple or side <= 0:
                 raise UserInputError(f"--{name}={side} is not a multiple of {self.multiple} (VAE {self.vae.spatial}x "
-                                     f"x patch {self.task.model.patch[1]}); nearest valid: {_nearest(side, self.multiple)}")
+                                     f"x patch {self.task.model.patch[1]}); nearest valid: "
+                                     f"{' or '.join(map(str, nearest_multiples(side, self.multiple)))}")
 
     def _frames_to_latents(self, frames: int, new: bool) -> int:
         """Output frames -> latent frames (t2v: 1 + k·ft), or new frames -> new latent frames (k·ft)."""
@@ -134,9 +130,9 @@ class Generator:
                 raise UserInputError(f"--frames={frames} new frames must be a positive multiple of {self.temporal}")
             return frames // self.temporal
         if frames <= 0 or (frames - 1) % self.temporal:
-            low = max(1, 1 + (frames - 1) // self.temporal * self.temporal)
+            valid = nearest_frame_counts(frames, self.temporal)
             raise UserInputError(f"--frames={frames} must be 1 + k·{self.temporal} (the causal VAE's rule); nearest "
-                                 f"valid: {' or '.join(map(str, sorted({low, low + self.temporal})))}")
+                                 f"valid: {' or '.join(map(str, valid))}")
         return 1 + (frames - 1) // self.temporal
 
     def _input_video(self, value, name: str, size: tuple[int, int], min_frames: int = 1) -> np.ndarray:

@@ -146,6 +146,16 @@ class Upsample(nn.Module):
         return CausalConv3d(self.features, dtype=self.dtype)(x) + MatchChannels(self.features)(shortcut)
 
 
+def nearest_multiples(side: int, multiple: int) -> list[int]:
+    """The valid sizes next to `side` (positive multiples of `multiple`), for error messages."""
+    return sorted({max(multiple, side // multiple * multiple), -(-side // multiple) * multiple})
+
+
+def nearest_frame_counts(frames: int, temporal: int) -> list[int]:
+    """The frame counts `1 + k·temporal` next to `frames`, for error messages."""
+    return sorted({max(1, 1 + (frames - 1) // temporal * temporal), 1 + -(-(frames - 1) // temporal) * temporal})
+
+
 def _stages(spatial: int, temporal: int, patch: int) -> tuple[int, int]:
     return int(math.log2(spatial // patch)), int(math.log2(temporal))
 
@@ -268,11 +278,11 @@ class VideoVAE(nn.Module):
             raise ValueError(f"video must be [B, T, H, W, 3], got {tuple(shape)}")
         frames, height, width = shape[1:4]
         if (frames - 1) % self.temporal:
-            valid = sorted({1 + (frames - 1) // self.temporal * self.temporal, 1 + -(-(frames - 1) // self.temporal) * self.temporal})
+            valid = nearest_frame_counts(frames, self.temporal)
             raise ValueError(f"frames={frames} breaks T = 1 + k*{self.temporal}; nearest valid: {valid}")
         for name, side in (("height", height), ("width", width)):
             if side % self.spatial:
-                valid = sorted({max(self.spatial, side // self.spatial * self.spatial), -(-side // self.spatial) * self.spatial})
+                valid = nearest_multiples(side, self.spatial)
                 raise ValueError(f"{name}={side} is not divisible by the VAE's {self.spatial}x; nearest valid: {valid}")
 
     def latent_shape(self, video_shape: tuple[int, ...]) -> tuple[int, ...]:

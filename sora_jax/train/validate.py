@@ -4,8 +4,6 @@ and what would be valid. `trainer.train` calls `check(config, device_count)` fir
 
 from __future__ import annotations
 
-import math
-
 
 class ConfigError(ValueError):
     """A config value that cannot work; the message names the field and the valid choices."""
@@ -90,6 +88,8 @@ def _check_t2v(config, mesh_sizes: dict) -> None:
 
 
 def _check_vae(config) -> None:
+    from sora_jax.models.vae import nearest_frame_counts, nearest_multiples
+
     model = config.model
     _require(model.spatial_compression in (4, 8), f"model.spatial_compression={model.spatial_compression}; valid: 4, 8")
     _require(model.temporal_compression in (1, 2, 4),
@@ -100,12 +100,12 @@ def _check_vae(config) -> None:
     frames, side = config.data.crop_frames, config.data.crop_side
     temporal, spatial = model.temporal_compression, model.spatial_compression
     if frames:
-        valid = sorted({max(1, 1 + (frames - 1) // temporal * temporal), 1 + math.ceil((frames - 1) / temporal) * temporal})
+        valid = nearest_frame_counts(frames, temporal)
         _require(frames >= 1 and (frames - 1) % temporal == 0,
                  f"data.crop_frames={frames} must be 1 + k·{temporal} (model.temporal_compression); nearest valid: "
                  f"{' or '.join(map(str, valid))}")
     if side:
-        valid = sorted({max(spatial, side // spatial * spatial), -(-side // spatial) * spatial})
+        valid = nearest_multiples(side, spatial)
         _require(side % spatial == 0, f"data.crop_side={side} must be a multiple of {spatial} "
                  f"(model.spatial_compression); nearest valid: {' or '.join(map(str, valid))}")
     for name, weight in config.loss.items():
