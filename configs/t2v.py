@@ -33,6 +33,7 @@ def get_config(arg: str | None = None):
     config.data.batch_size = variant["batch_size"]
     config.data.max_batch_size = 4 * variant["batch_size"]
     config.data.cache_limit = 0  # encode only the first N clips of each split into the cache; 0 = all
+    config.data.latent_cache_dir = ""  # where the latent cache lives; "" = <workdir>/latent_cache (the ladder shares one)
     # The trained VAE whose latent the DiT models: a workdir, or an export (`sora-jax export`).
     # assets/vae_tiny is the committed tiny VAE (made by the README's VAE commands).
     config.vae_workdir = "assets/vae_tiny"
@@ -68,6 +69,9 @@ def get_config(arg: str | None = None):
 
     config.eval = common.ml_collections.ConfigDict()
     config.eval.num_clips = 64  # validation clips for the fixed-triple validation loss
+    # 0: clip i at the i-th point of a uniform timestep grid; Q > 0: every clip at Q fixed timestep
+    # quantiles, with a per-quantile curve (val_loss_t0 .. val_loss_t{Q-1}): the ladder's setting.
+    config.eval.timestep_quantiles = 0
     config.eval.num_samples = 4  # validation prompts sampled at each evaluation
 
     config.optimizer.learning_rate = variant["lr"]

@@ -5,6 +5,7 @@
     sora-jax train --config=configs/vae.py:tiny --workdir=runs/vae_tiny
     sora-jax export --workdir=runs/vae_tiny --out=assets/vae_tiny
     sora-jax sample --workdir=runs/t2v_tiny --prompt="a red ball" --out=out/red_ball.mp4
+    sora-jax ladder --config=configs/scaling.py:demo --workdir=out/ladder   # 1x, 4x, 32x + comparison
 
 Flags are few on purpose: `--config` (with `--config.a.b=v` overrides), `--workdir`, and a handful
 per verb. A user mistake ends with a one-line message and exit code 2, never a traceback.
@@ -43,6 +44,9 @@ _STEPS = flags.DEFINE_integer("steps", None, "Sampling steps; default: the run's
 _GUIDANCE = flags.DEFINE_float("guidance", None, "Classifier-free guidance; default: config.sample.guidance.")
 _SAMPLER = flags.DEFINE_string("sampler", "euler", "euler, heun or ab2.")
 _NO_ENRICH = flags.DEFINE_bool("no_enrich", False, "Use the prompt as given, without enrichment.")
+# ladder
+_PRINT = flags.DEFINE_bool("print", False, "ladder: print the plan (params, steps, expected time) and stop.")
+_BUDGETS = flags.DEFINE_list("budgets", None, "ladder: the rungs to run (default: the config's 1x, 4x, 32x).")
 _PROMPTS_FILE = flags.DEFINE_string("prompts_file", None, "One prompt per line, sampled in batches; outputs "
                                     "are --out with _000, _001, ... appended.")
 
@@ -151,6 +155,25 @@ def _eval() -> None:
     print(f"wrote {workdir}/eval_vae.json")
 
 
+def _ladder() -> None:
+    config = _require(_CONFIG, "config")
+    if "ladder" not in config:
+        raise UserError("ladder needs a compute-ladder config, e.g. --config=configs/scaling.py:demo")
+    from sora_jax.scaling import ladder
+
+    print(ladder.format_table(ladder.table(config)))
+    if _PRINT.value:
+        return
+    workdir = _require(_WORKDIR, "workdir")
+    import jax
+
+    from sora_jax.train import validate
+
+    for budget in _BUDGETS.value or config.ladder.rungs:
+        validate.check(ladder.rung_config(config, budget), jax.device_count())  # every rung, before any runs
+    ladder.run(config, workdir, _BUDGETS.value)
+
+
 def main(argv: list[str]) -> None:
     args = argv[1:]
     verb = args[0] if args else None
@@ -166,7 +189,7 @@ def main(argv: list[str]) -> None:
         return _export()
     if verb == "sample":
         return _sample()
-    raise UserError(f"`sora-jax {verb}` is not implemented yet")
+    return _ladder()
 
 
 def _one_line(error: BaseException) -> str:

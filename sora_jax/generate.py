@@ -90,7 +90,6 @@ class Generator:
         self.vae: VideoVAE = self.task.vae
         self.temporal = self.vae.temporal
         self.multiple = self.vae.spatial * max(self.task.model.patch[1:])
-        self._encode = jax.jit(lambda p, v: self.vae.apply({"params": p}, v, method=VideoVAE.encode_mean))
         self.default_size, self.train_window = self._training_shape()
 
     def _training_shape(self) -> tuple[tuple[int, int], int]:
@@ -107,11 +106,8 @@ class Generator:
     # --- latents -------------------------------------------------------------------------------
     def encode(self, frames: np.ndarray) -> np.ndarray:
         """uint8 [T, H, W, 3] -> normalized latents [t, h, w, c] (T trimmed to 1 + k·temporal)."""
-        from sora_jax.train.vae_task import normalize_latents
-
         usable = 1 + (frames.shape[0] - 1) // self.temporal * self.temporal
-        video = frames[:usable].astype(np.float32)[None] / 127.5 - 1.0
-        return normalize_latents(np.asarray(self._encode(self.task.vae_params, video))[0], self.task.latent_stats)
+        return self.task.encode(frames[None, :usable])[0]
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
         return self.task.decode(latents[None])[0]

@@ -17,7 +17,16 @@ def test_every_preset_builds_and_documents_its_command(module, arg):
 def test_scaling_budget_multiplies_the_base_compute():
     one, four = scaling.get_config("cpu,budget=1x"), scaling.get_config("cpu,budget=4x")
     assert four.ladder.compute_flops == pytest.approx(4 * one.ladder.compute_flops)
-    assert one.ladder.base_compute_flops == scaling.BASE_COMPUTE["cpu"]
+    assert one.ladder.base_compute_flops == scaling.PRESETS["cpu"]["base"]
+    # Steps spend the budget: steps x analytic FLOPs per step is the budget, to one step.
+    for config in (one, four):
+        spent = config.total_steps * config.ladder.flops_per_step
+        assert abs(spent - config.ladder.compute_flops) <= config.ladder.flops_per_step
+    assert four.ladder.params > one.ladder.params  # a bigger budget buys a bigger model
+    pinned = scaling.get_config("cpu,budget=4x,size=L3d96")
+    assert (pinned.model.depth, pinned.model.width, pinned.model.heads) == (3, 96, 3)
+    with pytest.raises(ValueError, match="L4d128"):
+        scaling.get_config("cpu,size=big")
     with pytest.raises(ValueError, match="multiplier"):
         scaling.get_config("cpu,budget=lots")
 
@@ -48,10 +57,14 @@ def test_cli_override_with_a_mistyped_key_fails_in_one_line_with_a_suggestion():
     assert len(message) == 1 and "learning_rate" in message[0] and "Traceback" not in result.stderr
 
 
-def test_cli_verbs_not_built_yet_exit_2_with_a_message():
-    for verb in ("ladder",):
-        result = run_cli(verb)
-        assert result.returncode == 2 and "not implemented yet" in result.stderr
+def test_cli_ladder_prints_its_plan_and_refuses_a_non_ladder_config():
+    result = run_cli("ladder", "--config=configs/scaling.py:cpu", "--print")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 4 and lines[0].split()[:3] == ["budget", "FLOPs", "model"]
+    assert [line.split()[0] for line in lines[1:]] == ["1x", "4x", "32x"]
+    result = run_cli("ladder", "--config=configs/t2v.py:tiny", "--print")
+    assert result.returncode == 2 and "compute-ladder config" in result.stderr
 
 
 def test_cli_unknown_verb_and_missing_subverb():

@@ -165,7 +165,7 @@ def simulate(scene: Scene) -> np.ndarray:
     position = np.array([o.position for o in scene.objects], np.float64).reshape(count, 2)
     velocity = np.array([o.velocity for o in scene.objects], np.float64).reshape(count, 2)
     radius = np.array([o.radius for o in scene.objects], np.float64)
-    falls = np.array([o.motion == 1 for o in scene.objects])
+    falls = np.array([o.motion == 1 for o in scene.objects], bool)
     gravity = 0.025 * min(scene.height, scene.width)
     low = np.stack([radius, radius], -1)
     high = np.stack([scene.world_width - radius, scene.height - radius], -1)
@@ -239,6 +239,7 @@ def render(scene: Scene) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     world_columns = np.arange(scene.world_width, dtype=np.float32)[None, None, :] + 0.5
 
     trail_mask = np.zeros((frames, height, width), bool)
+    trail_paint = np.zeros((frames, height, width), np.float32)  # soft coverage, edges included
     for index, obj in enumerate(scene.objects):
         if not obj.paints:
             continue
@@ -254,6 +255,7 @@ def render(scene: Scene) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         painted = _camera_view(world_paint, left, frac)
         canvas = _over(canvas, painted, palette.TRAIL_COLORS[obj.color])
         trail_mask |= painted > 0.5
+        trail_paint = np.maximum(trail_paint, painted)
 
     coverages = []
     for index, obj in enumerate(scene.objects):
@@ -290,6 +292,7 @@ def render(scene: Scene) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         "boxes": boxes,
         "visible": visible,
         "trail_mask": trail_mask,
+        "trail_paint": trail_paint,
         "camera_offset": scene.camera_offsets.astype(np.float32),
         "objects": object_table(scene),
     }

@@ -36,6 +36,14 @@ def text_inputs(batch: dict, encoder: str, keep=None) -> dict:
     return inputs
 
 
+def _noise_key(*seed: int) -> jax.Array:
+    """PRNGKey(seed[0]) folded with the rest: the fixed noise of one validation triple."""
+    key = jax.random.PRNGKey(seed[0])
+    for extra in seed[1:]:
+        key = jax.random.fold_in(key, extra)
+    return key
+
+
 class T2VTask:
     name = "t2v"
 
@@ -55,7 +63,8 @@ class T2VTask:
     # --- data ----------------------------------------------------------------------------------
     def cache(self, split: str) -> latent_cache.LatentSource:
         limit = self.config.data.cache_limit or None
-        return latent_cache.ensure(self.workdir / "latent_cache" / split, self.config.vae_workdir, self.config.data,
+        root = pathlib.Path(self.config.data.latent_cache_dir or self.workdir / "latent_cache")
+        return latent_cache.ensure(root / split, self.config.vae_workdir, self.config.data,
                                    split, self.encoder, self.config.model.text_length, limit)
 
     def make_dataset(self, shard_multiple: int):
@@ -83,6 +92,13 @@ class T2VTask:
 
     def tokens(self, batch: dict) -> int:
         return batch["latent"].shape[0] * self.model.tokens(batch["latent"].shape)
+
+    def step_flops(self, batch: dict) -> float:
+        """Analytic model FLOPs of one training step on this (global) batch (scaling/flops.py)."""
+        from sora_jax.scaling import flops
+
+        shape = flops.DiTShape.from_config(self.config.model, self.vae.latent_channels)
+        return flops.train_step_flops(shape, batch["latent"].shape[1:4], batch["latent"].shape[0])
 
     # --- parameters and loss -------------------------------------------------------------------
     def example_batch(self, batch_size: int) -> dict[str, np.ndarray]:
@@ -127,19 +143,38 @@ class T2VTask:
 
         return jax.jit(per_sample)
 
+    def flow_losses(self, params, latents, t, noise, text: dict) -> np.ndarray:
+        """Per-sample text->video flow loss of latents [B, ...] at timesteps t [B] with given noise."""
+        return np.asarray(self._validation_loss(params, jnp.asarray(latents), jnp.asarray(t), jnp.asarray(noise), text))
+
     def evaluate(self, params, clips: list[dict]) -> dict[str, float]:
-        """Text->video flow loss on fixed triples: clip i, t_i on a uniform grid, noise from seed i."""
-        grid = np.linspace(0.05, 0.95, len(clips), dtype=np.float32)
+        """Text->video flow loss on fixed (clip, timestep, noise) triples, the same for every model
+        (common random numbers). `eval.timestep_quantiles` = 0: clip i at t_i on a uniform grid,
+        noise from seed i. Q > 0: every clip at t = (q + 0.5) / Q, noise from seed (i, q), plus the
+        per-timestep curve `val_loss_t{q}`."""
+        quantiles = self.config.eval.get("timestep_quantiles", 0)
+        if quantiles:
+            triples = [(i, (q + 0.5) / quantiles, (i, q)) for i in range(len(clips)) for q in range(quantiles)]
+        else:
+            grid = np.linspace(0.05, 0.95, len(clips))
+            triples = [(i, grid[i], (i,)) for i in range(len(clips))]
         by_shape: dict[tuple, list[int]] = {}
-        for i, clip in enumerate(clips):
-            by_shape.setdefault(clip["latent"].shape, []).append(i)
-        losses = []
+        for number, (i, _, _) in enumerate(triples):
+            by_shape.setdefault(clips[i]["latent"].shape, []).append(number)
+        losses = np.zeros(len(triples))
         for shape, members in by_shape.items():
-            latent = np.stack([clips[i]["latent"] for i in members])
-            noise = np.stack([np.asarray(jax.random.normal(jax.random.PRNGKey(i), shape)) for i in members])
-            text = text_inputs(self.encode_prompts([clips[i]["caption"] for i in members]), self.encoder)
-            losses += list(np.asarray(self._validation_loss(params, latent, grid[members], noise, text)))
-        return {"val_loss": float(np.mean(losses))}
+            for start in range(0, len(members), 64):
+                chunk = members[start:start + 64]
+                latent = np.stack([clips[triples[n][0]]["latent"] for n in chunk])
+                t = np.array([triples[n][1] for n in chunk], np.float32)
+                noise = np.stack([np.asarray(jax.random.normal(_noise_key(*triples[n][2]), shape)) for n in chunk])
+                text = text_inputs(self.encode_prompts([clips[triples[n][0]]["caption"] for n in chunk]), self.encoder)
+                losses[chunk] = self.flow_losses(params, latent, t, noise, text)
+        results = {"val_loss": float(np.mean(losses))}
+        if quantiles:
+            per_t = losses.reshape(len(clips), quantiles).mean(0)
+            results.update({f"val_loss_t{q}": float(value) for q, value in enumerate(per_t)})
+        return results
 
     def sample_latents(self, params, captions, latent_shape, seed: int = 0, steps: int | None = None,
                        guidance: float | None = None, cond_latents=None, cond_mask=None, start: float = 1.0,
@@ -167,6 +202,19 @@ class T2VTask:
                                    cond_latents=cond_latents, cond_mask=cond_mask, start=start)
 
         return jax.jit(sample)
+
+    def encode(self, videos: np.ndarray) -> np.ndarray:
+        """uint8 videos [B, T, H, W, 3] -> normalized latents [B, t, h, w, c] (the VAE's mean)."""
+        from sora_jax.train.vae_task import normalize_latents
+
+        inputs = np.asarray(videos, np.float32) / 127.5 - 1.0
+        return normalize_latents(np.asarray(self._encode(self.vae_params, jnp.asarray(inputs))), self.latent_stats)
+
+    @functools.cached_property
+    def _encode(self):
+        from sora_jax.models.vae import VideoVAE
+
+        return jax.jit(lambda p, v: self.vae.apply({"params": p}, v, method=VideoVAE.encode_mean))
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
         """Normalized latents -> uint8 videos [B, T, H, W, 3]."""

@@ -186,15 +186,17 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
     checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.checkpoint.keep,
                                                async_save=config.checkpoint.async_save)
     start_step = checkpointer.latest_step()
+    compute_flops = 0.0  # analytic model FLOPs spent so far (the scaling laws' C), kept across resumes
     if start_step is not None:
         state, meta = checkpointer.restore(start_step, state, state_shardings)
         data_iterator.set_state(meta["data_state"])
+        compute_flops = float(meta.get("compute_flops", 0.0))
         logging.info("resumed from step %d", start_step)
     start_step = int(state.step)
 
     def save(step: int, force: bool = False, extra: dict | None = None):
         meta = {"config": json.loads(config.to_json_best_effort()), "data_state": data_iterator.get_state(),
-                "task": task.name, "param_count": param_count, **(extra or {})}
+                "task": task.name, "param_count": param_count, "compute_flops": compute_flops, **(extra or {})}
         checkpointer.save(step, state, meta, force=force)
 
     # --- Evals
@@ -206,6 +208,8 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
         if jax.process_index() != 0:
             return {}
         results = task.evaluate(ema, eval_clips)
+        if compute_flops:
+            results["compute_flops"] = compute_flops
         results.update(task.write_samples(ema, sample_clips, workdir / "samples" / f"step_{step:06d}", writer, step))
         writer.write(step, results)
         return results
@@ -213,7 +217,7 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
     # --- Loop
     writer = metrics_lib.MetricWriter(workdir, config.total_steps, start_step, quiet=quiet)
     peak = throughput.matmul_peak_flops() * jax.device_count()
-    compiled_by_shape: dict[tuple, tuple] = {}  # one compile per batch shape, with its FLOPs
+    compiled_by_shape: dict[tuple, tuple] = {}  # one compile per batch shape: (step, XLA FLOPs, model FLOPs)
     preemption = _Preemption()
     results: dict = {}
     pending: list = []
@@ -228,13 +232,15 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
             shape_key = tuple((key, value.shape) for key, value in sorted(batch.items()))
             if shape_key not in compiled_by_shape:
                 compiled = train_step.lower(state, batch).compile()
-                compiled_by_shape[shape_key] = (compiled, throughput.compiled_flops(compiled))
-            compiled, step_flops = compiled_by_shape[shape_key]
+                model_flops = task.step_flops(batch) if hasattr(task, "step_flops") else 0.0
+                compiled_by_shape[shape_key] = (compiled, throughput.compiled_flops(compiled), model_flops)
+            compiled, step_flops, model_flops = compiled_by_shape[shape_key]
             state, step_metrics = compiled(state, batch)
             step += 1
             pending.append(step_metrics)
             window_tokens += task.tokens(prepared) * jax.process_count()
             window_flops += step_flops
+            compute_flops += model_flops
             window_steps += 1
             if step % config.log.every_steps == 0 or step == config.total_steps:
                 fetched = jax.device_get(pending)
@@ -246,6 +252,8 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
                 logged.update(steps_per_s=window_steps / elapsed, tokens_per_s=window_tokens / elapsed,
                               tflops_per_s=window_flops / elapsed / 1e12, mfu=window_flops / elapsed / peak,
                               skipped_steps=int(state.skipped_steps), learning_rate=float(schedule(step)))
+                if compute_flops:
+                    logged["compute_flops"] = compute_flops
                 writer.write(step, logged)
                 writer.progress(step, {"loss": logged["loss"], "tok/s": logged["tokens_per_s"],
                                        "TFLOP/s": logged["tflops_per_s"], "MFU": logged["mfu"]})
@@ -270,6 +278,8 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
         save(step, force=True, extra=final_meta)
         checkpointer.wait()
         results = {**results, **final_meta, "step": step, "param_count": param_count}
+        if compute_flops:
+            results["compute_flops"] = compute_flops
         if jax.process_index() == 0:
             (workdir / "final_metrics.json").write_text(json.dumps(results, indent=1))
         return results

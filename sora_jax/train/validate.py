@@ -45,10 +45,22 @@ def check(config, device_count: int) -> None:
     _require(config.optimizer.schedule in ("constant", "constant_cooldown", "cosine"),
              f"optimizer.schedule={config.optimizer.schedule!r}; valid: constant, constant_cooldown, cosine")
     _require(0.0 <= config.optimizer.ema_decay < 1.0, f"optimizer.ema_decay={config.optimizer.ema_decay} must be in [0, 1)")
+    if "ladder" in config:
+        _check_ladder(config)
     if config.task == "t2v":
         _check_t2v(config, sizes)
     else:
         _check_vae(config)
+
+
+def _check_ladder(config) -> None:
+    from configs import scaling
+
+    steps, per_step = scaling.planned_steps(config)
+    _require(abs(config.total_steps - steps) <= 1,
+             f"total_steps={config.total_steps} does not spend ladder.compute_flops={config.ladder.compute_flops:.3g} "
+             f"at {per_step:.3g} FLOPs per step (model and data.batch_size as given): use total_steps={steps}, "
+             f"or run it with `sora-jax ladder`, which replans")
 
 
 def _check_t2v(config, mesh_sizes: dict) -> None:

@@ -1,0 +1,155 @@
+"""What compute buys, measured the same way for every rung of a ladder.
+
+Every rung samples the same prompts with the same noise (common random numbers): the captions
+of held-out PhysWorld scenes (seeds 90000+, never in the training set's seed range), whose
+ground truth the probes compare against. Per rung: validation loss (fixed clips x timestep
+quantiles x noise, from training), world probes with bootstrap CIs over `probe_samples`
+videos, violation-of-expectation likelihood tests; the same probes on the ground-truth renders
+and the VAE's reconstructions are the ceilings. Writes:
+
+    ladder.json               every number above, per rung, with the ceilings and the fits
+    ladder.md                 the same as a table
+    side_by_side.mp4 / .gif   a labelled grid: one row per prompt, columns 1x | 4x | 32x | truth
+    loss_vs_compute.png       validation loss vs training FLOPs with the power-law fit;
+                              per-timestep curves
+    probes_vs_compute.png     each probe vs compute, CIs, ceilings dashed
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+
+from sora_jax.data import physworld, video_io
+from sora_jax.evaluation import likelihood, probes
+from sora_jax.scaling import plots
+
+PROBE_CLIP = (17, 32, 56)  # frames, height, width: the largest physworld/tiny bucket
+PROBE_SEED = 90_000
+SHOWN = ("caption_colors", "caption_shapes", "caption_count", "permanence", "continuity", "color_constancy",
+         "trail_persistence", "motion_residual_px", "background_flicker", "pan_direction")
+
+
+def probe_scenes(count: int, clip_shape=PROBE_CLIP) -> list[physworld.Clip]:
+    return [physworld.render_clip(PROBE_SEED + i, *clip_shape) for i in range(count)]
+
+
+def _probe(videos, scenes) -> dict:
+    return probes.score_videos(videos, [s.truth["objects"] for s in scenes], [s.scene.camera for s in scenes])
+
+
+def sample_videos(task, params, captions: list[str], latent_shape, batch: int = 16, steps: int | None = None) -> np.ndarray:
+    """uint8 [N, T, H, W, 3]: batch b of the captions starts from the noise of seed b, so every
+    model sees the same noise for the same prompt."""
+    videos = []
+    for number, start in enumerate(range(0, len(captions), batch)):
+        chunk = captions[start:start + batch]
+        videos.append(task.decode(task.sample_latents(params, chunk, latent_shape, seed=number, steps=steps)))
+    return np.concatenate(videos)
+
+
+def ceilings(task, scenes) -> dict:
+    """The probes on ground-truth renders and on their VAE reconstructions."""
+    truth = np.stack([s.video for s in scenes])
+    reconstructed = np.concatenate([task.decode(task.encode(truth[i:i + 16])) for i in range(0, len(truth), 16)])
+    return {"truth": _probe(truth, scenes), "vae": _probe(reconstructed, scenes)}
+
+
+def evaluate_rung(run_dir: pathlib.Path, scenes, probe_samples: int, voe_quads: int) -> tuple[dict, np.ndarray, object]:
+    from sora_jax import generate
+
+    generator = generate.Generator(run_dir)
+    task, params = generator.task, generator.params
+    latent_shape = task.vae.latent_shape((1, *PROBE_CLIP, 3))[1:]
+    videos = sample_videos(task, params, [s.caption for s in scenes[:probe_samples]], latent_shape)
+    result = {"probes": _probe(videos, scenes[:probe_samples]),
+              "voe": likelihood.voe_scores(task, params, pairs_per_kind=voe_quads) if voe_quads else {}}
+    return result, videos, task
+
+
+def label_strip(labels: list[str], width: int, height: int = 12) -> np.ndarray:
+    """uint8 [height, len(labels) * width, 3]: each label centred over its column."""
+    from PIL import Image, ImageDraw
+
+    strip = Image.new("RGB", (width * len(labels), height), (255, 255, 255))
+    draw = ImageDraw.Draw(strip)
+    for index, label in enumerate(labels):
+        left, _, right, _ = draw.textbbox((0, 0), label)
+        draw.text((index * width + (width - (right - left)) // 2, 0), label, fill=(0, 0, 0))
+    return np.asarray(strip)
+
+
+def side_by_side(columns: dict[str, np.ndarray], rows: int, gap: int = 2) -> np.ndarray:
+    """columns {label: uint8 [N, T, H, W, 3]} -> one video [T, rows·(H+gap) + label, C·(W+gap), 3]."""
+    labels = list(columns)
+    frames, height, width = next(iter(columns.values())).shape[1:4]
+    grid = np.full((frames, rows * (height + gap), len(labels) * (width + gap), 3), 255, np.uint8)
+    for c, label in enumerate(labels):
+        for r in range(rows):
+            grid[:, r * (height + gap):r * (height + gap) + height, c * (width + gap):c * (width + gap) + width] = \
+                columns[label][r]
+    header = label_strip(labels, width + gap)
+    return np.concatenate([np.broadcast_to(header, (frames, *header.shape)), grid], axis=1)
+
+
+def compare(workdir: str | pathlib.Path, summaries: list[dict], config=None, probe_samples: int = 128,
+            voe_quads: int = 32, shown_rows: int = 4) -> dict:
+    from sora_jax.scaling import fit
+
+    workdir = pathlib.Path(workdir)
+    scenes = probe_scenes(probe_samples)
+    rungs, columns, task = [], {}, None
+    for summary in summaries:
+        print(f"ladder: evaluating {summary['run']} ({probe_samples} samples, {voe_quads} VoE quadruplets per kind)",
+              flush=True)
+        result, videos, task = evaluate_rung(workdir / summary["run"], scenes, probe_samples, voe_quads)
+        rungs.append({**summary, **result})
+        columns[summary["budget"]] = videos[:shown_rows]
+    report = {"rungs": rungs, "ceilings": ceilings(task, scenes), "probe_clip": PROBE_CLIP,
+              "probe_seeds": [PROBE_SEED, PROBE_SEED + probe_samples - 1]}
+    if config is not None:
+        report["ladder"] = {k: v for k, v in config.ladder.items()}
+    points = [(r["compute_flops"], r["val_loss"]) for r in rungs if r.get("compute_flops")]
+    if len(points) >= 2:
+        report["loss_fit"] = fit.fit_power_law(*zip(*points))
+    columns["truth"] = np.stack([s.video for s in scenes[:shown_rows]])
+    grid = side_by_side(columns, shown_rows)
+    for suffix in (".mp4", ".gif"):
+        video_io.write_video(workdir / f"side_by_side{suffix}", grid, scale=3)
+    (workdir / "ladder.json").write_text(json.dumps(report, indent=1, default=_jsonable))
+    (workdir / "ladder.md").write_text(markdown_table(report))
+    plots.plot_loss(report, workdir / "loss_vs_compute.png")
+    plots.plot_probes(report, workdir / "probes_vs_compute.png", SHOWN)
+    return report
+
+
+def _jsonable(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, (tuple, np.ndarray)):
+        return list(value)
+    return str(value)
+
+
+def _cell(stats: dict | None) -> str:
+    if not stats or stats.get("mean") is None:
+        return "–"
+    return f"{stats['mean']:.3f} [{stats['low']:.3f}, {stats['high']:.3f}]"
+
+
+def markdown_table(report: dict) -> str:
+    rungs = report["rungs"]
+    header = ["", *[f"{r['budget']} ({r['model']})" for r in rungs], "VAE recon.", "ground truth"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines.append("| training FLOPs | " + " | ".join(f"{r['compute_flops']:.2e}" for r in rungs) + " | | |")
+    lines.append("| params (non-emb.) | " + " | ".join(f"{r['params']:,}" for r in rungs) + " | | |")
+    lines.append("| validation loss | " + " | ".join(f"{r['val_loss']:.4f}" for r in rungs) + " | | |")
+    for key in SHOWN:
+        cells = [_cell(r["probes"].get(key)) for r in rungs]
+        cells += [_cell(report["ceilings"]["vae"].get(key)), _cell(report["ceilings"]["truth"].get(key))]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    for kind in (rungs[0].get("voe") or {}):
+        lines.append(f"| VoE {kind} (chance 0.5) | " + " | ".join(_cell(r["voe"][kind]) for r in rungs) + " | | |")
+    return "\n".join(lines) + "\n"

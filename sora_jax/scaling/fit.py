@@ -1,0 +1,118 @@
+"""Scaling-law fits: IsoFLOP parabolas, power laws in compute with bootstrap CIs, and Chinchilla's
+approach 3.
+
+    optimum = isoflop_optimum(log_n, losses)                 # one budget: N*, L* from a parabola
+    law = fit_power_law(compute, losses)                     # L = A · C^-alpha (+ E)
+    sweep = fit_isoflop(runs)                                # every budget -> N*(C), L*(C), CIs
+    parametric = fit_chinchilla(n, d, losses)                # L = E + A/N^alpha + B/D^beta
+
+Points are plain floats (FLOPs, parameters, tokens, losses), so the fits run on any sweep,
+including the synthetic ones the tests use to check that known exponents come back.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from scipy import optimize
+
+
+def isoflop_optimum(log_n, losses) -> tuple[float, float, float]:
+    """A parabola of loss vs ln N at one budget -> (ln N*, L*, curvature). A flat or inverted
+    parabola (no interior minimum) returns the best point and curvature <= 0."""
+    log_n, losses = np.asarray(log_n, np.float64), np.asarray(losses, np.float64)
+    a, b, c = np.polyfit(log_n, losses, 2)
+    if a <= 0:
+        best = int(np.argmin(losses))
+        return float(log_n[best]), float(losses[best]), float(a)
+    vertex = -b / (2 * a)
+    return float(vertex), float(c - b * b / (4 * a)), float(a)
+
+
+def fit_power_law(compute, losses, offset: bool = False) -> dict[str, float]:
+    """L = A · C^-alpha (a line in log-log), or with `offset` L = E + A · C^-alpha (least squares
+    on log L). Returns {A, alpha, E}."""
+    compute, losses = np.asarray(compute, np.float64), np.asarray(losses, np.float64)
+    slope, intercept = np.polyfit(np.log(compute), np.log(losses), 1)
+    if not offset:
+        return {"A": float(np.exp(intercept)), "alpha": float(-slope), "E": 0.0}
+    scale = np.log(compute).mean()
+
+    def residuals(p):
+        log_a, alpha, log_e = p
+        predicted = np.exp(log_e) + np.exp(log_a - alpha * (np.log(compute) - scale))
+        return np.log(predicted) - np.log(losses)
+
+    start = (intercept + slope * scale + np.log(0.5), max(-slope, 1e-3), np.log(0.5 * losses.min()))
+    log_a, alpha, log_e = optimize.least_squares(residuals, start).x
+    return {"A": float(np.exp(log_a + alpha * scale)), "alpha": float(alpha), "E": float(np.exp(log_e))}
+
+
+def predict(law: dict, compute) -> np.ndarray:
+    return law["E"] + law["A"] * np.asarray(compute, np.float64) ** -law["alpha"]
+
+
+def fit_isoflop(runs: list[dict], bootstrap: int = 1000, seed: int = 0) -> dict:
+    """runs: [{compute, params, loss}] with ≥ 3 sizes per budget. Per budget a parabola gives
+    N* and L*; across budgets N* = k · C^a and L* = A · C^-alpha. CIs (95 %) resample the runs of
+    each budget with replacement and refit everything."""
+    budgets = sorted({r["compute"] for r in runs})
+    by_budget = {c: [r for r in runs if r["compute"] == c] for c in budgets}
+    if len(budgets) < 2 or any(len(v) < 3 for v in by_budget.values()):
+        raise ValueError("an IsoFLOP fit needs >= 2 budgets with >= 3 sizes each")
+
+    def fit(groups):
+        optima = [isoflop_optimum(np.log([r["params"] for r in g]), [r["loss"] for r in g]) for g in groups]
+        log_n_opt = np.array([o[0] for o in optima])
+        slope, intercept = np.polyfit(np.log(budgets), log_n_opt, 1)
+        law = fit_power_law(budgets, [o[1] for o in optima])
+        return optima, {"k": float(np.exp(intercept)), "a": float(slope)}, law
+
+    optima, n_opt, loss_law = fit([by_budget[c] for c in budgets])
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(bootstrap):
+        groups = [[g[i] for i in rng.integers(0, len(g), len(g))] for g in (by_budget[c] for c in budgets)]
+        if any(len({r["params"] for r in g}) < 3 for g in groups):
+            continue  # a parabola needs three distinct sizes
+        _, n_b, l_b = fit(groups)
+        samples.append((n_b["a"], l_b["alpha"]))
+    samples = np.array(samples) if samples else np.full((1, 2), np.nan)
+    return {
+        "budgets": [
+            {"compute": c, "n_opt": float(np.exp(o[0])), "loss_opt": o[1], "curvature": o[2],
+             "sizes": len(by_budget[c])} for c, o in zip(budgets, optima)],
+        "n_opt": {**n_opt, "a_ci": [float(np.nanpercentile(samples[:, 0], 2.5)), float(np.nanpercentile(samples[:, 0], 97.5))]},
+        "loss": {**loss_law, "alpha_ci": [float(np.nanpercentile(samples[:, 1], 2.5)),
+                                          float(np.nanpercentile(samples[:, 1], 97.5))]},
+        "bootstrap_samples": int(len(samples)),
+    }
+
+
+def _huber(residual: np.ndarray, delta: float) -> np.ndarray:
+    small = np.abs(residual) <= delta
+    return np.where(small, 0.5 * residual**2, delta * (np.abs(residual) - 0.5 * delta))
+
+
+def fit_chinchilla(params, tokens, losses, delta: float = 1e-3) -> dict[str, float]:
+    """Chinchilla approach 3: L(N, D) = E + A/N^alpha + B/D^beta, minimizing a Huber loss on
+    log L from a grid of starts (Hoffmann et al. 2022, appendix D.2). Also returns the
+    compute-optimal exponent a = beta / (alpha + beta) of N* ∝ C^a."""
+    log_n = np.log(np.asarray(params, np.float64))
+    log_d = np.log(np.asarray(tokens, np.float64))
+    log_l = np.log(np.asarray(losses, np.float64))
+
+    def objective(p):
+        a, b, e, alpha, beta = p
+        predicted = np.logaddexp(np.logaddexp(a - alpha * log_n, b - beta * log_d), e)
+        return _huber(predicted - log_l, delta).sum()
+
+    best = None
+    for a, b, e, alpha, beta in itertools.product((0, 5, 10), (0, 5, 10), (-1, 0, 1), (0.2, 0.5), (0.2, 0.5)):
+        result = optimize.minimize(objective, (a, b, e, alpha, beta), method="L-BFGS-B")
+        if best is None or result.fun < best.fun:
+            best = result
+    a, b, e, alpha, beta = best.x
+    return {"A": float(np.exp(a)), "B": float(np.exp(b)), "E": float(np.exp(e)), "alpha": float(alpha),
+            "beta": float(beta), "a": float(beta / (alpha + beta)), "objective": float(best.fun)}

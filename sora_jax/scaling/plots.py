@@ -1,0 +1,115 @@
+"""The ladder's and the IsoFLOP sweep's figures (matplotlib, Agg): loss vs compute with its fit,
+per-timestep loss curves, probes vs compute with ceilings, IsoFLOP parabolas and N*(C)."""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_loss(report: dict, path: pathlib.Path) -> None:
+    plt = _pyplot()
+    rungs = [r for r in report["rungs"] if r.get("compute_flops")]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    compute = np.array([r["compute_flops"] for r in rungs])
+    left.scatter(compute, [r["val_loss"] for r in rungs], color="C0", zorder=3)
+    for r in rungs:
+        left.annotate(f"{r['budget']} {r['model']}", (r["compute_flops"], r["val_loss"]), textcoords="offset points",
+                      xytext=(4, 4), fontsize=8)
+    if "loss_fit" in report:
+        from sora_jax.scaling import fit
+
+        law = report["loss_fit"]
+        grid = np.geomspace(compute.min() / 2, compute.max() * 2, 50)
+        left.plot(grid, fit.predict(law, grid), "--", color="C1", label=f"L = {law['A']:.2f} C^-{law['alpha']:.3f}")
+        left.legend()
+    left.set(xscale="log", yscale="log", xlabel="training FLOPs", ylabel="validation loss",
+             title="Validation loss vs compute")
+    for index, r in enumerate(rungs):
+        if r["val_loss_by_t"]:
+            quantiles = len(r["val_loss_by_t"])
+            right.plot((np.arange(quantiles) + 0.5) / quantiles, r["val_loss_by_t"], "o-", color=f"C{index}",
+                       label=r["budget"])
+    right.set(xlabel="timestep t (0 = data, 1 = noise)", ylabel="validation loss", title="Per timestep")
+    right.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def plot_probes(report: dict, path: pathlib.Path, shown) -> None:
+    plt = _pyplot()
+    rungs = report["rungs"]
+    panels = [k for k in shown if any((r["probes"].get(k) or {}).get("mean") is not None for r in rungs)]
+    voe = list(rungs[0].get("voe") or {})
+    count = len(panels) + (1 if voe else 0)
+    columns = 4
+    figure, axes = plt.subplots((count + columns - 1) // columns, columns, figsize=(14, 3 * ((count + 3) // 4)),
+                                squeeze=False)
+    compute = [r["compute_flops"] for r in rungs]
+    for axis, key in zip(axes.flat, panels):
+        stats = [r["probes"].get(key) or {} for r in rungs]
+        means = np.array([s.get("mean") if s.get("mean") is not None else np.nan for s in stats], np.float64)
+        errors = np.array([[m - (s.get("low") or m), (s.get("high") or m) - m] for m, s in zip(means, stats)]).T
+        axis.errorbar(compute, means, yerr=errors, fmt="o-", capsize=3)
+        for name, style in (("truth", "k--"), ("vae", "g:")):
+            ceiling = (report["ceilings"][name].get(key) or {}).get("mean")
+            if ceiling is not None:
+                axis.axhline(ceiling, color=style[0], linestyle=style[1:], label=name)
+        axis.set(xscale="log", title=key)
+        axis.legend(fontsize=7)
+    if voe:
+        axis = axes.flat[len(panels)]
+        for kind in voe:
+            axis.plot(compute, [r["voe"][kind]["mean"] for r in rungs], "o-", label=kind)
+        axis.axhline(0.5, color="k", linestyle="--", label="chance")
+        axis.set(xscale="log", title="VoE: possible preferred", ylim=(0, 1.05))
+        axis.legend(fontsize=7)
+    for axis in list(axes.flat)[count:]:
+        axis.axis("off")
+    figure.supxlabel("training FLOPs")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_isoflop(runs: list[dict], sweep: dict, path: pathlib.Path, predictions: dict | None = None) -> None:
+    """Left: loss vs N per budget with its parabola and minimum. Right: N* vs C with the fit."""
+    plt = _pyplot()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for index, budget in enumerate(sweep["budgets"]):
+        mine = sorted((r for r in runs if r["compute"] == budget["compute"]), key=lambda r: r["params"])
+        n = np.array([r["params"] for r in mine], np.float64)
+        loss = np.array([r["loss"] for r in mine])
+        color = f"C{index}"
+        left.scatter(n, loss, color=color, label=f"{budget['compute']:.1e} FLOPs")
+        coefficients = np.polyfit(np.log(n), loss, 2)
+        grid = np.geomspace(n.min(), n.max(), 50)
+        left.plot(grid, np.polyval(coefficients, np.log(grid)), color=color, alpha=0.6)
+        left.scatter([budget["n_opt"]], [budget["loss_opt"]], color=color, marker="*", s=120, edgecolors="k")
+    left.set(xscale="log", xlabel="non-embedding parameters N", ylabel="validation loss", title="IsoFLOP curves")
+    left.legend(fontsize=7)
+    compute = np.array([b["compute"] for b in sweep["budgets"]])
+    right.scatter(compute, [b["n_opt"] for b in sweep["budgets"]], color="C0", label="parabola minima")
+    grid = np.geomspace(compute.min() / 2, compute.max() * 8, 50)
+    law = sweep["n_opt"]
+    right.plot(grid, law["k"] * grid ** law["a"], "--", color="C1",
+               label=f"N* = {law['k']:.3g} C^{law['a']:.2f} (95% CI {law['a_ci'][0]:.2f}..{law['a_ci'][1]:.2f})")
+    if predictions:
+        right.scatter([predictions["compute"]], [predictions["n_opt"]], marker="x", color="C3", s=80,
+                      label="predicted before the run")
+    right.set(xscale="log", yscale="log", xlabel="training FLOPs C", ylabel="N*", title="Compute-optimal size")
+    right.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
