@@ -8,7 +8,7 @@ PYTHON312 := $(shell for p in python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/
 DATA_DIR ?= data/tfds
 OUT ?= out
 PYTEST_WORKERS ?= 2
-DEMO_STEPS ?= 300
+DEMO_PRESET ?= demo
 
 .PHONY: demo test test-all bench clean-venv
 
@@ -22,9 +22,9 @@ $(VENV)/.installed: setup.py
 demo: $(VENV)/.installed
 	$(VENV)/bin/sora-jax data prepare --dataset=physworld/tiny --data_dir=$(DATA_DIR)
 	$(VENV)/bin/sora-jax data preview --dataset=physworld/tiny --data_dir=$(DATA_DIR) --out=$(OUT)/preview
-	$(VENV)/bin/sora-jax train --config=configs/t2v.py:tiny --workdir=$(OUT)/demo_t2v --config.data.data_dir=$(DATA_DIR) \
-		--config.total_steps=$(DEMO_STEPS) --config.log.eval_every_steps=$(DEMO_STEPS)
-	@echo "demo: $(OUT)/preview/index.html (PhysWorld clips + captions); $(OUT)/demo_t2v/samples/ (DiT samples after $(DEMO_STEPS) steps on the committed VAE)"
+	$(VENV)/bin/sora-jax ladder --config=configs/scaling.py:$(DEMO_PRESET) --workdir=$(OUT)/ladder --config.data.data_dir=$(DATA_DIR)
+	@echo "demo: $(OUT)/preview/index.html (PhysWorld clips + captions)"
+	@echo "demo: $(OUT)/ladder/side_by_side.mp4 (1x | 4x | 32x | truth), loss_vs_compute.png, probes_vs_compute.png, ladder.md"
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not slow" tests

@@ -101,3 +101,37 @@ def test_folder_with_nothing_usable_fails_clearly(tmp_path):
         video_folder.FolderSource(tmp_path, SIZES, DURATIONS)
     with pytest.raises(FileNotFoundError):
         video_folder.FolderSource(tmp_path / "missing", SIZES, DURATIONS)
+
+
+def test_a_hundred_bad_inputs_are_each_skipped_or_handled_never_a_crash(tmp_path):
+    import sys
+
+    sys.path.insert(0, "experiments")
+    from fuzz_folder import fuzz
+
+    report = fuzz(tmp_path / "folder", seed=1, batches=4)
+    assert report["cases"] >= 100
+    assert report["crashes"] == 0 and report["unaccounted"] == []
+    assert report["usable"] >= 20 and report["skipped"] >= 50
+    assert {"empty file", "no caption"} <= {r.split(" (")[0] for r in report["skip_reasons"]}
+
+
+def test_training_on_a_folder_reports_its_skipped_files(tmp_path):
+    from sora_jax.train import trainer
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    _write_good_and_bad(folder)
+    config = vae.get_config("micro")
+    config.data.dataset = f"folder:{folder}"
+    config.data.batch_size, config.data.max_batch_size = 1, 2
+    config.total_steps = 1
+    config.log.eval_every_steps = 1000
+    config.eval.num_clips = 1
+    config.eval.num_samples = 1
+    config.eval.latent_stat_clips = 1
+    config.checkpoint.async_save = False
+    results = trainer.train(config, tmp_path / "run", quiet=True)
+    report = json.loads((tmp_path / "run" / "data_report.json").read_text())
+    assert results["data_skipped"] == report["skipped"] >= 5
+    assert any(path.endswith("truncated.mp4") for path, _ in report["skipped_files"])

@@ -55,9 +55,11 @@ def _jsonl_captions(folder: pathlib.Path) -> dict[str, str]:
             continue
         try:
             entry = json.loads(line)
-            captions[str(entry["file"])] = str(entry["caption"]).strip()[:MAX_CAPTION_CHARS]
+            if not isinstance(entry["caption"], str):
+                raise TypeError("caption is not a string")
+            captions[str(entry["file"])] = entry["caption"].strip()[:MAX_CAPTION_CHARS]
         except (json.JSONDecodeError, KeyError, TypeError):
-            logging.warning("%s:%d is not {\"file\": ..., \"caption\": ...}; ignored", path, number)
+            logging.warning("%s:%d is not {\"file\": ..., \"caption\": \"text\"}; ignored", path, number)
     return captions
 
 

@@ -1,0 +1,1 @@
+"""Compute accounting and the compute ladder: FLOPs, budgets into runs, fits, comparisons."""

@@ -59,6 +59,10 @@ class LatentSource:
     def shapes(self) -> np.ndarray:
         return self._shapes[:, :3]
 
+    def report(self) -> dict | None:
+        """The user folder's scan report (usable, skipped files and why) the cache was built from."""
+        return self.index.get("source_report")
+
     def __getitem__(self, i: int) -> dict:
         shape = tuple(self._shapes[i])
         start = self._offsets[i]
@@ -135,7 +139,7 @@ def build(directory: str | pathlib.Path, vae_workdir, data_config, split: str, t
     (staging / "index.json").write_text(json.dumps({
         "fingerprint": fingerprint(vae_workdir, data_config, split, text_encoder, limit),
         "latent_stats": stats, "captions": captions, "shapes": shapes, "offsets": offsets,
-        "records": order}))
+        "records": order, "source_report": source.report() if hasattr(source, "report") else None}))
     shutil.rmtree(directory, ignore_errors=True)
     staging.rename(directory)
     return LatentSource(directory)

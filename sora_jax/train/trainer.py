@@ -179,8 +179,13 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
                  jax.process_count(), param_count)
 
     # --- Input
-    dataset, plan, _ = task.make_dataset(setup.shards * config.optimizer.grad_accum_steps)
+    dataset, plan, source = task.make_dataset(setup.shards * config.optimizer.grad_accum_steps)
     data_iterator = iter(dataset)
+    data_report = source.report() if hasattr(source, "report") else None
+    if data_report and data_report["skipped"] and jax.process_index() == 0:
+        (workdir / "data_report.json").write_text(json.dumps(data_report, indent=1))
+        print(f"data: {data_report['usable']} usable, {data_report['skipped']} skipped files "
+              f"(each named with its reason in {workdir / 'data_report.json'})")
 
     # --- Checkpoint
     checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.checkpoint.keep,
@@ -278,6 +283,8 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
         save(step, force=True, extra=final_meta)
         checkpointer.wait()
         results = {**results, **final_meta, "step": step, "param_count": param_count}
+        if data_report:
+            results.update(data_usable=data_report["usable"], data_skipped=data_report["skipped"])
         if compute_flops:
             results["compute_flops"] = compute_flops
         if jax.process_index() == 0:
