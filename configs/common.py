@@ -68,6 +68,9 @@ def common_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.seed = 0
     config.total_steps = 1000
+    # Fine-tuning: start from another run's (or export's) EMA parameters where path and shape
+    # match; the rest start fresh. Ignored when the workdir already has a checkpoint (resume).
+    config.init_from = ""
 
     config.data = ml_collections.ConfigDict()
     config.data.dataset = "physworld/tiny"  # a tfds name, or folder:/path/to/videos

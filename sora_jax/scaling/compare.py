@@ -116,8 +116,8 @@ def compare(workdir: str | pathlib.Path, summaries: list[dict], config=None, pro
         report["loss_fit"] = fit.fit_power_law(*zip(*points))
     columns["truth"] = np.stack([s.video for s in scenes[:shown_rows]])
     grid = side_by_side(columns, shown_rows)
-    for suffix in (".mp4", ".gif"):
-        video_io.write_video(workdir / f"side_by_side{suffix}", grid, scale=3)
+    video_io.write_video(workdir / "side_by_side.mp4", grid, scale=3)
+    video_io.write_video(workdir / "side_by_side.gif", grid, scale=2)  # GIFs are large: the README shows this one
     (workdir / "ladder.json").write_text(json.dumps(report, indent=1, default=_jsonable))
     (workdir / "ladder.md").write_text(markdown_table(report))
     plots.plot_loss(report, workdir / "loss_vs_compute.png")

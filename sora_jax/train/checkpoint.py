@@ -41,6 +41,11 @@ class Checkpointer:
             state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
         return flax.serialization.from_state_dict(target_state, restored["state"]), dict(restored["meta"])
 
+    def read_meta(self, step: int) -> dict:
+        """The JSON meta of `step` alone (config, data state), without touching the arrays."""
+        restored = self.manager.restore(int(step), args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        return dict(restored["meta"])
+
     def restore_params(self, step: int | None = None, ema: bool = True) -> tuple[dict, dict]:
         """(params, meta) of a finished run, without knowing its shapes: replicated on this host."""
         step = self.latest_step() if step is None else step
@@ -62,6 +67,59 @@ class Checkpointer:
 
 
 EXPORT_META = "export.json"
+# Model fields that change how a step computes, never the parameters: free to differ on resume.
+COMPUTE_ONLY = ("variant", "dtype", "remat", "attention_implementation")
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def config_mismatch(saved: dict, config) -> list[str]:
+    """`field: checkpoint A, config B` for each task / model / VAE field where a checkpoint's
+    saved config and `config` disagree in a way that changes parameters or the latent space."""
+    current = json.loads(config.to_json_best_effort())
+    differences = []
+    for key in ("task", "vae_workdir"):
+        if key in current and saved.get(key) != current[key]:
+            differences.append(f"{key}: checkpoint {saved.get(key)!r}, config {current[key]!r}")
+    old, new = _flat(saved.get("model", {})), _flat(current.get("model", {}))
+    for key in sorted(set(old) | set(new)):
+        if key not in COMPUTE_ONLY and old.get(key) != new.get(key):
+            differences.append(f"model.{key}: checkpoint {old.get(key)!r}, config {new.get(key)!r}")
+    return differences
+
+
+def partial_load(target: dict, source: dict) -> tuple[dict, dict]:
+    """Parameters for fine-tuning: each array of `target` (a nested dict) taken from `source` where
+    the same path exists with the same shape, else kept. Returns (params, report) where the report
+    counts and names what was loaded, kept (fresh) and ignored (in source only)."""
+    flat_target, flat_source = _flat(target), _flat(source)
+    loaded, fresh = [], []
+    merged = {}
+    for path, value in flat_target.items():
+        candidate = flat_source.get(path)
+        if candidate is not None and tuple(np.shape(candidate)) == tuple(np.shape(value)):
+            merged[path] = np.asarray(candidate, value.dtype)
+            loaded.append(path)
+        else:
+            merged[path] = value
+            fresh.append(path)
+    ignored = sorted(set(flat_source) - set(flat_target))
+    nested: dict = {}
+    for path, value in merged.items():
+        node = nested
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested, {"loaded": len(loaded), "fresh": fresh, "ignored": ignored}
 
 
 def export(workdir: str | pathlib.Path, out: str | pathlib.Path, ema: bool = True) -> pathlib.Path:

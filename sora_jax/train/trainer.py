@@ -155,6 +155,15 @@ def build(config, task, mesh=None) -> Setup:
     return Setup(mesh, state, state_shardings, batch_sharding, train_step, param_count, shards)
 
 
+def _init_from(path: str, state: state_lib.TrainState) -> tuple[state_lib.TrainState, dict]:
+    """Fine-tuning start: parameters (and their EMA) from another run's or export's EMA weights
+    wherever path and shape match; the rest keep their fresh init; optimizer state starts anew."""
+    source, _, _ = checkpoint_lib.load_params(path)
+    params, report = checkpoint_lib.partial_load(state.params, jax.device_get(source))
+    params = jax.tree.map(lambda new, old: jax.device_put(new, old.sharding), params, state.params)
+    return state.replace(params=params, ema_params=jax.tree.map(jnp.copy, params)), report
+
+
 def gather_params(params):
     """Parameters as host numpy on every process (collective when there are several processes)."""
     if jax.process_count() > 1:
@@ -192,11 +201,21 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
                                                async_save=config.checkpoint.async_save)
     start_step = checkpointer.latest_step()
     compute_flops = 0.0  # analytic model FLOPs spent so far (the scaling laws' C), kept across resumes
+    init_report = None
     if start_step is not None:
+        differences = checkpoint_lib.config_mismatch(checkpointer.read_meta(start_step).get("config", {}), config)
+        if differences:
+            raise validate.ConfigError(
+                f"{workdir} holds a checkpoint of a different model ({'; '.join(differences)}): use a new --workdir, "
+                f"or start a new run from it with --config.init_from={workdir}")
         state, meta = checkpointer.restore(start_step, state, state_shardings)
         data_iterator.set_state(meta["data_state"])
         compute_flops = float(meta.get("compute_flops", 0.0))
         logging.info("resumed from step %d", start_step)
+    elif config.init_from:
+        state, init_report = _init_from(config.init_from, state)
+        print(f"init_from {config.init_from}: loaded {init_report['loaded']} arrays; fresh (new or reshaped): "
+              f"{len(init_report['fresh'])}; ignored (not in this model): {len(init_report['ignored'])}")
     start_step = int(state.step)
 
     def save(step: int, force: bool = False, extra: dict | None = None):
@@ -283,6 +302,8 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
         save(step, force=True, extra=final_meta)
         checkpointer.wait()
         results = {**results, **final_meta, "step": step, "param_count": param_count}
+        if init_report:
+            results["init_from"] = init_report
         if data_report:
             results.update(data_usable=data_report["usable"], data_skipped=data_report["skipped"])
         if compute_flops:

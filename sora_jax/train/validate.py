@@ -4,6 +4,8 @@ and what would be valid. `trainer.train` calls `check(config, device_count)` fir
 
 from __future__ import annotations
 
+import pathlib
+
 
 class ConfigError(ValueError):
     """A config value that cannot work; the message names the field and the valid choices."""
@@ -29,6 +31,9 @@ def check(config, device_count: int) -> None:
     _positive(config, "total_steps", "data.batch_size", "data.max_batch_size", "optimizer.learning_rate",
               "optimizer.grad_accum_steps", "checkpoint.every_steps", "checkpoint.keep", "log.every_steps",
               "log.eval_every_steps")
+    _require(not config.get("init_from") or pathlib.Path(config.init_from).exists(),
+             f"init_from={config.get('init_from')!r} does not exist: give a training workdir or a `sora-jax export` "
+             f"directory")
     dataset = config.data.dataset
     _require(dataset.startswith("folder:") or dataset in ("physworld/tiny", "physworld/small", "physworld/base"),
              f"data.dataset={dataset!r}; valid: physworld/tiny, physworld/small, physworld/base, folder:<path>")
