@@ -12,7 +12,7 @@ and the figures. Resumable: rerun the same command.
 import json
 import pathlib
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/scaling.py:demo", "A configs/scaling.py preset.")
@@ -24,6 +24,7 @@ _RESULTS = flags.DEFINE_string("results", None, "Copy isoflop.json and isoflop.p
 
 def main(argv):
     del argv
+    logging.set_verbosity(logging.WARNING)
     from sora_jax.scaling import isoflop, ladder, plots
 
     workdir = pathlib.Path(_WORKDIR.value)

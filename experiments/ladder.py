@@ -10,7 +10,7 @@ The same as `sora-jax ladder` plus `--results`. Evaluation sizes are config fiel
 (`--config.ladder.probe_samples=128`, `--config.ladder.voe_quads=32`).
 """
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/scaling.py:demo", "A configs/scaling.py preset.")
@@ -21,6 +21,7 @@ _RESULTS = flags.DEFINE_string("results", None, "Copy ladder.json, ladder.md, fi
 
 def main(argv):
     del argv
+    logging.set_verbosity(logging.WARNING)
     from sora_jax.scaling import ladder
 
     config = _CONFIG.value

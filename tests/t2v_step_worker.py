@@ -4,7 +4,8 @@ when JAX starts). Prints one JSON line. Used by tests/test_train_t2v.py.
     python tests/t2v_step_worker.py MODE VAE_WORKDIR [WORKDIR] [PROCESS_ID PORT]
 
 MODE: sharded (1 device vs a data2/fsdp2/tensor2 mesh), restore_mesh (save on data 8, restore
-onto data2/fsdp2/tensor2), single (one device), multiprocess (2 processes, jax.distributed).
+onto data2/fsdp2/tensor2), single (one device), multiprocess (2 processes, jax.distributed),
+train (2 processes run the micro T2V trainer: `train VAE_WORKDIR WORKDIR PROCESS_ID PORT DATA_DIR`).
 """
 
 import json
@@ -42,12 +43,19 @@ def step(config, task, mesh, local_batch):
 
 def main():
     mode, vae_workdir = sys.argv[1], sys.argv[2]
-    if mode == "multiprocess":
+    if mode in ("multiprocess", "train"):
         process_id, port = int(sys.argv[4]), sys.argv[5]
         jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2, process_id=process_id)
     from sora_jax.train import checkpoint, sharding, t2v_task, trainer
 
     config = config_for(vae_workdir)
+    if mode == "train":
+        config.data.data_dir = sys.argv[6]
+        config.data.cache_limit, config.data.batch_size, config.data.max_batch_size = 48, 4, 8
+        config.total_steps, config.log.every_steps, config.checkpoint.every_steps = 100_000, 1, 100_000
+        config.checkpoint.async_save = False
+        print(json.dumps(trainer.train(config, sys.argv[3], quiet=True)), flush=True)
+        return
     task = t2v_task.T2VTask(config, sys.argv[3] if len(sys.argv) > 3 else "/tmp/unused")
     if mode in ("single", "multiprocess"):
         devices = jax.devices()[:1] if mode == "single" else jax.devices()

@@ -47,6 +47,26 @@ def test_two_processes_agree_with_one(micro_vae):
     assert results[0]["param_sum"] == results[1]["param_sum"] == pytest.approx(single["param_sum"], rel=1e-6)
 
 
+@pytest.mark.slow  # two processes train from scratch: ~1.5 min on 2 idle cores
+def test_sigterm_to_one_of_two_processes_saves_everywhere_at_one_step(physworld_tiny, micro_vae, tmp_path):
+    """Preemption on a pod: SIGTERM reaches one host; JAX's preemption service makes both
+    processes save the same step and exit cleanly (no process left waiting in a collective)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    workdir = tmp_path / "run"
+    workers = [_worker("train", micro_vae, workdir, i, port, physworld_tiny, devices=2) for i in range(2)]
+    metrics = workdir / "metrics.jsonl"
+    deadline = time.time() + 600
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 3):
+        assert all(w.poll() is None for w in workers), workers[0].stderr.read()[-3000:]
+        time.sleep(0.2)
+    workers[1].send_signal(signal.SIGTERM)  # the non-coordinator host is preempted
+    results = [_result(w, timeout=300) for w in workers]
+    assert results[0] == results[1] and results[0]["preempted"] and results[0]["step"] >= 3
+    assert (workdir / "checkpoints" / str(results[0]["step"])).exists()
+
+
 def test_restore_onto_a_different_mesh(micro_vae, tmp_path):
     result = _result(_worker("restore_mesh", micro_vae, tmp_path / "ckpt"))
     assert result["all_equal"] and result["step"] == 1 and result["task"] == "t2v"

@@ -111,11 +111,14 @@ def _encode_clips(model: VideoVAE, params, stats: dict, source, limit: int | Non
 
 
 def build(directory: str | pathlib.Path, vae_workdir, data_config, split: str, text_encoder: str,
-          text_length: int = 128, limit: int | None = None) -> LatentSource:
+          text_length: int = 128, limit: int | None = None, vae=None, stamp: dict | None = None) -> LatentSource:
+    """Encodes the split into `directory`. `vae` (model, params, stats, config) and `stamp` (the
+    fingerprint) come from `ensure`, which reads them on every process: Orbax's readers
+    synchronize all processes, so process 0 alone must not call them."""
     from sora_jax.train.vae_task import load_trained_vae
 
     directory = pathlib.Path(directory)
-    model, params, stats, _ = load_trained_vae(vae_workdir)
+    model, params, stats, _ = vae or load_trained_vae(vae_workdir)
     if not stats:
         raise ValueError(f"{vae_workdir} has no latent statistics: its run did not finish; train it to the end first")
     source = pipeline.open_source(data_config.dataset, data_config.data_dir, split)
@@ -137,7 +140,7 @@ def build(directory: str | pathlib.Path, vae_workdir, data_config, split: str, t
         np.save(staging / "text_mask.npy", embedded.mask)
         np.save(staging / "text_pooled.npy", embedded.pooled.astype(np.float32))
     (staging / "index.json").write_text(json.dumps({
-        "fingerprint": fingerprint(vae_workdir, data_config, split, text_encoder, limit),
+        "fingerprint": stamp or fingerprint(vae_workdir, data_config, split, text_encoder, limit),
         "latent_stats": stats, "captions": captions, "shapes": shapes, "offsets": offsets,
         "records": order, "source_report": source.report() if hasattr(source, "report") else None}))
     shutil.rmtree(directory, ignore_errors=True)
@@ -147,17 +150,21 @@ def build(directory: str | pathlib.Path, vae_workdir, data_config, split: str, t
 
 def ensure(directory: str | pathlib.Path, vae_workdir, data_config, split: str, text_encoder: str,
            text_length: int = 128, limit: int | None = None) -> LatentSource:
-    """The cache in `directory`, built (by process 0, the others waiting) when missing or stale."""
+    """The cache in `directory`, built (by process 0, the others waiting) when missing or stale.
+    Every process reads the fingerprint and, when stale, the VAE: Orbax's readers are collective."""
     from jax.experimental import multihost_utils
+
+    from sora_jax.train.vae_task import load_trained_vae
 
     directory = pathlib.Path(directory)
     wanted = fingerprint(vae_workdir, data_config, split, text_encoder, limit)
-    if jax.process_index() == 0:
-        current = None
-        if (directory / "index.json").exists():
-            current = json.loads((directory / "index.json").read_text()).get("fingerprint")
-        if current != wanted:
-            build(directory, vae_workdir, data_config, split, text_encoder, text_length, limit)
+    current = None
+    if (directory / "index.json").exists():
+        current = json.loads((directory / "index.json").read_text()).get("fingerprint")
+    if current != wanted:
+        vae = load_trained_vae(vae_workdir)
+        if jax.process_index() == 0:
+            build(directory, vae_workdir, data_config, split, text_encoder, text_length, limit, vae=vae, stamp=wanted)
     if jax.process_count() > 1:
         multihost_utils.sync_global_devices(f"latent_cache:{split}")
     return LatentSource(directory)

@@ -41,12 +41,17 @@ def make_task(config, workdir):
 
 
 class _Preemption:
-    """Turns SIGTERM / SIGINT into a flag the loop checks between steps."""
+    """Turns SIGTERM / SIGINT into a flag the loop checks between steps.
 
-    def __init__(self):
+    With several processes, SIGTERM is left to JAX's preemption service (started by
+    `jax.distributed.initialize`): a signal reaching any one process makes every process agree
+    on the step to save at (`CheckpointManager.reached_preemption`), so no process waits in a
+    collective for one that left. A Python handler here would replace the service's."""
+
+    def __init__(self, multihost: bool = False):
         self.requested = None
         self._previous = {}
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGINT,) if multihost else (signal.SIGTERM, signal.SIGINT):
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread: leave signals alone
@@ -224,7 +229,8 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
         checkpointer.save(step, state, meta, force=force)
 
     # --- Evals
-    eval_clips = task.validation_clips(config.eval.num_clips) if jax.process_index() == 0 else []
+    eval_clips = task.validation_clips(config.eval.num_clips)  # on every process: building a cache is collective
+    eval_clips = eval_clips if jax.process_index() == 0 else []
     sample_clips = eval_clips[: config.eval.num_samples]
 
     def evaluate(step: int) -> dict:
@@ -242,7 +248,8 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
     writer = metrics_lib.MetricWriter(workdir, config.total_steps, start_step, quiet=quiet)
     peak = throughput.matmul_peak_flops() * jax.device_count()
     compiled_by_shape: dict[tuple, tuple] = {}  # one compile per batch shape: (step, XLA FLOPs, model FLOPs)
-    preemption = _Preemption()
+    multihost = jax.process_count() > 1
+    preemption = _Preemption(multihost)
     results: dict = {}
     pending: list = []
     window_start, window_tokens, window_flops, window_steps = time.perf_counter(), 0, 0.0, 0
@@ -290,10 +297,13 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
                 save(step)
             if step % config.log.eval_every_steps == 0 and step < config.total_steps:
                 results = evaluate(step)
+            if multihost and not preemption.requested and checkpointer.manager.reached_preemption(step):
+                preemption.requested = "SIGTERM (preemption sync point, all processes)"
             if preemption.requested:
                 save(step, force=True)
                 checkpointer.wait()
-                print(f"{preemption.requested}: saved step {step} to {checkpointer.directory}; rerun to resume")
+                print(f"{preemption.requested}: saved step {step} to {checkpointer.directory}; rerun to resume",
+                      flush=True)
                 return {"preempted": True, "step": step}
         results = evaluate(step)
         final_ema = gather_params(state.ema_params)
