@@ -5,7 +5,7 @@ when JAX starts). Prints one JSON line. Used by tests/test_train_t2v.py.
 
 MODE: sharded (1 device vs a data2/fsdp2/tensor2 mesh), restore_mesh (save on data 8, restore
 onto data2/fsdp2/tensor2), single (one device), multiprocess (2 processes, jax.distributed),
-train (2 processes run the micro T2V trainer: `train VAE_WORKDIR WORKDIR PROCESS_ID PORT DATA_DIR`).
+context (1 device vs data2 x context4, full attention over a sequence-sharded mesh), train (2 processes run the micro T2V trainer: `train VAE_WORKDIR WORKDIR PROCESS_ID PORT DATA_DIR`).
 """
 
 import json
@@ -77,6 +77,29 @@ def main():
         print(json.dumps({"loss_1": float(metrics_one["loss"]), "loss_8": float(metrics_eight["loss"]),
                           "max_param_difference": max(jax.tree.leaves(differences)),
                           "qkv_spec": [str(a) for a in qkv.sharding.spec]}))
+    elif mode == "context":
+        rng = np.random.default_rng(1)
+        batch = batch_for(task)
+        batch["latent"] = rng.normal(size=(8, 3, 4, 8, task.vae.latent_channels)).astype(np.float32)  # 24 tokens
+        results = {}
+        for name, mesh_axes, implementation in (("one", None, "xla"), ("context", dict(data=2, context=4), "xla"),
+                                                ("context_chunked", dict(data=2, context=4), "chunked")):
+            run = config_for(vae_workdir, mesh_axes)
+            run.model.attention_implementation = implementation
+            devices = jax.devices()[:1] if mesh_axes is None else None
+            mesh = sharding.make_mesh(run.mesh, devices) if devices else sharding.make_mesh(run.mesh)
+            setup, state, metrics = step(run, task, mesh, batch)
+            hlo = setup.train_step.lower(setup.state, sharding.global_batch(batch, setup.mesh)).as_text()
+            results[name] = {"loss": float(metrics["loss"]), "all_gather": "all-gather" in hlo or "all_gather" in hlo,
+                             "params": jax.device_get(state.params)}
+        difference = max(jax.tree.leaves(jax.tree.map(lambda a, b: float(np.abs(a - b).max()),
+                                                      results["one"]["params"], results["context"]["params"])))
+        chunked = max(jax.tree.leaves(jax.tree.map(lambda a, b: float(np.abs(a - b).max()),
+                                                   results["one"]["params"], results["context_chunked"]["params"])))
+        print(json.dumps({"loss_1": results["one"]["loss"], "loss_context": results["context"]["loss"],
+                          "loss_context_chunked": results["context_chunked"]["loss"],
+                          "max_param_difference": difference, "max_param_difference_chunked": chunked,
+                          "all_gather": results["context"]["all_gather"]}))
     elif mode == "restore_mesh":
         workdir = sys.argv[3]
         data_8 = config_for(vae_workdir, dict(data=8, fsdp=1, tensor=1, context=1))

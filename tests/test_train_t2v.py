@@ -35,6 +35,16 @@ def test_sharded_step_equals_one_device(micro_vae):
     assert result["qkv_spec"][:3] == ["fsdp", "None", "tensor"]  # (embed, -, heads, kv) on the mesh
 
 
+def test_context_parallel_attention_equals_one_device(micro_vae):
+    """Tokens sharded over mesh axis `context` (shard_map, all-gathered keys and values), with the
+    XLA and the chunked kernel: the same loss and update as one device."""
+    result = _result(_worker("context", micro_vae))
+    assert result["loss_context"] == pytest.approx(result["loss_1"], rel=1e-5)
+    assert result["loss_context_chunked"] == pytest.approx(result["loss_1"], rel=1e-5)
+    assert result["max_param_difference"] < 1e-5 and result["max_param_difference_chunked"] < 1e-5
+    assert result["all_gather"]
+
+
 def test_two_processes_agree_with_one(micro_vae):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

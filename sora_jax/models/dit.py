@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sora_jax.models import attention as attention_lib
 from sora_jax.models import text as text_lib
 
 VARIANTS = {
@@ -43,7 +44,7 @@ REMAT_POLICIES = {
     "dots": jax.checkpoint_policies.checkpoint_dots,
     "dots_no_batch": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
 }
-ATTENTION_IMPLEMENTATIONS = ("xla", "cudnn")
+ATTENTION_IMPLEMENTATIONS = attention_lib.IMPLEMENTATIONS
 
 
 class Linear(nn.Module):
@@ -149,9 +150,7 @@ class RMSNorm(nn.Module):
         return (x32 * scale).astype(x.dtype)
 
 
-def attend(q, k, v, mask=None, implementation: str = "xla"):
-    """[B, N, H, D] attention; `cudnn` takes the fused GPU kernel (`jax.nn.dot_product_attention`)."""
-    return jax.nn.dot_product_attention(q, k, v, mask=mask, implementation=None if implementation == "xla" else implementation)
+attend = attention_lib.attend  # xla | cudnn | chunked; context-parallel under a `context` mesh axis
 
 
 class SelfAttention(nn.Module):

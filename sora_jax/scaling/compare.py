@@ -10,6 +10,7 @@ and the VAE's reconstructions are the ceilings. Writes:
     ladder.json               every number above, per rung, with the ceilings and the fits
     ladder.md                 the same as a table
     side_by_side.mp4 / .gif   a labelled grid: one row per prompt, columns 1x | 4x | 32x | truth
+    side_by_side.png          its frame 3/4 of the way through
     loss_vs_compute.png       validation loss vs training FLOPs with the power-law fit;
                               per-timestep curves
     probes_vs_compute.png     each probe vs compute, CIs, ceilings dashed
@@ -117,7 +118,8 @@ def compare(workdir: str | pathlib.Path, summaries: list[dict], config=None, pro
     columns["truth"] = np.stack([s.video for s in scenes[:shown_rows]])
     grid = side_by_side(columns, shown_rows)
     video_io.write_video(workdir / "side_by_side.mp4", grid, scale=3)
-    video_io.write_video(workdir / "side_by_side.gif", grid, scale=2)  # GIFs are large: the README shows this one
+    video_io.write_video(workdir / "side_by_side.gif", grid, scale=2)  # GIFs are large
+    video_io.write_video(workdir / "side_by_side.png", grid[len(grid) * 3 // 4:], scale=2)  # one frame, for the README
     (workdir / "ladder.json").write_text(json.dumps(report, indent=1, default=_jsonable))
     (workdir / "ladder.md").write_text(markdown_table(report))
     plots.plot_loss(report, workdir / "loss_vs_compute.png")

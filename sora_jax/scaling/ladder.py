@@ -165,7 +165,8 @@ def run(config, workdir: str | pathlib.Path, budgets=None) -> dict:
     return report
 
 
-PUBLISHED = ("ladder.json", "ladder.md", "loss_vs_compute.png", "probes_vs_compute.png", "side_by_side.gif")
+PUBLISHED = ("ladder.json", "ladder.md", "loss_vs_compute.png", "probes_vs_compute.png", "side_by_side.gif",
+             "side_by_side.png")
 
 
 def publish(workdir: str | pathlib.Path, results: str | pathlib.Path, names=PUBLISHED) -> list[pathlib.Path]:

@@ -1,0 +1,56 @@
+r"""Activation memory of a DiT training step against tokens, full (XLA) vs chunked attention.
+
+    .venv/bin/python experiments/bench_attention_memory.py --out=out/bench_attention_memory.json
+
+A DiT (width 192, depth 2, 6 heads, MiniLM-shaped text) on one clip whose latent grows in time
+(1k to 16k tokens, patch 1x2x2 over 32x32 latents). Each step (loss, gradients) is compiled, not
+run: XLA's buffer assignment (`memory_analysis().temp_size_in_bytes`) is the activation memory
+the step would take. Prints a table and writes JSON.
+"""
+
+import argparse
+import json
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+
+from sora_jax.models.dit import DiT
+
+
+def temp_bytes(implementation: str, frames: int) -> tuple[int, float]:
+    model = DiT(latent_channels=16, width=192, depth=2, heads=6, text_encoder="minilm", text_length=32,
+                attention_implementation=implementation)
+    x = jax.ShapeDtypeStruct((1, frames, 32, 32, 16), jnp.float32)
+    t = jax.ShapeDtypeStruct((1, frames), jnp.float32)
+    text = {"tokens": jax.ShapeDtypeStruct((1, 32, 384), jnp.float32), "mask": jax.ShapeDtypeStruct((1, 32), bool),
+            "pooled": jax.ShapeDtypeStruct((1, 384), jnp.float32)}
+    params = jax.eval_shape(lambda x, t, text: model.init(jax.random.PRNGKey(0), x, t, text)["params"], x, t, text)
+
+    def loss(p, x, t, text):
+        return jnp.mean(model.apply({"params": p}, x, t, text) ** 2)
+
+    started = time.perf_counter()
+    compiled = jax.jit(jax.grad(loss)).lower(params, x, t, text).compile()
+    return compiled.memory_analysis().temp_size_in_bytes, time.perf_counter() - started
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--frames", type=int, nargs="+", default=[4, 8, 16, 32, 64])  # x 256 tokens
+    parser.add_argument("--out", default="out/bench_attention_memory.json")
+    args = parser.parse_args()
+    rows = []
+    print(f"{'tokens':>7} {'xla MiB':>9} {'chunked MiB':>12} {'ratio':>6}")
+    for frames in args.frames:
+        full, _ = temp_bytes("xla", frames)
+        chunked, _ = temp_bytes("chunked", frames)
+        rows.append({"tokens": frames * 256, "xla_bytes": full, "chunked_bytes": chunked})
+        print(f"{frames * 256:7d} {full / 2**20:9.1f} {chunked / 2**20:12.1f} {full / chunked:6.1f}")
+    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(args.out).write_text(json.dumps({"device": str(jax.devices()[0]), "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Attention kernels for [B, N, H, D] queries, keys and values.
+
+    attend(q, k, v, mask=None, implementation="xla")
+
+- `xla`: `jax.nn.dot_product_attention` (XLA's fused softmax(QKᵀ)V; N² scores in memory).
+- `cudnn`: the same call with cuDNN's flash kernel (GPU).
+- `chunked`: memory-efficient attention for CPU and long sequences: queries in chunks, keys in
+  chunks under an online softmax (running max and sum, as flash attention), each query chunk
+  rematerialized in the backward pass, so activation memory grows linearly with tokens.
+
+Context parallelism: when the current (abstract) mesh has a `context` axis of size > 1 and the
+tokens are sharded over it, `attend` runs under `jax.shard_map`: each device keeps its slice of
+queries, all-gathers keys and values over `context`, and attends locally (batch stays on
+`data`/`fsdp`, heads on `tensor`). The trainer sets the abstract mesh, so configs turn it on with
+`mesh.context > 1` alone.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
+
+IMPLEMENTATIONS = ("xla", "cudnn", "chunked")
+CHUNK = 512  # tokens per query / key chunk of the chunked kernel
+
+
+def chunked_attention(q, k, v, mask=None, chunk: int = CHUNK):
+    """softmax(q·kᵀ/√d)·v with O(chunk²) scores alive at once; `mask` [B, 1|H, 1|Nq, Nk] bool."""
+    b, nq, h, d = q.shape
+    nk = k.shape[1]
+    qc, kc = min(chunk, nq), min(chunk, nk)
+    pad_q, pad_k = -nq % qc, -nk % kc
+    scale = 1.0 / math.sqrt(d)
+    keep = jnp.ones((b, 1, 1, nk), bool) if mask is None else jnp.broadcast_to(mask, (b, mask.shape[1], 1 if mask.shape[2] == 1 else nq, nk))
+    q = jnp.pad(q, ((0, 0), (0, pad_q), (0, 0), (0, 0)))
+    k = jnp.pad(k, ((0, 0), (0, pad_k), (0, 0), (0, 0)))
+    v = jnp.pad(v, ((0, 0), (0, pad_k), (0, 0), (0, 0)))
+    keep = jnp.pad(keep, ((0, 0), (0, 0), (0, pad_q if keep.shape[2] > 1 else 0), (0, pad_k)))
+    k_chunks = k.reshape(b, -1, kc, h, d).swapaxes(0, 1)  # [K, B, kc, H, D]
+    v_chunks = v.reshape(b, -1, kc, h, d).swapaxes(0, 1)
+    keep_chunks = keep.reshape(*keep.shape[:3], -1, kc).transpose(3, 0, 1, 2, 4)  # [K, B, 1|H, 1|Nq, kc]
+
+    @jax.checkpoint
+    def one_query_chunk(q_chunk, keep_rows):
+        # q_chunk [B, qc, H, D]; keep_rows: this chunk's mask rows [K, B, 1|H, 1|qc, kc].
+        def step(carry, inputs):
+            out, running_max, total = carry
+            k_i, v_i, keep_i = inputs
+            scores = jnp.einsum("bqhd,bkhd->bhqk", q_chunk, k_i, preferred_element_type=jnp.float32) * scale
+            scores = jnp.where(keep_i, scores, -jnp.inf)
+            new_max = jnp.maximum(running_max, scores.max(-1))
+            safe_max = jnp.where(jnp.isfinite(new_max), new_max, 0.0)
+            weights = jnp.exp(scores - safe_max[..., None])
+            correction = jnp.exp(jnp.where(jnp.isfinite(running_max), running_max, safe_max) - safe_max)
+            total = total * correction + weights.sum(-1)
+            out = out * correction.transpose(0, 2, 1)[..., None] + jnp.einsum(
+                "bhqk,bkhd->bqhd", weights.astype(v_i.dtype), v_i, preferred_element_type=jnp.float32)
+            return (out, new_max, total), None
+
+        init = (jnp.zeros((b, qc, h, d), jnp.float32), jnp.full((b, h, qc), -jnp.inf, jnp.float32),
+                jnp.zeros((b, h, qc), jnp.float32))
+        (out, _, total), _ = jax.lax.scan(step, init, (k_chunks, v_chunks, keep_rows))
+        return (out / jnp.maximum(total, 1e-30).transpose(0, 2, 1)[..., None]).astype(q.dtype)
+
+    q_chunks = q.reshape(b, -1, qc, h, d).swapaxes(0, 1)  # [Q, B, qc, H, D]
+    if keep_chunks.shape[3] > 1:  # per-query mask rows: cut them with the queries
+        rows = keep_chunks.reshape(*keep_chunks.shape[:3], -1, qc, kc).transpose(3, 0, 1, 2, 4, 5)
+        out = jax.lax.map(lambda args: one_query_chunk(*args), (q_chunks, rows))
+    else:
+        out = jax.lax.map(lambda q_chunk: one_query_chunk(q_chunk, keep_chunks), q_chunks)
+    return out.swapaxes(0, 1).reshape(b, -1, h, d)[:, :nq]
+
+
+def _local(q, k, v, mask, implementation: str):
+    if implementation == "chunked":
+        return chunked_attention(q, k, v, mask)
+    return jax.nn.dot_product_attention(q, k, v, mask=mask, implementation=None if implementation == "xla" else implementation)
+
+
+def context_size() -> int:
+    mesh = jax.sharding.get_abstract_mesh()
+    return dict(zip(mesh.axis_names, mesh.axis_sizes)).get("context", 1) if mesh.axis_names else 1
+
+
+def attend(q, k, v, mask=None, implementation: str = "xla"):
+    """[B, N, H, D] attention; context-parallel over the mesh's `context` axis when it has one
+    (self-attention without a mask over tokens that split evenly: keys are gathered, queries stay
+    sharded; otherwise XLA's own partitioning)."""
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"attention implementation {implementation!r}; valid: {', '.join(IMPLEMENTATIONS)}")
+    context = context_size()
+    if mask is None and context > 1 and q.shape[1] == k.shape[1] and q.shape[1] % context == 0:
+        return _context_parallel(q, k, v, implementation)
+    return _local(q, k, v, mask, implementation)
+
+
+def _context_parallel(q, k, v, implementation: str):
+    mesh = jax.sharding.get_abstract_mesh()
+    names = set(mesh.axis_names)
+    batch = tuple(a for a in ("data", "fsdp") if a in names) or None
+    heads = "tensor" if "tensor" in names else None
+    spec = P(batch, "context", heads, None)
+
+    @functools.partial(jax.shard_map, in_specs=(spec, spec, spec), out_specs=spec, check_vma=False)
+    def per_device(q_local, k_local, v_local):
+        k_all = jax.lax.all_gather(k_local, "context", axis=1, tiled=True)
+        v_all = jax.lax.all_gather(v_local, "context", axis=1, tiled=True)
+        return _local(q_local, k_all, v_all, None, implementation)
+
+    return per_device(q, k, v)
