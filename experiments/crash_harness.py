@@ -37,6 +37,16 @@ def losses(workdir) -> dict[int, float]:
     return {line["step"]: line["loss"] for line in lines if "loss" in line}
 
 
+def write_summary(args, trials: list[dict], max_delay: float) -> dict:
+    summary = {"trials": len(trials), "trials_asked": args.trials, "kills": sum(t["kills"] for t in trials),
+               "max_delay_s": max_delay, "bitwise_equal": sum(t["bitwise_equal"] for t in trials),
+               "steps": args.steps, "runs": trials}
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=1))
+    return summary
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=20)
@@ -77,13 +87,10 @@ def main():
         got = losses(workdir)
         equal = set(got) == set(expected) and all(got[s] == expected[s] for s in expected)
         trials.append({"trial": trial, "kills": kills, "bitwise_equal": equal, "seconds": time.time() - started})
-        print(f"trial {trial:2d}: killed {kills}x, losses bitwise equal: {equal}")
-    summary = {"trials": len(trials), "kills": sum(t["kills"] for t in trials), "max_delay_s": max_delay,
-               "bitwise_equal": sum(t["bitwise_equal"] for t in trials), "steps": args.steps, "runs": trials}
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=1))
-    print(f"{summary['bitwise_equal']}/{summary['trials']} trials bitwise equal after {summary['kills']} kills; wrote {out}")
+        print(f"trial {trial:2d}: killed {kills}x, losses bitwise equal: {equal}", flush=True)
+        summary = write_summary(args, trials, max_delay)  # after every trial: a cut-short run still reports
+    print(f"{summary['bitwise_equal']}/{summary['trials']} trials bitwise equal after {summary['kills']} kills; "
+          f"wrote {args.out}")
     if summary["bitwise_equal"] != summary["trials"]:
         raise SystemExit(1)
 

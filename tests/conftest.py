@@ -18,6 +18,22 @@ def run_cli(*args: str, timeout: float = 600, cwd: pathlib.Path = REPO) -> subpr
     )
 
 
+def micro_vae_config(data_dir, total_steps: int = 2):
+    """configs/vae.py:micro cut down for tests: evaluation and latent statistics on a clip or two,
+    synchronous checkpoints, no evaluation before the end."""
+    from configs import vae
+
+    config = vae.get_config("micro")
+    config.data.data_dir = str(data_dir)
+    config.total_steps = total_steps
+    config.log.eval_every_steps = 1000
+    config.eval.num_clips = 1
+    config.eval.num_samples = 1
+    config.eval.latent_stat_clips = 4
+    config.checkpoint.async_save = False
+    return config
+
+
 @pytest.fixture(scope="session")
 def physworld_tiny(tmp_path_factory) -> pathlib.Path:
     """physworld/tiny prepared once per test session (per xdist worker) by the real CLI."""
@@ -30,17 +46,10 @@ def physworld_tiny(tmp_path_factory) -> pathlib.Path:
 @pytest.fixture(scope="session")
 def micro_vae(physworld_tiny, tmp_path_factory) -> pathlib.Path:
     """A finished (2-step) micro VAE run: the latent space the T2V tests train in."""
-    from configs import vae
     from sora_jax.train import trainer
 
-    config = vae.get_config("micro")
-    config.data.data_dir = str(physworld_tiny)
-    config.total_steps = 2
-    config.log.eval_every_steps = 1000
+    config = micro_vae_config(physworld_tiny)
     config.eval.num_clips = 2
-    config.eval.num_samples = 1
-    config.eval.latent_stat_clips = 4
-    config.checkpoint.async_save = False
     workdir = tmp_path_factory.mktemp("vae_micro")
     trainer.train(config, workdir, quiet=True)
     return workdir

@@ -6,19 +6,12 @@ import shutil
 import numpy as np
 import pytest
 
-from configs import vae
 from sora_jax.train import checkpoint, trainer, validate
+from tests.conftest import micro_vae_config
 
 
 def _micro_config(data_dir, **model):
-    config = vae.get_config("micro")
-    config.data.data_dir = str(data_dir)
-    config.total_steps = 1
-    config.log.eval_every_steps = 1000
-    config.eval.num_clips = 1
-    config.eval.num_samples = 1
-    config.eval.latent_stat_clips = 2
-    config.checkpoint.async_save = False
+    config = micro_vae_config(data_dir, total_steps=1)
     for key, value in model.items():
         config.model[key] = value
     return config

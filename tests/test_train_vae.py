@@ -7,22 +7,17 @@ import sys
 
 import numpy as np
 
-from configs import vae
 from sora_jax.evaluation import vae_suite
 from sora_jax.train import trainer, vae_task
+from tests.conftest import micro_vae_config
 
 
 def _micro_config(data_dir, total_steps):
-    config = vae.get_config("micro")
-    config.data.data_dir = str(data_dir)
-    config.total_steps = total_steps
+    config = micro_vae_config(data_dir, total_steps)
     config.log.every_steps = 2
     config.checkpoint.every_steps = 2
-    config.log.eval_every_steps = 1000
     config.eval.num_clips = 6
     config.eval.num_samples = 2
-    config.eval.latent_stat_clips = 4
-    config.checkpoint.async_save = False
     return config
 
 

@@ -118,19 +118,15 @@ def test_a_hundred_bad_inputs_are_each_skipped_or_handled_never_a_crash(tmp_path
 
 def test_training_on_a_folder_reports_its_skipped_files(tmp_path):
     from sora_jax.train import trainer
+    from tests.conftest import micro_vae_config
 
     folder = tmp_path / "clips"
     folder.mkdir()
     _write_good_and_bad(folder)
-    config = vae.get_config("micro")
+    config = micro_vae_config(tmp_path, total_steps=1)
     config.data.dataset = f"folder:{folder}"
     config.data.batch_size, config.data.max_batch_size = 1, 2
-    config.total_steps = 1
-    config.log.eval_every_steps = 1000
-    config.eval.num_clips = 1
-    config.eval.num_samples = 1
     config.eval.latent_stat_clips = 1
-    config.checkpoint.async_save = False
     results = trainer.train(config, tmp_path / "run", quiet=True)
     report = json.loads((tmp_path / "run" / "data_report.json").read_text())
     assert results["data_skipped"] == report["skipped"] >= 5
