@@ -50,7 +50,7 @@ def get_config(arg: str | None = None):
     config.model.text_encoder = variant["text"]  # "bytes" (learned with the DiT) or "minilm" (pretrained, frozen)
     config.model.text_width = 128  # the byte encoder's width
     config.model.text_length = 128  # bytes or word pieces kept per caption
-    config.model.dtype = "float32"  # compute dtype: float32 or bfloat16 (parameters stay float32)
+    config.model.dtype = "float32"  # float32; bfloat16 (all compute); mixed (bf16 matmul operands, f32 rest). Params f32
     config.model.remat = "none"  # none, full, dots, dots_no_batch (sora_jax/models/dit.py)
     config.model.attention_implementation = "xla"  # xla; chunked (memory linear in tokens); cudnn on a GPU
 

@@ -1,6 +1,8 @@
 """The DiT: patches, 3D rotary positions on unseen grids, per-frame conditioning, text dropout,
 layouts, remat and bf16, and the sampler keeping given frames."""
 
+import re
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -117,6 +119,12 @@ def test_remat_and_bfloat16_match_the_plain_float32_model():
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5), grads, remat_grads)
     low = float(loss(_model(dtype=jnp.bfloat16), params))
     assert low == pytest.approx(float(reference), rel=0.05)
+    mixed_model = _model(matmul_dtype=jnp.bfloat16)  # model.dtype="mixed": bf16 operands, f32 out
+    mixed, mixed_grads = jax.value_and_grad(lambda p: loss(mixed_model, p))(params)
+    assert float(mixed) == pytest.approx(float(reference), rel=0.02)
+    assert all(g.dtype == jnp.float32 for g in jax.tree.leaves(mixed_grads))
+    hlo = jax.jit(lambda p: mixed_model.apply({"params": p}, x, t, txt)).lower(params).as_text()
+    assert re.search(r"dot_general.*\(tensor<[^>]*bf16>, tensor<[^>]*bf16>\) -> tensor<[^>]*f32>", hlo)
 
 
 def test_sampler_keeps_given_frames_and_guidance_mixes():

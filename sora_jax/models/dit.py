@@ -37,6 +37,9 @@ VARIANTS = {
     "large": dict(width=1024, depth=24, heads=16),
 }
 LAYOUTS = ("full", "factorized")
+# model.dtype -> (compute dtype, matmul operand dtype). "mixed": bf16 operands with f32 accumulation
+# and output (what pays on CPUs with AVX-512 bf16), every other op in f32; params stay f32 always.
+DTYPES = {"float32": (jnp.float32, None), "bfloat16": (jnp.bfloat16, None), "mixed": (jnp.float32, jnp.bfloat16)}
 # Named rematerialization policies for the transformer blocks (what is kept for the backward pass).
 REMAT_POLICIES = {
     "none": None,
@@ -56,7 +59,8 @@ class Linear(nn.Module):
     features: tuple[int, ...]
     axes: tuple[str | None, ...]
     zero: bool = False
-    dtype: jnp.dtype = jnp.float32
+    dtype: jnp.dtype = jnp.float32  # output (and, unless matmul_dtype is set, operand) dtype
+    matmul_dtype: jnp.dtype | None = None  # operands only: bf16 operands, f32 accumulation and output
 
     @nn.compact
     def __call__(self, x):
@@ -68,14 +72,15 @@ class Linear(nn.Module):
         bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, self.axes[inputs:]),
                           tuple(self.features))
         contract = tuple(range(x.ndim - inputs, x.ndim))
-        y = jax.lax.dot_general(x.astype(self.dtype), kernel.astype(self.dtype),
-                                ((contract, tuple(range(inputs))), ((), ())))
+        operands = self.matmul_dtype or self.dtype
+        y = jax.lax.dot_general(x.astype(operands), kernel.astype(operands),
+                                ((contract, tuple(range(inputs))), ((), ())), preferred_element_type=self.dtype)
         return y + bias.astype(self.dtype)
 
 
-def _dense(features, axes, zero=False, dtype=jnp.float32, name=None):
+def _dense(features, axes, zero=False, dtype=jnp.float32, matmul_dtype=None, name=None):
     features = (features,) if isinstance(features, int) else tuple(features)
-    return Linear(features, tuple(axes), zero, dtype, name=name)
+    return Linear(features, tuple(axes), zero, dtype, matmul_dtype, name=name)
 
 
 def constrain(x):
@@ -157,33 +162,35 @@ class SelfAttention(nn.Module):
     heads: int
     dtype: jnp.dtype = jnp.float32
     implementation: str = "xla"
+    matmul_dtype: jnp.dtype | None = None
 
     @nn.compact
     def __call__(self, x, cos, sin):
         width = x.shape[-1]
         head_dim = width // self.heads
-        qkv = _dense((3, self.heads, head_dim), ("embed", None, "heads", "kv"), dtype=self.dtype, name="qkv")(x)
+        qkv = _dense((3, self.heads, head_dim), ("embed", None, "heads", "kv"), dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="qkv")(x)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
         q = apply_rope(RMSNorm(name="q_norm")(q), cos, sin)
         k = apply_rope(RMSNorm(name="k_norm")(k), cos, sin)
         out = attend(q, k, v, implementation=self.implementation)
-        return _dense(width, ("heads", "kv", "embed"), dtype=self.dtype, name="out")(out)
+        return _dense(width, ("heads", "kv", "embed"), dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="out")(out)
 
 
 class CrossAttention(nn.Module):
     heads: int
     dtype: jnp.dtype = jnp.float32
     implementation: str = "xla"
+    matmul_dtype: jnp.dtype | None = None
 
     @nn.compact
     def __call__(self, x, context, context_mask):
         width = x.shape[-1]
         head_dim = width // self.heads
-        q = _dense((self.heads, head_dim), ("embed", "heads", "kv"), dtype=self.dtype, name="q")(x)
-        kv = _dense((2, self.heads, head_dim), ("embed", None, "heads", "kv"), dtype=self.dtype, name="kv")(context)
+        q = _dense((self.heads, head_dim), ("embed", "heads", "kv"), dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="q")(x)
+        kv = _dense((2, self.heads, head_dim), ("embed", None, "heads", "kv"), dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="kv")(context)
         q, k, v = RMSNorm(name="q_norm")(q), RMSNorm(name="k_norm")(kv[:, :, 0]), kv[:, :, 1]
         out = attend(q, k, v, mask=context_mask[:, None, None, :], implementation=self.implementation)
-        return _dense(width, ("heads", "kv", "embed"), dtype=self.dtype, name="out")(out)
+        return _dense(width, ("heads", "kv", "embed"), dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="out")(out)
 
 
 def _modulate(x, shift, scale):
@@ -199,6 +206,7 @@ class Block(nn.Module):
     layout: str = "full"
     dtype: jnp.dtype = jnp.float32
     implementation: str = "xla"
+    matmul_dtype: jnp.dtype | None = None
 
     @nn.compact
     def __call__(self, x, cond, context, context_mask, cos, sin):
@@ -206,10 +214,11 @@ class Block(nn.Module):
         b, t, s, d = x.shape
         attentions = 1 if self.layout == "full" else 2
         count = 3 * attentions + 3
-        mods = _dense(count * d, ("embed", "mlp"), zero=True, dtype=self.dtype, name="modulation")(nn.silu(cond))
+        mods = _dense(count * d, ("embed", "mlp"), zero=True, dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="modulation")(nn.silu(cond))
         mods = jnp.split(mods[:, :, None, :], count, axis=-1)  # each [B, T, 1, D]
         norm = functools.partial(nn.LayerNorm, use_scale=False, use_bias=False, dtype=self.dtype)
-        attention = functools.partial(SelfAttention, self.heads, self.dtype, self.implementation)
+        attention = functools.partial(SelfAttention, self.heads, self.dtype, self.implementation,
+                                      matmul_dtype=self.matmul_dtype)
 
         def flat(y):
             return constrain(y.reshape(b, t * s, d))
@@ -231,11 +240,11 @@ class Block(nn.Module):
             h = attention(name="temporal_attention")(h, cos4[:, 0], sin4[:, 0])
             x = x + gate * h.reshape(b, s, t, d).transpose(0, 2, 1, 3)
         shift, scale, gate = mods[-3:]
-        x = x + CrossAttention(self.heads, self.dtype, self.implementation, name="cross_attention")(
+        x = x + CrossAttention(self.heads, self.dtype, self.implementation, self.matmul_dtype, name="cross_attention")(
             flat(nn.LayerNorm(dtype=self.dtype, name="cross_norm")(x)), context, context_mask).reshape(b, t, s, d)
         h = flat(_modulate(norm()(x), shift, scale))
-        h = _dense(int(self.mlp_ratio * d), ("embed", "mlp"), dtype=self.dtype, name="mlp_in")(h)
-        h = _dense(d, ("mlp", "embed"), dtype=self.dtype, name="mlp_out")(nn.gelu(h, approximate=True))
+        h = _dense(int(self.mlp_ratio * d), ("embed", "mlp"), dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="mlp_in")(h)
+        h = _dense(d, ("mlp", "embed"), dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="mlp_out")(nn.gelu(h, approximate=True))
         return x + gate * h.reshape(b, t, s, d)
 
 
@@ -258,6 +267,7 @@ class DiT(nn.Module):
     text_width: int = 128  # the byte encoder's width (frozen encoders bring their own)
     text_length: int = 128
     dtype: jnp.dtype = jnp.float32
+    matmul_dtype: jnp.dtype | None = None  # "mixed" precision: bf16 matmul operands, f32 everything else
     remat: str = "none"
     attention_implementation: str = "xla"
     rope_theta: float = 10000.0
@@ -273,14 +283,14 @@ class DiT(nn.Module):
                              f"valid: {', '.join(ATTENTION_IMPLEMENTATIONS)}")
         if model_config.width % model_config.heads:
             raise ValueError(f"model.width={model_config.width} does not divide by model.heads={model_config.heads}")
-        dtypes = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-        if model_config.dtype not in dtypes:
-            raise ValueError(f"model.dtype={model_config.dtype!r}; valid: {', '.join(dtypes)}")
+        if model_config.dtype not in DTYPES:
+            raise ValueError(f"model.dtype={model_config.dtype!r}; valid: {', '.join(DTYPES)}")
+        dtype, matmul_dtype = DTYPES[model_config.dtype]
         return cls(latent_channels=latent_channels, width=model_config.width, depth=model_config.depth,
                    heads=model_config.heads, mlp_ratio=model_config.mlp_ratio, patch=tuple(model_config.patch),
                    layout=model_config.layout, text_encoder=model_config.text_encoder,
                    text_width=model_config.text_width, text_length=model_config.text_length,
-                   dtype=dtypes[model_config.dtype], remat=model_config.remat,
+                   dtype=dtype, matmul_dtype=matmul_dtype, remat=model_config.remat,
                    attention_implementation=model_config.attention_implementation)
 
     def check_latent_shape(self, shape) -> None:
@@ -307,7 +317,7 @@ class DiT(nn.Module):
         if keep is not None:  # a dropped caption: no text tokens, zero pooled text
             mask = mask & keep[:, None]
             pooled = pooled * keep[:, None].astype(pooled.dtype)
-        context = _dense(self.width, ("vocab", "embed"), dtype=self.dtype, name="text_proj")(tokens.astype(self.dtype))
+        context = _dense(self.width, ("vocab", "embed"), dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="text_proj")(tokens.astype(self.dtype))
         null = self.param("null_text", nn.with_logical_partitioning(nn.initializers.normal(0.02), (None, "embed")),
                           (1, self.width))
         context = jnp.concatenate([jnp.broadcast_to(null.astype(self.dtype), (context.shape[0], 1, self.width)),
@@ -322,16 +332,16 @@ class DiT(nn.Module):
         pt, ph, pw = self.patch
         grid = (t // pt, h // ph, w // pw)
         tokens = patchify(x.astype(self.dtype), self.patch)
-        tokens = _dense(self.width, (None, "embed"), dtype=self.dtype, name="patch_embed")(tokens)
+        tokens = _dense(self.width, (None, "embed"), dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="patch_embed")(tokens)
         tokens = constrain(tokens.reshape(b, -1, self.width))
 
         # Conditioning per patch frame: timestep (mean over the pt latent frames it holds) + pooled text.
         t_patch = t_frames.reshape(b, grid[0], pt).mean(-1)
         temb = timestep_embedding(t_patch, 256).astype(self.dtype)
-        temb = _dense(self.width, (None, "embed"), dtype=self.dtype, name="time_in")(temb)
-        temb = _dense(self.width, ("embed", "mlp"), dtype=self.dtype, name="time_out")(nn.silu(temb))
+        temb = _dense(self.width, (None, "embed"), dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="time_in")(temb)
+        temb = _dense(self.width, ("embed", "mlp"), dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="time_out")(nn.silu(temb))
         context, context_mask, pooled = self._text(text)
-        pooled = _dense(self.width, ("vocab", "embed"), dtype=self.dtype, name="pooled_proj")(pooled.astype(self.dtype))
+        pooled = _dense(self.width, ("vocab", "embed"), dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="pooled_proj")(pooled.astype(self.dtype))
         cond = temb + pooled[:, None, :]
 
         cos, sin = rope_3d(grid, self.width // self.heads, self.rope_theta)
@@ -339,11 +349,11 @@ class DiT(nn.Module):
         y = tokens.reshape(b, grid[0], -1, self.width)
         for i in range(self.depth):
             y = block(self.heads, self.mlp_ratio, self.layout, self.dtype, self.attention_implementation,
-                      name=f"block_{i}")(y, cond, context, context_mask, cos, sin)
+                      self.matmul_dtype, name=f"block_{i}")(y, cond, context, context_mask, cos, sin)
 
         shift, scale = jnp.split(
-            _dense(2 * self.width, ("embed", "mlp"), zero=True, dtype=self.dtype, name="final_modulation")(
+            _dense(2 * self.width, ("embed", "mlp"), zero=True, dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="final_modulation")(
                 nn.silu(cond))[:, :, None], 2, axis=-1)
         y = _modulate(nn.LayerNorm(use_scale=False, use_bias=False, dtype=self.dtype)(y), shift, scale)
-        y = _dense(pt * ph * pw * c, ("embed", None), zero=True, dtype=self.dtype, name="final")(y)
+        y = _dense(pt * ph * pw * c, ("embed", None), zero=True, dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="final")(y)
         return unpatchify(y.reshape(b, *grid, -1), self.patch, c).astype(jnp.float32)

@@ -84,7 +84,7 @@ def _check_t2v(config, mesh_sizes: dict) -> None:
              f"model.patch={tuple(model.patch)} must be three positive ints (pt, ph, pw)")
     _require(model.layout in dit.LAYOUTS, f"model.layout={model.layout!r}; valid: {', '.join(dit.LAYOUTS)}")
     _require(model.remat in dit.REMAT_POLICIES, f"model.remat={model.remat!r}; valid: {', '.join(dit.REMAT_POLICIES)}")
-    _require(model.dtype in ("float32", "bfloat16"), f"model.dtype={model.dtype!r}; valid: float32, bfloat16")
+    _require(model.dtype in dit.DTYPES, f"model.dtype={model.dtype!r}; valid: {', '.join(dit.DTYPES)}")
     _require(model.text_encoder in ("bytes", "minilm"), f"model.text_encoder={model.text_encoder!r}; valid: bytes, minilm")
     _require(model.attention_implementation in dit.ATTENTION_IMPLEMENTATIONS,
              f"model.attention_implementation={model.attention_implementation!r}; "
