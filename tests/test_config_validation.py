@@ -2,7 +2,7 @@
 
 import pytest
 
-from configs import t2v, vae
+from configs import scaling, t2v, vae
 from sora_jax.train import validate
 from tests.conftest import REPO, run_cli
 
@@ -17,6 +17,12 @@ def _t2v(**changes):
 
 def _vae(**changes):
     return _apply(vae.get_config("tiny"), changes)
+
+
+def _ladder(**changes):
+    config = scaling.get_config("cpu,budget=4x")
+    config.vae_workdir = VAE_DIR
+    return _apply(config, changes)
 
 
 def _apply(config, changes):
@@ -61,6 +67,8 @@ CASES = [
     (_vae(model__latent_channels=32), "must be in 4..16"),
     (_vae(model__patch=8), "valid: 1, 2 or 4"),
     (_vae(loss__kl_weight=-1.0), "loss.kl_weight=-1.0 must be >= 0"),
+    (_t2v(init_from="/nonexistent/run"), "init_from='/nonexistent/run' does not exist"),
+    (_ladder(data__batch_size=32), "does not spend ladder.compute_flops"),
 ]
 
 
@@ -75,6 +83,7 @@ def test_good_configs_pass():
     validate.check(_t2v(), device_count=4)
     validate.check(_vae(), device_count=1)
     validate.check(t2v.get_config("tiny"), device_count=1)  # the committed VAE is found from the repo root
+    validate.check(_ladder(), device_count=4)
 
 
 def test_cli_reports_a_bad_config_in_one_line_before_compiling(tmp_path):
