@@ -17,12 +17,14 @@ import re
 from configs import common, t2v
 
 # Per preset: training FLOPs of a 1x run, the data, the nominal (largest) clip and its batch, and
-# the sustained model FLOP/s assumed for the "expected time" column.
+# the sustained model FLOP/s assumed for the "expected time" column. CPU: the demo ladder's 32x
+# rung spent 4.9e13 model FLOPs in 708 s of wall time, evaluation included (6.9e10 FLOP/s);
+# smaller models run slower (the 1x rung: 1.5e12 in 209 s with the latent cache built).
 PRESETS = {
-    # demo: 1x + 4x + 32x in about 45 minutes on 2 CPU cores (`make demo`).
-    "demo": dict(base=1.5e12, dataset="physworld/tiny", clip=(17, 32, 56), batch=16, flops_per_s=2.5e10),
-    # cpu: the 1x run is about ten minutes of this 2-core machine; 32x about five hours.
-    "cpu": dict(base=2.5e13, dataset="physworld/tiny", clip=(17, 32, 56), batch=16, flops_per_s=3.5e10),
+    # demo: 1x + 4x + 32x and the comparison in about 30 minutes on 2 CPU cores (`make demo`).
+    "demo": dict(base=1.5e12, dataset="physworld/tiny", clip=(17, 32, 56), batch=16, flops_per_s=6.9e10),
+    # cpu: the 1x run is about ten minutes of this 2-core machine; 32x about three to four hours.
+    "cpu": dict(base=2.5e13, dataset="physworld/tiny", clip=(17, 32, 56), batch=16, flops_per_s=6.9e10),
     # gpu: one H100 at an assumed 40 % MFU of its dense bf16 peak.
     "gpu": dict(base=1e17, dataset="physworld/small", clip=(33, 64, 112), batch=64, flops_per_s=4e14),
     # tpu: a v5e-64 slice at an assumed 40 % MFU.
@@ -69,6 +71,15 @@ def planned_steps(config) -> tuple[int, float]:
     return max(1, round(config.ladder.compute_flops / per_step)), per_step
 
 
+def schedule(config) -> None:
+    """Steps that spend the budget with the config's current model and batch, and what follows
+    from them: warmup, checkpoint cadence (resumable in pieces), one evaluation at the end."""
+    config.total_steps, config.ladder.flops_per_step = planned_steps(config)
+    config.optimizer.warmup_steps = min(100, max(1, config.total_steps // 10))
+    config.checkpoint.every_steps = max(50, config.total_steps // 10)
+    config.log.eval_every_steps = config.total_steps  # after the cooldown
+
+
 def get_config(arg: str | None = None):
     from sora_jax.scaling import plan as plan_lib
 
@@ -85,13 +96,9 @@ def get_config(arg: str | None = None):
                             size_rule, parse_size(arg.size))
     config.model.variant = f"L{run.depth}d{run.width}"
     config.model.depth, config.model.width, config.model.heads = run.depth, run.width, run.heads
-    config.total_steps = run.steps
     config.optimizer.learning_rate = run.learning_rate
     config.optimizer.schedule = "constant_cooldown"
     config.optimizer.cooldown_fraction = 0.2
-    config.optimizer.warmup_steps = min(100, max(1, run.steps // 10))
-    config.checkpoint.every_steps = max(50, run.steps // 10)  # resumable in pieces
-    config.log.eval_every_steps = run.steps  # evaluate once, at the end, after the cooldown
     config.eval.num_samples = 4
     # Common random numbers: every rung sees the same held-out clips, timesteps and noise.
     config.eval.num_clips = 64
@@ -109,6 +116,7 @@ def get_config(arg: str | None = None):
     config.ladder.params = run.params
     config.ladder.flops_per_step = run.flops_per_step
     config.ladder.clip = preset["clip"]
+    schedule(config)
     config.ladder.assumed_flops_per_s = preset["flops_per_s"]
     config.ladder.rungs = LADDER
     config.ladder.probe_samples = 128  # generated videos per rung scored by the world probes

@@ -4,7 +4,7 @@ r"""The compute ladder (1x, 4x, 32x of a preset's base compute), resumable, then
     .venv/bin/python experiments/ladder.py --config=configs/scaling.py:demo --workdir=out/ladder_demo \
         --results=experiments/results/ladder_demo
     .venv/bin/python experiments/ladder.py --config=configs/scaling.py:cpu --workdir=runs/ladder_cpu \
-        --results=experiments/results/ladder_cpu      # ~7 hours here; rerun to resume
+        --results=experiments/results/ladder_cpu      # ~4 hours here; rerun to resume
 
 The same as `sora-jax ladder` plus `--results`. Evaluation sizes are config fields
 (`--config.ladder.probe_samples=128`, `--config.ladder.voe_quads=32`).

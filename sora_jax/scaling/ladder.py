@@ -61,11 +61,7 @@ def rung_config(config, budget: str, size: str | None = None, latent_cache_dir: 
             _set(rung, key, value)
     if latent_cache_dir and not rung.data.latent_cache_dir:
         rung.data.latent_cache_dir = latent_cache_dir
-    # An overridden batch size changes FLOPs per step: the steps follow, so the budget holds.
-    rung.total_steps, rung.ladder.flops_per_step = scaling.planned_steps(rung)
-    rung.log.eval_every_steps = rung.total_steps
-    rung.checkpoint.every_steps = max(50, rung.total_steps // 10)
-    rung.optimizer.warmup_steps = min(100, max(1, rung.total_steps // 10))
+    scaling.schedule(rung)  # an overridden batch size changes FLOPs per step: the steps follow
     return rung
 
 
