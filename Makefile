@@ -27,7 +27,7 @@ demo: $(VENV)/.installed
 	@echo "demo: $(OUT)/ladder/side_by_side.mp4 (1x | 4x | 32x | truth), loss_vs_compute.png, probes_vs_compute.png, ladder.md"
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not slow" tests
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not slow" --durations=12 tests
 
 test-all: $(VENV)/.installed
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) tests
