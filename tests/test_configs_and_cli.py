@@ -85,3 +85,18 @@ def test_cli_preview_writes_a_gallery(physworld_tiny, tmp_path):
 def test_cli_preview_of_an_unprepared_dataset_says_how_to_prepare(tmp_path):
     result = run_cli("data", "preview", "--dataset=physworld/small", f"--data_dir={tmp_path}", f"--out={tmp_path}/o")
     assert result.returncode == 2 and "sora-jax data prepare" in result.stderr
+
+
+def test_rule_fit_reads_the_measured_exponent(tmp_path, monkeypatch):
+    import json
+
+    from sora_jax.scaling import plan
+
+    fitted = tmp_path / "isoflop_fit.json"
+    fitted.write_text(json.dumps({"n_opt": {"k": 2.0e-3, "a": 0.6}}))
+    monkeypatch.setattr(plan, "FITTED_RULE_FILE", fitted)
+    chinchilla, measured = scaling.get_config("cpu,budget=32x"), scaling.get_config("cpu,budget=32x,rule=fit")
+    assert measured.ladder.rule_a == 0.6 and measured.ladder.params != chinchilla.ladder.params
+    monkeypatch.setattr(plan, "FITTED_RULE_FILE", tmp_path / "missing.json")
+    with pytest.raises(FileNotFoundError, match="isoflop"):
+        scaling.get_config("cpu,rule=fit")
