@@ -20,8 +20,10 @@ def _micro_config(data_dir, **model):
 def test_resuming_a_different_model_names_the_fields(micro_vae, physworld_tiny, tmp_path):
     workdir = tmp_path / "run"
     shutil.copytree(micro_vae, workdir)
+    saved = (workdir / "config.json").read_text()
     with pytest.raises(validate.ConfigError, match=r"model.latent_channels: checkpoint 4, config 8.*init_from"):
         trainer.train(_micro_config(physworld_tiny, latent_channels=8), workdir, quiet=True)
+    assert (workdir / "config.json").read_text() == saved, "the refused run's record is untouched"
 
 
 def test_init_from_loads_matching_arrays_and_keeps_the_rest_fresh(micro_vae, physworld_tiny, tmp_path):

@@ -180,6 +180,18 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
     validate.check(config, jax.device_count())  # before anything is built or compiled
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    # --- Checkpoint (opened first: a workdir holding another model is refused before anything
+    # is built, and before its config.json is touched)
+    checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.checkpoint.keep,
+                                               async_save=config.checkpoint.async_save)
+    start_step = checkpointer.latest_step()
+    if start_step is not None:
+        differences = checkpoint_lib.config_mismatch(checkpointer.read_meta(start_step).get("config", {}), config)
+        if differences:
+            checkpointer.close()
+            raise validate.ConfigError(
+                f"{workdir} holds a checkpoint of a different model ({'; '.join(differences)}): use a new --workdir, "
+                f"or start a new run from it with --config.init_from={workdir}")
     task = make_task(config, workdir)
     if jax.process_index() == 0:
         (workdir / "config.json").write_text(config.to_json_best_effort(indent=1))
@@ -201,18 +213,10 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
         print(f"data: {data_report['usable']} usable, {data_report['skipped']} skipped files "
               f"(each named with its reason in {workdir / 'data_report.json'})")
 
-    # --- Checkpoint
-    checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.checkpoint.keep,
-                                               async_save=config.checkpoint.async_save)
-    start_step = checkpointer.latest_step()
+    # --- Restore or initialize
     compute_flops = 0.0  # analytic model FLOPs spent so far (the scaling laws' C), kept across resumes
     init_report = None
     if start_step is not None:
-        differences = checkpoint_lib.config_mismatch(checkpointer.read_meta(start_step).get("config", {}), config)
-        if differences:
-            raise validate.ConfigError(
-                f"{workdir} holds a checkpoint of a different model ({'; '.join(differences)}): use a new --workdir, "
-                f"or start a new run from it with --config.init_from={workdir}")
         state, meta = checkpointer.restore(start_step, state, state_shardings)
         data_iterator.set_state(meta["data_state"])
         compute_flops = float(meta.get("compute_flops", 0.0))
