@@ -80,11 +80,14 @@ def table(config) -> list[dict]:
 
 
 def _tokens_per_clip(config) -> int:
-    from configs import scaling
+    """Video tokens of the ladder's nominal (largest) clip."""
+    import math
 
-    t, h, w = scaling.latent_thw(config.ladder.clip)
-    pt, ph, pw = config.model.patch
-    return (t // pt) * (h // ph) * (w // pw)
+    from configs import scaling
+    from sora_jax.scaling import flops
+
+    shape = flops.DiTShape.from_config(config.model, scaling.VAE_CHANNELS)
+    return math.prod(shape.grid(scaling.latent_thw(config.ladder.clip)))
 
 
 def format_table(rows: list[dict]) -> str:

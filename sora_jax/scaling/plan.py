@@ -70,20 +70,11 @@ class RunPlan:
     def tokens_per_param(self) -> float:
         return self.tokens / self.params
 
-    def row(self, flops_per_second: float) -> dict:
-        return {"compute": self.compute, "depth": self.depth, "width": self.width, "params": self.params,
-                "total_params": self.total_params, "steps": self.steps, "tokens": self.tokens,
-                "tokens_per_param": round(self.tokens_per_param, 1), "learning_rate": self.learning_rate,
-                "expected_minutes": round(self.steps * self.flops_per_step / flops_per_second / 60, 1)}
-
 
 def shape_for(depth: int, width: int, model_config, latent_channels: int) -> flops.DiTShape:
-    config = dict(model_config)
-    config.update(depth=depth, width=width, heads=max(1, width // HEAD_DIM))
-    return flops.DiTShape(width=width, depth=depth, heads=config["heads"], latent_channels=latent_channels,
-                          mlp_ratio=config["mlp_ratio"], patch=tuple(config["patch"]), layout=config["layout"],
-                          text_encoder=config["text_encoder"], text_width=config["text_width"],
-                          text_length=config["text_length"])
+    """`model_config`'s DiT at another depth and width (head dim HEAD_DIM)."""
+    return dataclasses.replace(flops.DiTShape.from_config(model_config, latent_channels), depth=depth, width=width,
+                               heads=max(1, width // HEAD_DIM))
 
 
 def nearest_grid_shape(params: float, model_config, latent_channels: int) -> tuple[int, int]:
