@@ -1,20 +1,26 @@
-r"""DiT training-step throughput: JAX (f32 and bf16 compute) against a plain PyTorch eager
-reference of the same network, interleaved A/B in one run, MFU against matmul ceilings measured
-in the same process.
+r"""DiT training-step and sampling-step throughput: JAX (f32, mixed and bf16 compute, any attention
+kernel) against a plain PyTorch eager reference of the same network, interleaved A/B in one run,
+MFU against matmul ceilings measured in the same process on the same device.
 
     .venv/bin/python experiments/bench_dit_step.py --out=out/bench_dit_step.json
     # with the PyTorch reference (a separate venv: `python3.12 -m venv /tmp/refvenv &&
     #   /tmp/refvenv/bin/pip install torch==2.13.0 numpy`):
     .venv/bin/python experiments/bench_dit_step.py --torch_python=/tmp/refvenv/bin/python
+    # on a GPU (bf16, cuDNN's flash attention against XLA's):
+    python3 experiments/bench_dit_step.py --widths 1024 --depth 8 --heads_dim 64 --latent 16 32 64 \
+        --batch 4 --dtypes bfloat16 mixed --attention cudnn xla
 
-JAX runs three precisions (`model.dtype`): float32; mixed (bf16 matmul operands, f32
-accumulation, output and everything else); bfloat16 (all compute). Parameters stay f32.
-The network: `sora_jax/models/dit.py` (full attention, QK-norm, 3D RoPE, cross-attention to 33
-text tokens, per-frame adaLN-Zero, GELU MLP) and its mirror in `experiments/torch_dit_block.py`;
-one AdamW step on one batch (the PyTorch process stays alive and steps on request, so both
-frameworks alternate on a warm machine). Model FLOPs come from `sora_jax/scaling/flops.py`. Each
-configuration is compiled / warmed up once, then timed `--repeats` times, alternating
-frameworks; the median is reported. Nothing here is a test: numbers depend on the machine.
+JAX runs the precisions of `model.dtype`: float32; mixed (bf16 matmul operands, f32 accumulation,
+output and everything else); bfloat16 (all compute). Parameters stay f32. The network:
+`sora_jax/models/dit.py` (full attention, QK-norm, 3D RoPE, cross-attention to 33 text tokens,
+per-frame adaLN-Zero, GELU MLP) and its mirror in `experiments/torch_dit_block.py`; one AdamW
+step on one batch (the PyTorch process stays alive and steps on request, so both frameworks
+alternate on a warm machine). A sampling step is one forward call on the doubled batch of
+classifier-free guidance. Model FLOPs come from `sora_jax/scaling/flops.py`; MFU is against the
+f32 matmul ceiling for float32 and the bf16-operand ceiling otherwise. Memory is XLA's buffer
+assignment for the compiled step (temporaries; parameters and optimizer state are extra).
+Each configuration is compiled / warmed up once, then timed `--repeats` times, alternating
+configurations; the median is reported. Nothing here is a test: numbers depend on the machine.
 """
 
 import argparse
@@ -37,17 +43,22 @@ from sora_jax.train import throughput
 TEXT = 32
 
 
-def jax_step(width: int, depth: int, latent, dtype: str, remat: str = "none"):
-    heads = width // 64
+def _inputs(latent, batch):
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(batch, *latent, 16)), jnp.float32)
+    t = jnp.full((batch, latent[0]), 0.5, jnp.float32)
+    text = {"tokens": jnp.asarray(rng.normal(size=(batch, TEXT, 384)), jnp.float32),
+            "mask": jnp.ones((batch, TEXT), bool), "pooled": jnp.asarray(rng.normal(size=(batch, 384)), jnp.float32)}
+    return x, t, text
+
+
+def jax_steps(width: int, depth: int, heads: int, latent, batch: int, dtype: str, attention: str, remat: str = "none"):
+    """(train step runner, sampling step runner, facts) for one configuration, compiled and warm."""
     compute, matmul = DTYPES[dtype]
     model = DiT(latent_channels=16, width=width, depth=depth, heads=heads, text_encoder="minilm", text_length=TEXT,
-                dtype=compute, matmul_dtype=matmul, remat=remat)
-    rng = np.random.default_rng(0)
-    x = jnp.asarray(rng.normal(size=(1, *latent, 16)), jnp.float32)
-    t = jnp.full((1, latent[0]), 0.5, jnp.float32)
-    text = {"tokens": jnp.asarray(rng.normal(size=(1, TEXT, 384)), jnp.float32), "mask": jnp.ones((1, TEXT), bool),
-            "pooled": jnp.asarray(rng.normal(size=(1, 384)), jnp.float32)}
-    params = model.init(jax.random.PRNGKey(0), x, t, text)["params"]
+                dtype=compute, matmul_dtype=matmul, remat=remat, attention_implementation=attention)
+    x, t, text = _inputs(latent, batch)
+    params = jax.jit(model.init)(jax.random.PRNGKey(0), x, t, text)["params"]
     optimizer = optax.adamw(1e-4)
     state = (params, optimizer.init(params))
 
@@ -63,18 +74,28 @@ def jax_step(width: int, depth: int, latent, dtype: str, remat: str = "none"):
     started = time.perf_counter()
     compiled = jax.jit(step, donate_argnums=0).lower(state).compile()
     compile_seconds = time.perf_counter() - started
-    memory = compiled.memory_analysis()
+    x2, t2, text2 = _inputs(latent, 2 * batch)  # classifier-free guidance: conditional + unconditional
+    sample = jax.jit(lambda p, x, t, text: model.apply({"params": p}, x, t, text)).lower(params, x2, t2, text2).compile()
     holder = {"state": state}
 
-    def run():
+    def train():
         holder["state"], value = compiled(holder["state"])
         value.block_until_ready()
 
-    run()
+    def sampling():
+        sample(holder["state"][0], x2, t2, text2).block_until_ready()
+
+    train()
+    sampling()
     shape = flops.DiTShape(width=width, depth=depth, heads=heads, latent_channels=16, text_length=TEXT)
-    return run, {"compile_seconds": compile_seconds, "temp_bytes": memory.temp_size_in_bytes,
-                 "model_flops": flops.train_step_flops(shape, latent, 1), "tokens": shape.grid(latent)[0]
-                 * shape.grid(latent)[1] * shape.grid(latent)[2]}
+    grid = shape.grid(latent)
+    return train, sampling, {
+        "compile_seconds": compile_seconds, "temp_bytes": compiled.memory_analysis().temp_size_in_bytes,
+        "sample_temp_bytes": sample.memory_analysis().temp_size_in_bytes,
+        "params": int(sum(p.size for p in jax.tree.leaves(params))),
+        "train_flops": flops.train_step_flops(shape, latent, batch),
+        "sample_flops": flops.sample_flops(shape, latent, steps=1, guidance=2.0, batch=batch),
+        "tokens": grid[0] * grid[1] * grid[2] * batch}
 
 
 class TorchStep:
@@ -95,60 +116,93 @@ class TorchStep:
         self.process.wait()
 
 
+def _timed(run) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--widths", type=int, nargs="+", default=[192, 384])
     parser.add_argument("--depth", type=int, default=4)
+    parser.add_argument("--heads_dim", type=int, default=64, help="head dimension (heads = width / this)")
     parser.add_argument("--latent", type=int, nargs=3, default=[8, 16, 64])  # 8 x 8 x 32 = 2048 tokens
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "mixed", "bfloat16"], choices=list(DTYPES))
+    parser.add_argument("--attention", nargs="+", default=["xla"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--torch_python", default=None)
     parser.add_argument("--out", default="out/bench_dit_step.json")
     args = parser.parse_args()
-    ceiling_f32 = throughput.matmul_peak_flops(dtype=jnp.float32)
-    ceiling_bf16 = throughput.matmul_peak_flops(dtype=jnp.bfloat16)
-    print(f"matmul ceiling (this process): f32 {ceiling_f32 / 1e9:.0f} GFLOP/s, bf16 operands "
-          f"{ceiling_bf16 / 1e9:.0f} GFLOP/s")
+    device = jax.devices()[0]
+    size = 8192 if jax.default_backend() == "gpu" else 2048
+    ceilings = {"float32": throughput.matmul_peak_flops(size, jnp.float32),
+                "bfloat16": throughput.matmul_peak_flops(size, jnp.bfloat16)}
+    print(f"{device.device_kind} ({jax.default_backend()}): matmul ceiling in this process: "
+          f"f32 {ceilings['float32'] / 1e12:.3f} TFLOP/s, bf16 operands {ceilings['bfloat16'] / 1e12:.3f} TFLOP/s", flush=True)
     rows = []
     for width in args.widths:
-        runs = {dtype: jax_step(width, args.depth, tuple(args.latent), dtype) for dtype in ("float32", "mixed", "bfloat16")}
-        times = {dtype: [] for dtype in runs}
+        heads = max(1, width // args.heads_dim)
+        runs, failures = {}, {}
+        for dtype in args.dtypes:
+            for attention in args.attention:
+                try:
+                    runs[(dtype, attention)] = jax_steps(width, args.depth, heads, tuple(args.latent), args.batch,
+                                                         dtype, attention)
+                except Exception as error:  # e.g. cuDNN refusing f32 or a head size: report it
+                    failures[f"{dtype}/{attention}"] = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+                    print(f"width {width} {dtype}/{attention}: {failures[f'{dtype}/{attention}']}", flush=True)
+        train_times = {key: [] for key in runs}
+        sample_times = {key: [] for key in runs}
         torch_times = []
         torch_run = TorchStep(args.torch_python, width, args.depth, args.latent) if args.torch_python else None
-        for _ in range(args.repeats):  # interleaved A/B: both see the same machine state
-            for dtype, (run, _) in runs.items():
-                started = time.perf_counter()
-                run()
-                times[dtype].append(time.perf_counter() - started)
+        for _ in range(args.repeats):  # interleaved A/B: every configuration sees the same machine state
+            for key, (train, sampling, _) in runs.items():
+                train_times[key].append(_timed(train))
+                sample_times[key].append(_timed(sampling))
             if torch_run:
                 torch_times.append(torch_run())
         if torch_run:
             torch_run.close()
-        info = runs["float32"][1]
-        row = {"width": width, "depth": args.depth, "tokens": info["tokens"], "model_flops": info["model_flops"]}
-        for dtype in runs:
-            seconds = statistics.median(times[dtype])
-            row[dtype] = {"step_seconds": seconds, "tokens_per_s": info["tokens"] / seconds,
-                          "tflops_per_s": info["model_flops"] / seconds / 1e12,
-                          "mfu_vs_f32_matmul": info["model_flops"] / seconds / ceiling_f32,
-                          "mfu_vs_bf16_matmul": info["model_flops"] / seconds / ceiling_bf16,
-                          "compile_seconds": runs[dtype][1]["compile_seconds"], "temp_bytes": runs[dtype][1]["temp_bytes"]}
+        row = {"width": width, "depth": args.depth, "heads": heads, "batch": args.batch, "latent": args.latent,
+               "failures": failures, "configs": {}}
+        for (dtype, attention), (_, _, info) in runs.items():
+            ceiling = ceilings["float32" if dtype == "float32" else "bfloat16"]
+            train_s, sample_s = statistics.median(train_times[(dtype, attention)]), statistics.median(sample_times[(dtype, attention)])
+            row.update(params=info["params"], tokens=info["tokens"], train_flops=info["train_flops"])
+            row["configs"][f"{dtype}/{attention}"] = {
+                "dtype": dtype, "attention": attention, "step_seconds": train_s, "tokens_per_s": info["tokens"] / train_s,
+                "tflops_per_s": info["train_flops"] / train_s / 1e12, "mfu": info["train_flops"] / train_s / ceiling,
+                "mfu_vs_f32_matmul": info["train_flops"] / train_s / ceilings["float32"],
+                "sample_step_seconds": sample_s, "sample_tflops_per_s": info["sample_flops"] / sample_s / 1e12,
+                "sample_mfu": info["sample_flops"] / sample_s / ceiling, "compile_seconds": info["compile_seconds"],
+                "temp_bytes": info["temp_bytes"], "sample_temp_bytes": info["sample_temp_bytes"]}
         if torch_times:
             seconds = statistics.median(torch_times)
-            row["torch_f32"] = {"step_seconds": seconds, "mfu_vs_f32_matmul": info["model_flops"] / seconds / ceiling_f32}
-            row["jax_f32_over_torch"] = seconds / row["float32"]["step_seconds"]
-            row["jax_bf16_over_torch"] = seconds / row["bfloat16"]["step_seconds"]
-            row["jax_mixed_over_torch"] = seconds / row["mixed"]["step_seconds"]
+            row["torch_f32"] = {"step_seconds": seconds, "mfu_vs_f32_matmul": row["train_flops"] / seconds / ceilings["float32"]}
+            for key, config in row["configs"].items():
+                config["speedup_over_torch_f32"] = seconds / config["step_seconds"]
         rows.append(row)
-        line = (f"width {width}: f32 {row['float32']['step_seconds'] * 1e3:.0f} ms "
-                f"(MFU {row['float32']['mfu_vs_f32_matmul']:.2f} of f32), mixed {row['mixed']['step_seconds'] * 1e3:.0f} ms, "
-                f"bf16 {row['bfloat16']['step_seconds'] * 1e3:.0f} ms")
+        for key, config in row["configs"].items():
+            line = (f"width {width} {key:>18}: step {config['step_seconds'] * 1e3:8.1f} ms, "
+                    f"{config['tflops_per_s']:7.3f} TFLOP/s, MFU {config['mfu']:.2f} (f32-ceiling {config['mfu_vs_f32_matmul']:.2f}), "
+                    f"sample step {config['sample_step_seconds'] * 1e3:7.1f} ms (MFU {config['sample_mfu']:.2f}), "
+                    f"temp {config['temp_bytes'] / 2**30:.2f} GiB, compile {config['compile_seconds']:.0f} s")
+            if "speedup_over_torch_f32" in config:
+                line += f", {config['speedup_over_torch_f32']:.2f}x torch f32"
+            print(line, flush=True)
         if torch_times:
-            line += (f"; torch f32 {row['torch_f32']['step_seconds'] * 1e3:.0f} ms -> JAX f32 {row['jax_f32_over_torch']:.2f}x, "
-                     f"mixed {row['jax_mixed_over_torch']:.2f}x torch")
-        print(line, flush=True)
-    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    pathlib.Path(args.out).write_text(json.dumps({"device": str(jax.devices()[0]), "ceiling_f32": ceiling_f32,
-                                                  "ceiling_bf16": ceiling_bf16, "rows": rows}, indent=1))
+            print(f"width {width} torch f32 eager: step {row['torch_f32']['step_seconds'] * 1e3:.1f} ms "
+                  f"(MFU {row['torch_f32']['mfu_vs_f32_matmul']:.2f} of f32)", flush=True)
+        write_json(args.out, {"device": device.device_kind, "backend": jax.default_backend(), "jax": jax.__version__,
+                              "ceiling_f32": ceilings["float32"], "ceiling_bf16": ceilings["bfloat16"], "rows": rows})
+
+
+def write_json(path: str, payload: dict) -> None:
+    """After every width, so a run stopped by a time limit keeps what it measured."""
+    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(path).write_text(json.dumps(payload, indent=1))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from sora_jax.models import attention
 
 
 @pytest.mark.parametrize("b,nq,nk,h,d,chunk", [(2, 37, 37, 3, 16, 8), (1, 64, 20, 2, 8, 16), (2, 5, 9, 2, 4, 4)])
+@jax.default_matmul_precision("float32")  # on a GPU, f32 matmuls would otherwise take TF32
 def test_chunked_equals_xla(b, nq, nk, h, d, chunk):
     rng = np.random.default_rng(0)
     q, k, v = (jnp.asarray(rng.normal(size=(b, n, h, d)), jnp.float32) for n in (nq, nk, nk))
@@ -48,3 +49,38 @@ def test_chunked_scores_memory_does_not_grow_quadratically():
     chunked = temp_bytes(lambda q, k, v: attention.chunked_attention(q, k, v, chunk=256), 4096) / temp_bytes(
         lambda q, k, v: attention.chunked_attention(q, k, v, chunk=256), 1024)
     assert full > 10 and chunked < 6, (full, chunked)
+
+
+gpu_only = pytest.mark.skipif(jax.default_backend() != "gpu", reason="cuDNN needs a GPU (run with JAX_PLATFORMS=cuda)")
+
+
+@gpu_only
+def test_cudnn_equals_xla_with_a_right_padded_key_mask():
+    """What cross-attention to text does: f32 inputs (mixed precision) go through cuDNN in bf16,
+    and a right-padded key mask becomes per-clip key lengths."""
+    rng = np.random.default_rng(0)
+    q = jnp.asarray(rng.normal(size=(3, 256, 4, 64)), jnp.float32)
+    k, v = (jnp.asarray(rng.normal(size=(3, 33, 4, 64)), jnp.float32) for _ in range(2))
+    mask = (jnp.arange(33)[None, :] < jnp.array([[33], [1], [12]]))[:, None, None, :]
+    expected = jax.nn.dot_product_attention(q, k, v, mask=mask)
+    got = attention.attend(q, k, v, mask=mask, implementation="cudnn")
+    assert got.dtype == jnp.float32
+    np.testing.assert_allclose(got, expected, atol=3e-2)  # bf16 operands
+
+
+@gpu_only
+def test_cudnn_dit_equals_xla_dit():
+    from sora_jax.models import dit
+
+    kwargs = dict(latent_channels=16, width=256, depth=2, heads=4, text_encoder="minilm", text_length=32)
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(2, 5, 16, 16, 16)), jnp.float32)
+    t = jnp.asarray(rng.random((2, 5)), jnp.float32)
+    text = {"tokens": jnp.asarray(rng.normal(size=(2, 32, 384)), jnp.float32),
+            "mask": jnp.arange(32)[None] < jnp.array([[32], [9]]), "pooled": jnp.asarray(rng.normal(size=(2, 384)), jnp.float32)}
+    reference = dit.DiT(**kwargs, dtype=jnp.bfloat16)
+    params = reference.init(jax.random.PRNGKey(0), x, t, text)["params"]
+    params = jax.tree.map(lambda p: p + 0.02 * jax.random.normal(jax.random.PRNGKey(1), p.shape), params)  # un-zero adaLN
+    expected = reference.apply({"params": params}, x, t, text)
+    got = dit.DiT(**kwargs, dtype=jnp.bfloat16, attention_implementation="cudnn").apply({"params": params}, x, t, text)
+    assert float(jnp.max(jnp.abs(got - expected))) < 0.05 * float(jnp.max(jnp.abs(expected)))

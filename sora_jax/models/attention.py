@@ -75,10 +75,33 @@ def chunked_attention(q, k, v, mask=None, chunk: int = CHUNK):
     return out.swapaxes(0, 1).reshape(b, -1, h, d)[:, :nq]
 
 
+def cudnn_attention(q, k, v, mask=None):
+    """cuDNN's fused flash attention (GPU). Its operands must be 16-bit, so f32 inputs (the `mixed`
+    precision) are cast to bf16 and the output cast back. cuDNN takes no broadcast mask: a key
+    mask [B, 1, 1, Nk] is passed as per-clip key lengths, so it must be right-padded (a prefix of
+    True), as text masks with the null token first are. Shapes cuDNN refuses when traced (e.g. 8k
+    queries against 33 text keys) fall back to XLA's attention, which is cheap at such key counts."""
+    dtype = q.dtype
+    q16, k16, v16 = (x.astype(jnp.bfloat16) if x.dtype not in (jnp.bfloat16, jnp.float16) else x for x in (q, k, v))
+    try:
+        if mask is None:
+            return jax.nn.dot_product_attention(q16, k16, v16, implementation="cudnn").astype(dtype)
+        if mask.shape[1:3] != (1, 1):
+            raise ValueError(f"cudnn attention takes a key mask [B, 1, 1, Nk], got {mask.shape}")
+        lengths = jnp.broadcast_to(jnp.sum(mask[:, 0, 0, :], axis=-1, dtype=jnp.int32), (q.shape[0],))
+        q_lengths = jnp.full((q.shape[0],), q.shape[1], jnp.int32)
+        return jax.nn.dot_product_attention(q16, k16, v16, query_seq_lengths=q_lengths, key_value_seq_lengths=lengths,
+                                            implementation="cudnn").astype(dtype)
+    except NotImplementedError:
+        return jax.nn.dot_product_attention(q, k, v, mask=mask)
+
+
 def _local(q, k, v, mask, implementation: str):
     if implementation == "chunked":
         return chunked_attention(q, k, v, mask)
-    return jax.nn.dot_product_attention(q, k, v, mask=mask, implementation=None if implementation == "xla" else implementation)
+    if implementation == "cudnn":
+        return cudnn_attention(q, k, v, mask)
+    return jax.nn.dot_product_attention(q, k, v, mask=mask)
 
 
 def context_size() -> int:
