@@ -1,4 +1,4 @@
-r"""Activation memory of a DiT training step against tokens, full (XLA) vs chunked attention.
+r"""Activation memory of a DiT training step against tokens: full (XLA) vs chunked vs flash attention.
 
     .venv/bin/python experiments/bench_attention_memory.py --out=out/bench_attention_memory.json
 
@@ -42,12 +42,14 @@ def main():
     parser.add_argument("--out", default="out/bench_attention_memory.json")
     args = parser.parse_args()
     rows = []
-    print(f"{'tokens':>7} {'xla MiB':>9} {'chunked MiB':>12} {'ratio':>6}")
+    kernels = ("xla", "chunked", "flash")
+    print(f"{'tokens':>7} " + " ".join(f"{k + ' MiB':>12}" for k in kernels))
     for frames in args.frames:
-        full, _ = temp_bytes("xla", frames)
-        chunked, _ = temp_bytes("chunked", frames)
-        rows.append({"tokens": frames * 256, "xla_bytes": full, "chunked_bytes": chunked})
-        print(f"{frames * 256:7d} {full / 2**20:9.1f} {chunked / 2**20:12.1f} {full / chunked:6.1f}")
+        row = {"tokens": frames * 256}
+        for kernel in kernels:
+            row[f"{kernel}_bytes"] = temp_bytes(kernel, frames)[0]
+        rows.append(row)
+        print(f"{frames * 256:7d} " + " ".join(f"{row[f'{k}_bytes'] / 2**20:12.1f}" for k in kernels), flush=True)
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.out).write_text(json.dumps({"device": str(jax.devices()[0]), "rows": rows}, indent=1))
 

@@ -83,7 +83,8 @@ def main():
         batch["latent"] = rng.normal(size=(8, 3, 4, 8, task.vae.latent_channels)).astype(np.float32)  # 24 tokens
         results = {}
         for name, mesh_axes, implementation in (("one", None, "xla"), ("context", dict(data=2, context=4), "xla"),
-                                                ("context_chunked", dict(data=2, context=4), "chunked")):
+                                                ("context_chunked", dict(data=2, context=4), "chunked"),
+                                                ("context_flash", dict(data=2, context=4), "flash")):
             run = config_for(vae_workdir, mesh_axes)
             run.model.attention_implementation = implementation
             devices = jax.devices()[:1] if mesh_axes is None else None
@@ -94,11 +95,14 @@ def main():
                              "params": jax.device_get(state.params)}
         difference = max(jax.tree.leaves(jax.tree.map(lambda a, b: float(np.abs(a - b).max()),
                                                       results["one"]["params"], results["context"]["params"])))
-        chunked = max(jax.tree.leaves(jax.tree.map(lambda a, b: float(np.abs(a - b).max()),
-                                                   results["one"]["params"], results["context_chunked"]["params"])))
+        chunked, flash = (max(jax.tree.leaves(jax.tree.map(lambda a, b: float(np.abs(a - b).max()),
+                                                           results["one"]["params"], results[name]["params"])))
+                          for name in ("context_chunked", "context_flash"))
         print(json.dumps({"loss_1": results["one"]["loss"], "loss_context": results["context"]["loss"],
                           "loss_context_chunked": results["context_chunked"]["loss"],
+                          "loss_context_flash": results["context_flash"]["loss"],
                           "max_param_difference": difference, "max_param_difference_chunked": chunked,
+                          "max_param_difference_flash": flash,
                           "all_gather": results["context"]["all_gather"]}))
     elif mode == "restore_mesh":
         workdir = sys.argv[3]

@@ -30,15 +30,46 @@ def test_chunked_equals_xla(b, nq, nk, h, d, chunk):
             np.testing.assert_allclose(g, e, atol=2e-5)
 
 
+@jax.default_matmul_precision("float32")
+@pytest.mark.parametrize("b,nq,nk,h,d,block", [(2, 37, 37, 3, 16, 8), (1, 64, 20, 2, 8, 16), (1, 24, 24, 2, 8, 256)])
+def test_flash_equals_xla_values_and_gradients(b, nq, nk, h, d, block):
+    """Blocks that do not divide the queries (padding), fewer keys than queries, one block."""
+    rng = np.random.default_rng(1)
+    q, k, v = (jnp.asarray(rng.normal(size=(b, n, h, d)), jnp.float32) for n in (nq, nk, nk))
+    cotangent = jnp.asarray(rng.normal(size=(b, nq, h, d)), jnp.float32)
+
+    def loss(fn, q, k, v):
+        return jnp.sum(fn(q, k, v) * cotangent)
+
+    expected = jax.value_and_grad(lambda *a: loss(jax.nn.dot_product_attention, *a), argnums=(0, 1, 2))(q, k, v)
+    got = jax.value_and_grad(lambda *a: loss(lambda q, k, v: attention.flash_attention(q, k, v, block=block), *a),
+                             argnums=(0, 1, 2))(q, k, v)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-5)
+    for g, e in zip(got[1], expected[1]):
+        np.testing.assert_allclose(g, e, atol=2e-5)
+
+
+def test_flash_with_bf16_operands_stays_close_and_returns_the_input_dtype():
+    """Mixed precision: f32 in and out, bf16 matmul operands, f32 softmax."""
+    rng = np.random.default_rng(2)
+    q, k, v = (jnp.asarray(rng.normal(size=(1, 96, 2, 32)), jnp.float32) for _ in range(3))
+    expected = jax.nn.dot_product_attention(q, k, v)
+    grads = jax.grad(lambda q: jnp.sum(attention.flash_attention(q, k, v, jnp.bfloat16, block=32) ** 2))(q)
+    got = attention.flash_attention(q, k, v, jnp.bfloat16, block=32)
+    assert got.dtype == jnp.float32 and grads.dtype == jnp.float32
+    np.testing.assert_allclose(got, expected, atol=2e-2)
+    np.testing.assert_allclose(grads, jax.grad(lambda q: jnp.sum(jax.nn.dot_product_attention(q, k, v) ** 2))(q), atol=5e-2)
+
+
 def test_unknown_implementation_is_refused():
     x = jnp.zeros((1, 4, 1, 8))
-    with pytest.raises(ValueError, match="valid: xla, cudnn, chunked"):
-        attention.attend(x, x, x, implementation="flash")
+    with pytest.raises(ValueError, match="valid: xla, cudnn, chunked, flash"):
+        attention.attend(x, x, x, implementation="flash3")
 
 
 def test_chunked_scores_memory_does_not_grow_quadratically():
     """XLA's temp buffers for forward + backward at 4x the tokens: ~16x for full attention,
-    ~4x for the chunked kernel (compile only; nothing runs)."""
+    ~4x for the chunked and flash kernels (compile only; nothing runs)."""
     def temp_bytes(fn, tokens):
         x = jax.ShapeDtypeStruct((1, tokens, 2, 32), jnp.float32)
         grad = jax.grad(lambda q, k, v: (fn(q, k, v) ** 2).sum(), argnums=(0, 1, 2))
@@ -48,7 +79,9 @@ def test_chunked_scores_memory_does_not_grow_quadratically():
         lambda q, k, v: jax.nn.dot_product_attention(q, k, v), 1024)
     chunked = temp_bytes(lambda q, k, v: attention.chunked_attention(q, k, v, chunk=256), 4096) / temp_bytes(
         lambda q, k, v: attention.chunked_attention(q, k, v, chunk=256), 1024)
-    assert full > 10 and chunked < 6, (full, chunked)
+    flash = temp_bytes(lambda q, k, v: attention.flash_attention(q, k, v, block=256), 4096) / temp_bytes(
+        lambda q, k, v: attention.flash_attention(q, k, v, block=256), 1024)
+    assert full > 10 and chunked < 6 and flash < 6, (full, chunked, flash)
 
 
 gpu_only = pytest.mark.skipif(jax.default_backend() != "gpu", reason="cuDNN needs a GPU (run with JAX_PLATFORMS=cuda)")

@@ -1,9 +1,12 @@
 """Attention kernels for [B, N, H, D] queries, keys and values.
 
-    attend(q, k, v, mask=None, implementation="xla")
+    attend(q, k, v, mask=None, implementation="xla", operand_dtype=None)
 
 - `xla`: `jax.nn.dot_product_attention` (XLA's fused softmax(QKᵀ)V; N² scores in memory).
-- `cudnn`: the same call with cuDNN's flash kernel (GPU).
+- `cudnn`: cuDNN's flash kernel (GPU; bf16 operands).
+- `flash`: FlashAttention-2's forward and backward written in JAX, blocked over queries, with a
+  custom VJP (only the output and log-sum-exp are saved): memory linear in tokens, and bf16
+  matmul operands under mixed precision. The fastest kernel on CPU.
 - `chunked`: memory-efficient attention for CPU and long sequences: queries in chunks, keys in
   chunks under an online softmax (running max and sum, as flash attention), each query chunk
   rematerialized in the backward pass, so activation memory grows linearly with tokens.
@@ -24,8 +27,11 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
-IMPLEMENTATIONS = ("xla", "cudnn", "chunked")
+IMPLEMENTATIONS = ("xla", "cudnn", "chunked", "flash")
 CHUNK = 512  # tokens per query / key chunk of the chunked kernel
+# The flash kernel's query block holds about this many f32 scores (heads × queries × keys): the
+# fastest of 64..512-query blocks on the 2-core CPU at 2,048 keys was 256 with 3 heads, 128 with 6.
+FLASH_SCORES_PER_BLOCK = 3 * 256 * 2048
 
 
 def chunked_attention(q, k, v, mask=None, chunk: int = CHUNK):
@@ -96,9 +102,102 @@ def cudnn_attention(q, k, v, mask=None):
         return jax.nn.dot_product_attention(q, k, v, mask=mask)
 
 
-def _local(q, k, v, mask, implementation: str):
+def flash_block(heads: int, keys: int) -> int:
+    """Queries per block: a power of two in [32, 512] near FLASH_SCORES_PER_BLOCK / (heads·keys)."""
+    target = FLASH_SCORES_PER_BLOCK / max(1, heads * keys)
+    return int(min(512, max(32, 2 ** round(math.log2(max(target, 1.0))))))
+
+
+def flash_attention(q, k, v, operand_dtype=None, block: int | None = None):
+    """softmax(q·kᵀ/√d)·v [B, N, H, D] with a hand-written backward pass (FlashAttention-2's
+    recurrences, blocked over queries): the forward saves only the output and the log-sum-exp of
+    each query's scores; the backward recomputes one block of scores at a time. Scores of one
+    block of queries against all keys are alive at once, so memory is linear in tokens. Matmul
+    operands are `operand_dtype` (bf16 under mixed precision: that is where this CPU's AMX units
+    pay) with f32 accumulation; the softmax is f32. No mask (self-attention)."""
+    op = jnp.dtype(operand_dtype or q.dtype)
+    block = block or flash_block(q.shape[2], k.shape[1])
+    return _flash(q, k, v, min(block, q.shape[1]), op)
+
+
+def _heads_first(x, dtype, scale=None):  # [B, N, H, D] -> [B, H, N, D] in the operand dtype
+    if scale is not None:
+        x = x.astype(jnp.float32) * scale
+    return x.astype(dtype).transpose(0, 2, 1, 3)
+
+
+def _to_blocks(x, block: int):  # [B, H, N, ...] -> [N / block, B, H, block, ...], queries padded
+    b, h, n = x.shape[:3]
+    x = jnp.pad(x, ((0, 0), (0, 0), (0, -n % block)) + ((0, 0),) * (x.ndim - 3))
+    return jnp.moveaxis(x.reshape(b, h, -1, block, *x.shape[3:]), 2, 0)
+
+
+def _from_blocks(x, n: int):  # inverse of `_to_blocks`
+    blocks, b, h, block = x.shape[:4]
+    return jnp.moveaxis(x, 0, 2).reshape(b, h, blocks * block, *x.shape[4:])[:, :, :n]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def _flash(q, k, v, block, op):
+    return _flash_forward(q, k, v, block, op)[0]
+
+
+def _flash_forward(q, k, v, block, op):
+    n, d = q.shape[1], q.shape[-1]
+    qh, kh, vh = _heads_first(q, op, 1.0 / math.sqrt(d)), _heads_first(k, op), _heads_first(v, op)
+
+    def one_block(q_block):
+        scores = jnp.einsum("bhqd,bhkd->bhqk", q_block, kh, preferred_element_type=jnp.float32)
+        peak = scores.max(-1, keepdims=True)
+        weights = jnp.exp(scores - peak)
+        total = weights.sum(-1, keepdims=True)
+        out = jnp.einsum("bhqk,bhkd->bhqd", weights.astype(op), vh, preferred_element_type=jnp.float32) / total
+        return out, (peak + jnp.log(total))[..., 0]
+
+    out, lse = jax.lax.map(one_block, _to_blocks(qh, block))
+    out = _from_blocks(out, n).transpose(0, 2, 1, 3).astype(q.dtype)
+    return out, (q, k, v, out, _from_blocks(lse, n))
+
+
+def _flash_backward(block, op, residuals, d_out):
+    q, k, v, out, lse = residuals
+    b, n, h, d = q.shape
+    scale = 1.0 / math.sqrt(d)
+    delta = jnp.sum(d_out.astype(jnp.float32) * out.astype(jnp.float32), -1).transpose(0, 2, 1)  # [B, H, N]
+    qh, kh, vh, doh = _heads_first(q, op, scale), _heads_first(k, op), _heads_first(v, op), _heads_first(d_out, op)
+    # Keys as the rows of each score block: dV = Pᵀ·dO and dK = dSᵀ·Q are then plain matmuls, and
+    # dQᵀ = Kᵀ·dSᵀ is one too with Kᵀ transposed once, outside the loop. XLA's CPU dots run these
+    # layouts 4-5x faster than ones contracting a non-minor dimension of the left operand.
+    k_transposed = kh.swapaxes(-1, -2)  # [B, H, D, Nk]
+
+    def step(carry, inputs):
+        dk, dv = carry
+        q_block, do_block, lse_block, delta_block = inputs
+        weights = jnp.exp(jnp.einsum("bhkd,bhqd->bhkq", kh, q_block, preferred_element_type=jnp.float32)
+                          - lse_block[:, :, None, :])
+        dv = dv + jnp.einsum("bhkq,bhqd->bhkd", weights.astype(op), do_block, preferred_element_type=jnp.float32)
+        d_weights = jnp.einsum("bhkd,bhqd->bhkq", vh, do_block, preferred_element_type=jnp.float32)
+        d_scores = (weights * (d_weights - delta_block[:, :, None, :])).astype(op)
+        dk = dk + jnp.einsum("bhkq,bhqd->bhkd", d_scores, q_block, preferred_element_type=jnp.float32)
+        dq_transposed = jnp.einsum("bhdk,bhkq->bhdq", k_transposed, d_scores, preferred_element_type=jnp.float32)
+        return (dk, dv), dq_transposed
+
+    zeros = jnp.zeros((b, h, k.shape[1], d), jnp.float32)
+    inputs = tuple(_to_blocks(x, block) for x in (qh, doh, lse[..., None], delta[..., None]))
+    inputs = inputs[:2] + (inputs[2][..., 0], inputs[3][..., 0])
+    (dk, dv), dq_transposed = jax.lax.scan(step, (zeros, zeros), inputs)  # [blocks, B, H, D, block]
+    dq = _from_blocks(dq_transposed.swapaxes(-1, -2), n) * scale  # the scale went into q's copy: undo it
+    return tuple(x.transpose(0, 2, 1, 3).astype(like.dtype) for x, like in ((dq, q), (dk, k), (dv, v)))
+
+
+_flash.defvjp(_flash_forward, _flash_backward)
+
+
+def _local(q, k, v, mask, implementation: str, operand_dtype=None):
     if implementation == "chunked":
         return chunked_attention(q, k, v, mask)
+    if implementation == "flash" and mask is None:
+        return flash_attention(q, k, v, operand_dtype)
     if implementation == "cudnn":
         return cudnn_attention(q, k, v, mask)
     return jax.nn.dot_product_attention(q, k, v, mask=mask)
@@ -109,19 +208,21 @@ def context_size() -> int:
     return dict(zip(mesh.axis_names, mesh.axis_sizes)).get("context", 1) if mesh.axis_names else 1
 
 
-def attend(q, k, v, mask=None, implementation: str = "xla"):
+def attend(q, k, v, mask=None, implementation: str = "xla", operand_dtype=None):
     """[B, N, H, D] attention; context-parallel over the mesh's `context` axis when it has one
     (self-attention without a mask over tokens that split evenly: keys are gathered, queries stay
-    sharded; otherwise XLA's own partitioning)."""
+    sharded; otherwise XLA's own partitioning). `operand_dtype` (the flash kernel's matmul
+    operands; bf16 under mixed precision) is ignored by the other kernels. Masked attention
+    (cross-attention to a few dozen text tokens, linear in video tokens) runs `flash` as `xla`."""
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(f"attention implementation {implementation!r}; valid: {', '.join(IMPLEMENTATIONS)}")
     context = context_size()
     if mask is None and context > 1 and q.shape[1] == k.shape[1] and q.shape[1] % context == 0:
-        return _context_parallel(q, k, v, implementation)
-    return _local(q, k, v, mask, implementation)
+        return _context_parallel(q, k, v, implementation, operand_dtype)
+    return _local(q, k, v, mask, implementation, operand_dtype)
 
 
-def _context_parallel(q, k, v, implementation: str):
+def _context_parallel(q, k, v, implementation: str, operand_dtype=None):
     mesh = jax.sharding.get_abstract_mesh()
     names = set(mesh.axis_names)
     batch = tuple(a for a in ("data", "fsdp") if a in names) or None
@@ -132,6 +233,6 @@ def _context_parallel(q, k, v, implementation: str):
     def per_device(q_local, k_local, v_local):
         k_all = jax.lax.all_gather(k_local, "context", axis=1, tiled=True)
         v_all = jax.lax.all_gather(v_local, "context", axis=1, tiled=True)
-        return _local(q_local, k_all, v_all, None, implementation)
+        return _local(q_local, k_all, v_all, None, implementation, operand_dtype)
 
     return per_device(q, k, v)

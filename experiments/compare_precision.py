@@ -1,0 +1,46 @@
+r"""Mixed precision against float32 on the same run: validation loss (fixed clips, timesteps and
+noise) at every evaluation, and median training throughput, read from the runs' metrics.
+
+    for d in float32 mixed; do
+      sora-jax train --config=configs/t2v.py:tiny --workdir=runs/prec_$d --config.total_steps=600 --config.model.dtype=$d
+    done
+    .venv/bin/python experiments/compare_precision.py runs/prec_float32 runs/prec_mixed \
+        --out=experiments/results/precision_tiny.json
+"""
+
+import argparse
+import json
+import pathlib
+import statistics
+
+
+def summary(workdir: pathlib.Path) -> dict:
+    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    config = json.loads((workdir / "config.json").read_text())
+    final = json.loads((workdir / "final_metrics.json").read_text())
+    return {"workdir": str(workdir), "dtype": config["model"]["dtype"],
+            "attention": config["model"]["attention_implementation"], "steps": final["step"],
+            "val_loss": final["val_loss"], "val_loss_by_step": {r["step"]: r["val_loss"] for r in rows if "val_loss" in r},
+            "median_steps_per_s": statistics.median(r["steps_per_s"] for r in rows if "steps_per_s" in r),
+            "median_mfu": statistics.median(r["mfu"] for r in rows if "mfu" in r)}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("reference", type=pathlib.Path)
+    parser.add_argument("candidate", type=pathlib.Path)
+    parser.add_argument("--out", default="out/compare_precision.json")
+    args = parser.parse_args()
+    reference, candidate = summary(args.reference), summary(args.candidate)
+    result = {"reference": reference, "candidate": candidate,
+              "val_loss_relative_difference": candidate["val_loss"] / reference["val_loss"] - 1,
+              "speedup": candidate["median_steps_per_s"] / reference["median_steps_per_s"]}
+    print(f"{reference['dtype']}: val loss {reference['val_loss']:.5f}, {reference['median_steps_per_s']:.2f} steps/s; "
+          f"{candidate['dtype']}: val loss {candidate['val_loss']:.5f} ({result['val_loss_relative_difference']:+.3%}), "
+          f"{candidate['median_steps_per_s']:.2f} steps/s ({result['speedup']:.2f}x)")
+    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(args.out).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
