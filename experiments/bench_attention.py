@@ -54,7 +54,7 @@ def main():
     args = parser.parse_args()
     dtype = jnp.dtype(args.dtype)
     memory = device_memory_bytes()
-    ceiling = throughput.matmul_peak_flops(size=8192 if jax.default_backend() == "gpu" else 2048, dtype=dtype)
+    ceiling = throughput.matmul_peak_flops(dtype=dtype)
     device = jax.devices()[0]
     print(f"{device.device_kind} ({jax.default_backend()}): matmul ceiling {ceiling / 1e12:.2f} TFLOP/s ({args.dtype} operands)")
     print(f"{'tokens':>7} {'kernel':>8} {'fwd ms':>9} {'fwd+bwd ms':>11} {'TFLOP/s':>8} {'of ceiling':>10} "
@@ -70,14 +70,15 @@ def main():
         def loss(fn, q, k, v):
             return jnp.sum(fn(q, k, v).astype(jnp.float32) * cotangent.astype(jnp.float32))
 
+        scores_fit = memory is None or 4 * scores_bytes < memory  # XLA's attention holds a few of them
         reference = None
-        if memory is None or 4 * scores_bytes < memory:
+        if scores_fit:
             f32 = [x.astype(jnp.float32) for x in (q, k, v)]
             reference = jax.jit(jax.value_and_grad(lambda *a: loss(jax.nn.dot_product_attention, *a), argnums=(0, 1, 2)))(*f32)
         for implementation in args.implementations:
             row = {"tokens": n, "implementation": implementation, "batch": args.batch, "heads": args.heads,
                    "head_dim": args.head_dim, "dtype": args.dtype}
-            if implementation in ("xla",) and memory is not None and 4 * scores_bytes > memory:
+            if implementation == "xla" and not scores_fit:
                 row["error"] = f"N² scores need {scores_bytes / 2**30:.0f} GiB per tensor; device has {memory / 2**30:.0f} GiB"
             else:
                 kernel = lambda q, k, v, implementation=implementation: attention.attend(q, k, v, implementation=implementation)

@@ -136,9 +136,8 @@ def main():
     parser.add_argument("--out", default="out/bench_dit_step.json")
     args = parser.parse_args()
     device = jax.devices()[0]
-    size = 8192 if jax.default_backend() == "gpu" else 2048
-    ceilings = {"float32": throughput.matmul_peak_flops(size, jnp.float32),
-                "bfloat16": throughput.matmul_peak_flops(size, jnp.bfloat16)}
+    ceilings = {"float32": throughput.matmul_peak_flops(dtype=jnp.float32),
+                "bfloat16": throughput.matmul_peak_flops(dtype=jnp.bfloat16)}
     print(f"{device.device_kind} ({jax.default_backend()}): matmul ceiling in this process: "
           f"f32 {ceilings['float32'] / 1e12:.3f} TFLOP/s, bf16 operands {ceilings['bfloat16'] / 1e12:.3f} TFLOP/s", flush=True)
     rows = []

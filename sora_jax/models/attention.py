@@ -30,7 +30,7 @@ from jax.sharding import PartitionSpec as P
 IMPLEMENTATIONS = ("xla", "cudnn", "chunked", "flash")
 CHUNK = 512  # tokens per query / key chunk of the chunked kernel
 # The flash kernel's query block holds about this many f32 scores (heads × queries × keys): the
-# fastest of 64..512-query blocks on the 2-core CPU at 2,048 keys was 256 with 3 heads, 128 with 6.
+# fastest of 64..512-query blocks on the 2-core CPU at 2,048 keys (a one-off timing) was 256 with 3 heads, 128 with 6.
 FLASH_SCORES_PER_BLOCK = 3 * 256 * 2048
 
 
@@ -115,6 +115,8 @@ def flash_attention(q, k, v, operand_dtype=None, block: int | None = None):
     block of queries against all keys are alive at once, so memory is linear in tokens. Matmul
     operands are `operand_dtype` (bf16 under mixed precision: that is where this CPU's AMX units
     pay) with f32 accumulation; the softmax is f32. No mask (self-attention)."""
+    if not q.dtype == k.dtype == v.dtype:
+        raise ValueError(f"flash attention takes one dtype for q, k, v; got {q.dtype}, {k.dtype}, {v.dtype}")
     op = jnp.dtype(operand_dtype or q.dtype)
     block = block or flash_block(q.shape[2], k.shape[1])
     return _flash(q, k, v, min(block, q.shape[1]), op)
@@ -126,7 +128,7 @@ def _heads_first(x, dtype, scale=None):  # [B, N, H, D] -> [B, H, N, D] in the o
     return x.astype(dtype).transpose(0, 2, 1, 3)
 
 
-def _to_blocks(x, block: int):  # [B, H, N, ...] -> [N / block, B, H, block, ...], queries padded
+def _to_blocks(x, block: int):  # [B, H, N, ...] -> [N / block, B, H, block, ...], N zero-padded
     b, h, n = x.shape[:3]
     x = jnp.pad(x, ((0, 0), (0, 0), (0, -n % block)) + ((0, 0),) * (x.ndim - 3))
     return jnp.moveaxis(x.reshape(b, h, -1, block, *x.shape[3:]), 2, 0)
@@ -156,15 +158,16 @@ def _flash_forward(q, k, v, block, op):
 
     out, lse = jax.lax.map(one_block, _to_blocks(qh, block))
     out = _from_blocks(out, n).transpose(0, 2, 1, 3).astype(q.dtype)
-    return out, (q, k, v, out, _from_blocks(lse, n))
+    # The backward pass reuses the scaled, head-first operand copies rather than redoing them.
+    return out, (qh, kh, vh, out, _from_blocks(lse, n))
 
 
 def _flash_backward(block, op, residuals, d_out):
-    q, k, v, out, lse = residuals
-    b, n, h, d = q.shape
+    qh, kh, vh, out, lse = residuals  # out has the inputs' dtype (flash_attention checks they share one)
+    b, h, n, d = qh.shape
     scale = 1.0 / math.sqrt(d)
     delta = jnp.sum(d_out.astype(jnp.float32) * out.astype(jnp.float32), -1).transpose(0, 2, 1)  # [B, H, N]
-    qh, kh, vh, doh = _heads_first(q, op, scale), _heads_first(k, op), _heads_first(v, op), _heads_first(d_out, op)
+    doh = _heads_first(d_out, op)
     # Keys as the rows of each score block: dV = Pᵀ·dO and dK = dSᵀ·Q are then plain matmuls, and
     # dQᵀ = Kᵀ·dSᵀ is one too with Kᵀ transposed once, outside the loop. XLA's CPU dots run these
     # layouts 4-5x faster than ones contracting a non-minor dimension of the left operand.
@@ -182,12 +185,11 @@ def _flash_backward(block, op, residuals, d_out):
         dq_transposed = jnp.einsum("bhdk,bhkq->bhdq", k_transposed, d_scores, preferred_element_type=jnp.float32)
         return (dk, dv), dq_transposed
 
-    zeros = jnp.zeros((b, h, k.shape[1], d), jnp.float32)
-    inputs = tuple(_to_blocks(x, block) for x in (qh, doh, lse[..., None], delta[..., None]))
-    inputs = inputs[:2] + (inputs[2][..., 0], inputs[3][..., 0])
+    zeros = jnp.zeros(kh.shape, jnp.float32)
+    inputs = tuple(_to_blocks(x, block) for x in (qh, doh, lse, delta))
     (dk, dv), dq_transposed = jax.lax.scan(step, (zeros, zeros), inputs)  # [blocks, B, H, D, block]
     dq = _from_blocks(dq_transposed.swapaxes(-1, -2), n) * scale  # the scale went into q's copy: undo it
-    return tuple(x.transpose(0, 2, 1, 3).astype(like.dtype) for x, like in ((dq, q), (dk, k), (dv, v)))
+    return tuple(x.transpose(0, 2, 1, 3).astype(out.dtype) for x in (dq, dk, dv))
 
 
 _flash.defvjp(_flash_forward, _flash_backward)

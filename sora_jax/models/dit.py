@@ -102,8 +102,8 @@ class Linear(nn.Module):
         kernel = self.param("kernel", nn.with_logical_partitioning(init, self.axes), shape)
         bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, self.axes[inputs:]),
                           tuple(self.features))
-        if self.matmul_dtype is not None and self.dtype == jnp.float32:
-            return mixed_matmul(x, kernel, inputs, self.matmul_dtype) + bias
+        if self.matmul_dtype is not None:  # "mixed" (dtype f32): bf16 operands in both passes
+            return mixed_matmul(x, kernel, inputs, self.matmul_dtype).astype(self.dtype) + bias.astype(self.dtype)
         contract = tuple(range(x.ndim - inputs, x.ndim))
         y = jax.lax.dot_general(x.astype(self.dtype), kernel.astype(self.dtype),
                                 ((contract, tuple(range(inputs))), ((), ())), preferred_element_type=self.dtype)
