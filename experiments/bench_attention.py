@@ -14,9 +14,7 @@ with its reason, not skipped silently. Nothing here is a test: numbers depend on
 import argparse
 import json
 import pathlib
-import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -24,16 +22,6 @@ import numpy as np
 
 from sora_jax.models import attention
 from sora_jax.train import throughput
-
-
-def timed(fn, args, repeats: int) -> float:
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def device_memory_bytes() -> int | None:
@@ -86,8 +74,8 @@ def main():
                     forward = jax.jit(kernel)
                     both = jax.jit(jax.value_and_grad(lambda *a: loss(kernel, *a), argnums=(0, 1, 2)))
                     compiled = both.lower(q, k, v).compile()
-                    row["forward_seconds"] = timed(forward, (q, k, v), args.repeats)
-                    row["train_seconds"] = timed(compiled, (q, k, v), args.repeats)
+                    row["forward_seconds"] = throughput.seconds_per_call(forward, (q, k, v), args.repeats)
+                    row["train_seconds"] = throughput.seconds_per_call(compiled, (q, k, v), args.repeats)
                     row["train_tflops_per_s"] = 3 * flops_forward / row["train_seconds"] / 1e12
                     row["of_ceiling"] = 3 * flops_forward / row["train_seconds"] / ceiling
                     row["temp_bytes"] = compiled.memory_analysis().temp_size_in_bytes

@@ -13,7 +13,6 @@ tokens). Best of `--repeats` timings each. Nothing here is a test: numbers depen
 import argparse
 import json
 import pathlib
-import time
 from unittest import mock
 
 import jax
@@ -21,16 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from sora_jax.models import dit
+from sora_jax.train import throughput
 
 
 def best_seconds(fn, args, repeats: int) -> float:
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - started)
-    return min(times)
+    return throughput.seconds_per_call(fn, args, repeats, statistic=min)
 
 
 def block_seconds(width: int, matmul_dtype, attention: str, repeats: int) -> float:

@@ -30,7 +30,8 @@ from jax.sharding import PartitionSpec as P
 IMPLEMENTATIONS = ("xla", "cudnn", "chunked", "flash")
 CHUNK = 512  # tokens per query / key chunk of the chunked kernel
 # The flash kernel's query block holds about this many f32 scores (heads × queries × keys): the
-# fastest of 64..512-query blocks on the 2-core CPU at 2,048 keys (a one-off timing) was 256 with 3 heads, 128 with 6.
+# fastest of 64..512-query blocks on the 2-core CPU at 2,048 keys (a one-off timing) was 256
+# with 3 heads, 128 with 6.
 FLASH_SCORES_PER_BLOCK = 3 * 256 * 2048
 
 

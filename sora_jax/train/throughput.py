@@ -3,6 +3,7 @@ ceiling measured in this process, so MFU compares like with like on a noisy shar
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import jax
@@ -34,3 +35,14 @@ def matmul_peak_flops(size: int | None = None, dtype=jnp.float32, repeats: int =
         matmul(a, b).block_until_ready()
         best = min(best, time.perf_counter() - start)
     return 2.0 * size**3 / best
+
+
+def seconds_per_call(fn, args, repeats: int = 5, statistic=statistics.median) -> float:
+    """`statistic` (median by default; `min` for best-of) of `repeats` timed calls after one warm-up."""
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - started)
+    return statistic(times)
