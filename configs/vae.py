@@ -11,10 +11,9 @@ from configs import common
 VARIANTS = {
     # micro: a few seconds to compile; for smoke tests of the trainer, not for quality.
     "micro": dict(dataset="physworld/tiny", batch_size=2, total_steps=20, latent_channels=4, patch=2, crop=(0, 0)),
-    # tiny: 9-frame 16x16 crops, 2x2 pixels folded into channels, 8 crops a step at lr 1e-3, L2:
-    # ~3.2 steps/s on 2 CPU cores, 2700 steps in 14.5 minutes (27.0 dB, README). Measured against the first recipe
-    # (patch 1, 32 crops, lr 3e-4) at equal samples seen: 24.3 vs 21.8 dB after 9,600 crops at a
-    # third of the time; 4 crops a step was no better per second, lr 2e-3 worse (docs/architecture.md).
+    # tiny: 9-frame 16x16 crops, 2x2 pixels folded into channels, 8 crops a step at lr 1e-3, L2
+    # loss only: 2700 steps in ~14.5 minutes on 2 CPU cores. How each choice was measured:
+    # docs/architecture.md, "The video autoencoder".
     "tiny": dict(dataset="physworld/tiny", batch_size=8, total_steps=2700, latent_channels=16, patch=2, crop=(9, 16),
                  learning_rate=1e-3, eval_every=900, l1_weight=0.0),
     "small": dict(dataset="physworld/small", batch_size=8, total_steps=20000, latent_channels=16, patch=2, crop=(17, 64)),
@@ -40,8 +39,6 @@ def get_config(arg: str | None = None):
     config.model.patch = variant["patch"]  # pixels folded into channels before the first conv
 
     config.loss = common.ml_collections.ConfigDict()
-    # tiny: L2 alone (what PSNR measures) beat L1 + L2 after 1,200 steps: 25.1 vs 24.3 dB,
-    # palette fidelity 75 vs 66 %.
     config.loss.l1_weight = variant.get("l1_weight", 1.0)
     config.loss.l2_weight = 1.0
     config.loss.kl_weight = 1e-6

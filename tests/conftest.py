@@ -11,24 +11,25 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-_OWN_CACHE = "SORA_JAX_TEST_OWNS_JAX_CACHE"
+_owned_cache_dir = None  # set in the controlling process when it made the cache itself
 
 
 def pytest_configure(config):
     """One persistent XLA compilation cache per test session, shared by the xdist workers and the
     CLI subprocesses (they inherit the environment): the same micro models are compiled by many
     tests, and on 2 cores compiling is most of their time. A cache set by the caller is kept."""
+    global _owned_cache_dir
     if "JAX_COMPILATION_CACHE_DIR" in os.environ or "PYTEST_XDIST_WORKER" in os.environ:
         return
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="sora_jax_xla_cache_")
-    os.environ[_OWN_CACHE] = "1"
+    _owned_cache_dir = tempfile.mkdtemp(prefix="sora_jax_xla_cache_")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _owned_cache_dir
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 
 def pytest_unconfigure(config):
-    if os.environ.pop(_OWN_CACHE, None) and "PYTEST_XDIST_WORKER" not in os.environ:
-        shutil.rmtree(os.environ.pop("JAX_COMPILATION_CACHE_DIR"), ignore_errors=True)
+    if _owned_cache_dir:
+        shutil.rmtree(_owned_cache_dir, ignore_errors=True)
 
 
 def run_cli(*args: str, timeout: float = 600, cwd: pathlib.Path = REPO) -> subprocess.CompletedProcess:
