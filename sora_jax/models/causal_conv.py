@@ -12,10 +12,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from sora_jax.models import initializers
+
 
 def conv_kernel_init(scale: float = 1.0):
     return nn.with_logical_partitioning(
-        nn.initializers.variance_scaling(scale, "fan_in", "truncated_normal"),
+        initializers.conv_fan_in(scale),
         (None, None, None, "conv_in", "conv_out"),
     )
 

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sora_jax.models import attention as attention_lib
+from sora_jax.models import initializers
 from sora_jax.models import text as text_lib
 
 VARIANTS = {
@@ -97,8 +98,7 @@ class Linear(nn.Module):
     def __call__(self, x):
         inputs = len(self.axes) - len(self.features)
         shape = (*x.shape[x.ndim - inputs :], *self.features)
-        init = nn.initializers.zeros if self.zero else nn.initializers.variance_scaling(
-            1.0, "fan_avg", "uniform", in_axis=tuple(range(inputs)), out_axis=tuple(range(inputs, len(shape))))
+        init = nn.initializers.zeros if self.zero else initializers.dense_fan_avg(inputs)
         kernel = self.param("kernel", nn.with_logical_partitioning(init, self.axes), shape)
         bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, self.axes[inputs:]),
                           tuple(self.features))
