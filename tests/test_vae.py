@@ -91,3 +91,16 @@ def test_bad_configurations_fail_clearly():
         VideoVAE(latent_channels=32)
     with pytest.raises(ValueError, match="down stages"):
         VideoVAE(channels=(8, 16), spatial=8)
+
+
+def test_factorized_blocks_stay_causal_and_stream_exactly():
+    model = VideoVAE(channels=(8, 16, 16), blocks=1, spatial=4, temporal=4, latent_channels=4, factorized=True)
+    params = model.init(jax.random.PRNGKey(0), np.zeros((1, 5, 16, 16, 3), np.float32))["params"]
+    kernels = {leaf.shape[:3] for leaf in jax.tree.leaves(params) if leaf.ndim == 5}
+    assert {(1, 3, 3), (3, 1, 1)} <= kernels  # the residual blocks' (2+1)D pair
+    video, changed = _video(17), _video(17)
+    changed[:, :9] = video[:, :9]
+    encode = lambda v: np.asarray(model.apply({"params": params}, v, method=VideoVAE.encode_mean))
+    base = encode(video)
+    np.testing.assert_array_equal(encode(changed)[:, :3], base[:, :3])  # frames 0..8 -> latents 0..2
+    np.testing.assert_allclose(vae_streaming.encode_chunked(model, params, video, 8), base, atol=1e-5)

@@ -47,13 +47,23 @@ class ChannelRMSNorm(nn.Module):
 
 
 class ResBlock(nn.Module):
+    """Two 3x3x3 causal convs, or with `factorized` each one a 1x3x3 spatial conv followed by a
+    3x1x1 temporal conv ((2+1)D, as R(2+1)D): 12 taps per channel pair instead of 27."""
+
     features: int
+    factorized: bool = False
     dtype: jnp.dtype = jnp.float32
+
+    def conv(self, x: jax.Array, init_scale: float = 1.0) -> jax.Array:
+        if not self.factorized:
+            return CausalConv3d(self.features, init_scale=init_scale, dtype=self.dtype)(x)
+        x = CausalConv3d(self.features, kernel=(1, 3, 3), dtype=self.dtype)(x)
+        return CausalConv3d(self.features, kernel=(3, 1, 1), init_scale=init_scale, dtype=self.dtype)(x)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        h = CausalConv3d(self.features, dtype=self.dtype)(nn.silu(ChannelRMSNorm()(x)))
-        h = CausalConv3d(self.features, init_scale=1e-2, dtype=self.dtype)(nn.silu(ChannelRMSNorm()(h)))
+        h = self.conv(nn.silu(ChannelRMSNorm()(x)))
+        h = self.conv(nn.silu(ChannelRMSNorm()(h)), init_scale=1e-2)
         if x.shape[-1] != self.features:
             x = CausalConv3d(self.features, kernel=(1, 1, 1), dtype=self.dtype)(x)
         return x + h
@@ -184,6 +194,7 @@ class Encoder(nn.Module):
     temporal: int
     latent_channels: int
     patch: int = 1
+    factorized: bool = False
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
@@ -192,11 +203,11 @@ class Encoder(nn.Module):
         h = CausalConv3d(self.channels[0], dtype=self.dtype)(space_to_depth(x, self.patch))
         for level, features in enumerate(self.channels):
             for _ in range(self.blocks):
-                h = ResBlock(features, dtype=self.dtype)(h)
+                h = ResBlock(features, self.factorized, dtype=self.dtype)(h)
             if level < len(self.channels) - 1:
                 h = Downsample(self.channels[level + 1], space=level < space_stages, time=level < time_stages,
                                dtype=self.dtype)(h)
-        h = ResBlock(self.channels[-1], dtype=self.dtype)(h)
+        h = ResBlock(self.channels[-1], self.factorized, dtype=self.dtype)(h)
         moments = CausalConv3d(2 * self.latent_channels, dtype=self.dtype)(nn.silu(ChannelRMSNorm()(h)))
         return moments + MatchChannels(2 * self.latent_channels)(h)
 
@@ -207,16 +218,17 @@ class Decoder(nn.Module):
     spatial: int
     temporal: int
     patch: int = 1
+    factorized: bool = False
     dtype: jnp.dtype = jnp.float32
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
         space_stages, time_stages = _stages(self.spatial, self.temporal, self.patch)
         h = CausalConv3d(self.channels[-1], dtype=self.dtype)(z) + MatchChannels(self.channels[-1])(z)
-        h = ResBlock(self.channels[-1], dtype=self.dtype)(h)
+        h = ResBlock(self.channels[-1], self.factorized, dtype=self.dtype)(h)
         for level in reversed(range(len(self.channels))):
             for _ in range(self.blocks):
-                h = ResBlock(self.channels[level], dtype=self.dtype)(h)
+                h = ResBlock(self.channels[level], self.factorized, dtype=self.dtype)(h)
             if level > 0:
                 stage = level - 1  # mirrors the encoder's down stage between levels stage and level
                 h = Upsample(self.channels[level - 1], space=stage < space_stages, time=stage < time_stages,
@@ -247,6 +259,7 @@ class VideoVAE(nn.Module):
     temporal: int = 4
     latent_channels: int = 8
     patch: int = 1  # pixels p x p folded into channels before the first conv (LTX-Video style)
+    factorized: bool = False  # (2+1)D residual blocks: spatial then temporal conv
     dtype: jnp.dtype = jnp.float32
 
     @classmethod
@@ -269,8 +282,9 @@ class VideoVAE(nn.Module):
 
     def setup(self):
         self.encoder = Encoder(self.channels, self.blocks, self.spatial, self.temporal, self.latent_channels,
-                               self.patch, self.dtype)
-        self.decoder = Decoder(self.channels, self.blocks, self.spatial, self.temporal, self.patch, self.dtype)
+                               self.patch, self.factorized, self.dtype)
+        self.decoder = Decoder(self.channels, self.blocks, self.spatial, self.temporal, self.patch, self.factorized,
+                               self.dtype)
 
     def check_video_shape(self, shape: tuple[int, ...]) -> None:
         """Raises a ValueError naming the rule when `[B, T, H, W, 3]` cannot be encoded."""

@@ -44,7 +44,8 @@ LOSS_HOOKS: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
 def build_model(model_config) -> VideoVAE:
     return VideoVAE.from_variant(model_config.variant, spatial=model_config.spatial_compression,
                                  temporal=model_config.temporal_compression,
-                                 latent_channels=model_config.latent_channels, patch=model_config.patch)
+                                 latent_channels=model_config.latent_channels, patch=model_config.patch,
+                                 factorized=model_config.get("factorized", False))  # absent in older exports
 
 
 class VaeTask:
