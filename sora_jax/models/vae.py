@@ -47,7 +47,7 @@ class ChannelRMSNorm(nn.Module):
 
 
 class ResBlock(nn.Module):
-    """Two 3x3x3 causal convs, or with `factorized` each one a 1x3x3 spatial conv followed by a
+    """Two 3x3x3 causal convs, or with `factorized` each one a 1x3x3 spatial conv, a SiLU and a
     3x1x1 temporal conv ((2+1)D, as R(2+1)D): 12 taps per channel pair instead of 27."""
 
     features: int
@@ -57,7 +57,7 @@ class ResBlock(nn.Module):
     def conv(self, x: jax.Array, init_scale: float = 1.0) -> jax.Array:
         if not self.factorized:
             return CausalConv3d(self.features, init_scale=init_scale, dtype=self.dtype)(x)
-        x = CausalConv3d(self.features, kernel=(1, 3, 3), dtype=self.dtype)(x)
+        x = nn.silu(CausalConv3d(self.features, kernel=(1, 3, 3), dtype=self.dtype)(x))
         return CausalConv3d(self.features, kernel=(3, 1, 1), init_scale=init_scale, dtype=self.dtype)(x)
 
     @nn.compact
