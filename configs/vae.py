@@ -12,10 +12,10 @@ VARIANTS = {
     # micro: a few seconds to compile; for smoke tests of the trainer, not for quality.
     "micro": dict(dataset="physworld/tiny", batch_size=2, total_steps=20, latent_channels=4, patch=2, crop=(0, 0)),
     # tiny: 9-frame 16x16 crops, 2x2 pixels folded into channels, (2+1)D residual blocks, 8 crops
-    # a step at lr 1e-3, L2 loss only: 5700 steps in ~15 minutes on 2 CPU cores. How each
+    # a step at lr 1e-3, L2 loss only: 5400 steps in ~15 minutes on 2 CPU cores. How each
     # choice was measured: docs/architecture.md, "The video autoencoder".
-    "tiny": dict(dataset="physworld/tiny", batch_size=8, total_steps=5700, latent_channels=16, patch=2, crop=(9, 16),
-                 learning_rate=1e-3, eval_every=1900, l1_weight=0.0, factorized=True),
+    "tiny": dict(dataset="physworld/tiny", batch_size=8, total_steps=5400, latent_channels=16, patch=2, crop=(9, 16),
+                 learning_rate=1e-3, eval_every=1800, l1_weight=0.0, factorized=True),
     "small": dict(dataset="physworld/small", batch_size=8, total_steps=20000, latent_channels=16, patch=2, crop=(17, 64)),
     "base": dict(dataset="physworld/base", batch_size=16, total_steps=100000, latent_channels=16, patch=2, crop=(17, 128)),
 }

@@ -69,3 +69,22 @@ print("ok")
     env = {**os.environ, "JAX_NUM_CPU_DEVICES": "8", "JAX_PLATFORMS": "cpu"}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
+
+
+def test_training_crops_are_drawn_per_clip_and_reproducibly():
+    from configs import vae
+
+    task = vae_task.VaeTask(vae.get_config("tiny"))  # 9-frame 16x16 crops
+    video = np.arange(4 * 17 * 32 * 56 * 3, dtype=np.float32).reshape(4, 17, 32, 56, 3)
+    batch = {"video": video, "epoch": 0, "record": np.array([7])}
+    crops = task.prepare_batch(batch)["video"]
+    assert crops.shape == (4, 9, 16, 16, 3)
+    corners = set()
+    for clip, crop in zip(video, crops):
+        t, y, x = np.argwhere(clip == crop[0, 0, 0, 0])[0][:3]
+        np.testing.assert_array_equal(crop, clip[t : t + 9, y : y + 16, x : x + 16])
+        corners.add((t, y, x))
+    assert len(corners) > 1  # clips of one batch get different windows
+    np.testing.assert_array_equal(task.prepare_batch(batch)["video"], crops)
+    images = np.zeros((6, 1, 32, 56, 3), np.float32)
+    assert task.prepare_batch({"video": images, "epoch": 0, "record": np.array([1])})["video"].shape == (6, 1, 16, 16, 3)

@@ -70,19 +70,19 @@ class VaeTask:
         return self.model.init(rng, batch["video"])["params"]
 
     def prepare_batch(self, batch: dict) -> dict[str, np.ndarray]:
-        """Random crops (`config.data.crop_frames`, `crop_side`; 0 = off): the model is fully
-        convolutional, and many small crops teach it faster per FLOP than few whole clips
-        (measured: 17.4 vs 15.8 dB after 200 s on the tiny VAE)."""
+        """Random crops, a window per clip (`config.data.crop_frames`, `crop_side`; 0 = off): the
+        model is fully convolutional, and many small crops teach it faster per FLOP than few whole
+        clips (measured: 17.4 vs 15.8 dB after 200 s on the tiny VAE)."""
         video = batch["video"]
         data = self.config.data
         rng = np.random.default_rng([self.config.seed, int(batch["epoch"]), int(batch["record"][0])])
-        if data.crop_frames and video.shape[1] > data.crop_frames:
-            start = int(rng.integers(0, video.shape[1] - data.crop_frames + 1))
-            video = video[:, start : start + data.crop_frames]
-        if data.crop_side:
-            top = int(rng.integers(0, video.shape[2] - min(data.crop_side, video.shape[2]) + 1))
-            left = int(rng.integers(0, video.shape[3] - min(data.crop_side, video.shape[3]) + 1))
-            video = video[:, :, top : top + data.crop_side, left : left + data.crop_side]
+        frames = min(data.crop_frames or video.shape[1], video.shape[1])
+        side_h = min(data.crop_side or video.shape[2], video.shape[2])
+        side_w = min(data.crop_side or video.shape[3], video.shape[3])
+        if (frames, side_h, side_w) != video.shape[1:4]:  # each clip its own window
+            starts = rng.integers(0, np.array(video.shape[1:4]) - (frames, side_h, side_w) + 1, (len(video), 3))
+            video = np.stack([clip[t : t + frames, y : y + side_h, x : x + side_w]
+                              for clip, (t, y, x) in zip(video, starts)])
         self.model.check_video_shape(video.shape)
         return {"video": np.ascontiguousarray(video)}
 
