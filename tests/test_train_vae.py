@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+from configs import vae
 from sora_jax.evaluation import vae_suite
 from sora_jax.train import trainer, vae_task
 from tests.conftest import micro_vae_config
@@ -72,8 +73,6 @@ print("ok")
 
 
 def test_training_crops_are_drawn_per_clip_and_reproducibly():
-    from configs import vae
-
     task = vae_task.VaeTask(vae.get_config("tiny"))  # 9-frame 16x16 crops
     video = np.arange(4 * 17 * 32 * 56 * 3, dtype=np.float32).reshape(4, 17, 32, 56, 3)
     batch = {"video": video, "epoch": 0, "record": np.array([7])}

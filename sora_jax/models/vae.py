@@ -203,11 +203,11 @@ class Encoder(nn.Module):
         h = CausalConv3d(self.channels[0], dtype=self.dtype)(space_to_depth(x, self.patch))
         for level, features in enumerate(self.channels):
             for _ in range(self.blocks):
-                h = ResBlock(features, self.factorized, dtype=self.dtype)(h)
+                h = ResBlock(features, factorized=self.factorized, dtype=self.dtype)(h)
             if level < len(self.channels) - 1:
                 h = Downsample(self.channels[level + 1], space=level < space_stages, time=level < time_stages,
                                dtype=self.dtype)(h)
-        h = ResBlock(self.channels[-1], self.factorized, dtype=self.dtype)(h)
+        h = ResBlock(self.channels[-1], factorized=self.factorized, dtype=self.dtype)(h)
         moments = CausalConv3d(2 * self.latent_channels, dtype=self.dtype)(nn.silu(ChannelRMSNorm()(h)))
         return moments + MatchChannels(2 * self.latent_channels)(h)
 
@@ -225,10 +225,10 @@ class Decoder(nn.Module):
     def __call__(self, z: jax.Array) -> jax.Array:
         space_stages, time_stages = _stages(self.spatial, self.temporal, self.patch)
         h = CausalConv3d(self.channels[-1], dtype=self.dtype)(z) + MatchChannels(self.channels[-1])(z)
-        h = ResBlock(self.channels[-1], self.factorized, dtype=self.dtype)(h)
+        h = ResBlock(self.channels[-1], factorized=self.factorized, dtype=self.dtype)(h)
         for level in reversed(range(len(self.channels))):
             for _ in range(self.blocks):
-                h = ResBlock(self.channels[level], self.factorized, dtype=self.dtype)(h)
+                h = ResBlock(self.channels[level], factorized=self.factorized, dtype=self.dtype)(h)
             if level > 0:
                 stage = level - 1  # mirrors the encoder's down stage between levels stage and level
                 h = Upsample(self.channels[level - 1], space=stage < space_stages, time=stage < time_stages,
