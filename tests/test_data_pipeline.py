@@ -92,6 +92,16 @@ def test_epochs_reshuffle_and_cover_every_record_once():
     assert not np.array_equal(epoch0, epoch1) and set(epoch0.tolist()) == set(epoch1.tolist())
 
 
+def test_batches_sized_by_the_cropped_shape():
+    shapes = np.array([(1, 32, 32)] * 8 + [(9, 32, 32)] * 8 + [(17, 32, 56)] * 8)
+    by_clip = pipeline.BatchPlan(shapes, batch_size=2, max_batch_size=16, multiple=1, seed=0)
+    by_crop = pipeline.BatchPlan(shapes, batch_size=2, max_batch_size=16, multiple=1, seed=0, crop=(9, 16))
+    assert by_clip.batch_sizes.tolist() == [16, 6, 2]  # 17x32x56 clips set the base, smaller clips get more
+    assert by_crop.batch_sizes.tolist() == [16, 2, 2]  # every video crop is 9x16x16: the same batch
+    np.testing.assert_array_equal(pipeline.cropped_shapes(shapes[[0, 8, 16]], 9, 16),
+                                  [(1, 16, 16), (9, 16, 16), (9, 16, 16)])
+
+
 def test_batch_size_must_divide_by_shards():
     with pytest.raises(ValueError, match="divisible"):
         pipeline.bucket_batch_sizes(np.array([[1, 8, 8]]), batch_size=6, max_batch_size=8, multiple=4)

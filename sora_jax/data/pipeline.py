@@ -83,6 +83,16 @@ def bucket_batch_sizes(buckets: np.ndarray, batch_size: int, max_batch_size: int
     return np.clip(sizes, multiple, cap)
 
 
+def cropped_shapes(shapes: np.ndarray, crop_frames: int = 0, crop_side: int = 0) -> np.ndarray:
+    """The (T, H, W) a task trains on after random crops (0 = that axis uncropped)."""
+    shapes = np.array(shapes, np.int64).reshape(-1, 3)
+    if crop_frames:
+        shapes[:, 0] = np.minimum(shapes[:, 0], crop_frames)
+    if crop_side:
+        shapes[:, 1:] = np.minimum(shapes[:, 1:], crop_side)
+    return shapes
+
+
 class BatchPlan:
     """Random access to global batches: item i is (epoch, bucket index, record indices).
 
@@ -91,10 +101,12 @@ class BatchPlan:
     """
 
     def __init__(self, shapes: np.ndarray, batch_size: int, max_batch_size: int, multiple: int, seed: int,
-                 shuffle: bool = True, epochs: int = EPOCHS_AHEAD):
+                 shuffle: bool = True, epochs: int = EPOCHS_AHEAD, crop: tuple[int, int] | None = None):
         self.buckets, self.bucket_of = np.unique(shapes, axis=0, return_inverse=True)
         self.bucket_of = self.bucket_of.reshape(-1)
-        self.batch_sizes = bucket_batch_sizes(self.buckets, batch_size, max_batch_size, multiple)
+        # `crop` (frames, side): size batches by what the step sees after cropping, not by the clip.
+        sized = self.buckets if crop is None else cropped_shapes(self.buckets, *crop)
+        self.batch_sizes = bucket_batch_sizes(sized, batch_size, max_batch_size, multiple)
         self.seed, self.shuffle, self.epochs = seed, shuffle, epochs
         counts = np.bincount(self.bucket_of, minlength=len(self.buckets))
         self.batches_per_epoch = int((counts // self.batch_sizes).sum())
@@ -153,11 +165,13 @@ def _text(value) -> str:
 
 def make_dataset(data_config, *, split: str | None = None, seed: int = 0, shuffle: bool = True,
                  process_index: int | None = None, process_count: int | None = None,
-                 shard_multiple: int = 1, epochs: int = EPOCHS_AHEAD, sizes=None, durations=None, source=None):
+                 shard_multiple: int = 1, epochs: int = EPOCHS_AHEAD, sizes=None, durations=None, source=None,
+                 crop: tuple[int, int] | None = None):
     """A Grain `IterDataset` of local batches. `shard_multiple`: global batches divide by it.
 
     `source`: read this instead of `data_config.dataset` (e.g. a latent cache; it must have
-    `shapes()`, and lists the array fields to batch in `batch_keys`)."""
+    `shapes()`, and lists the array fields to batch in `batch_keys`). `crop`: (frames, side) the
+    task crops clips to; batch sizes then follow the cropped shapes (`BatchPlan`)."""
     split = split or data_config.train_split
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
@@ -170,7 +184,7 @@ def make_dataset(data_config, *, split: str | None = None, seed: int = 0, shuffl
         cache = base / f"shapes-{split}.json" if base is not None else None
     shapes = record_shapes(source, cache)
     plan = BatchPlan(shapes, data_config.batch_size, data_config.max_batch_size,
-                     max(shard_multiple, process_count), seed, shuffle=shuffle, epochs=epochs)
+                     max(shard_multiple, process_count), seed, shuffle=shuffle, epochs=epochs, crop=crop)
     dataset = grain.MapDataset.source(plan).map(LoadLocalBatch(source, process_index, process_count))
     iter_dataset = dataset.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=data_config.prefetch))
     if data_config.num_workers > 0:

@@ -59,7 +59,9 @@ class VaeTask:
             raise ValueError(f"loss.hooks has unknown terms {sorted(unknown)}; registered: {sorted(LOSS_HOOKS)}")
 
     def make_dataset(self, shard_multiple: int):
-        return pipeline.make_dataset(self.config.data, seed=self.config.seed, shard_multiple=shard_multiple)
+        data = self.config.data
+        crop = (data.crop_frames, data.crop_side) if data.get("batch_by_crop", False) else None
+        return pipeline.make_dataset(data, seed=self.config.seed, shard_multiple=shard_multiple, crop=crop)
 
     # --- shapes and parameters -------------------------------------------------------------
     def example_batch(self, batch_size: int) -> dict[str, np.ndarray]:
