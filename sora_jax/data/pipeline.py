@@ -1,7 +1,8 @@
 """The input pipeline: Grain over a random-access source, bucketed by shape, sharded per process.
 
 One batch holds one `(T, H, W)` shape; each bucket gets its own batch size so tokens per batch
-stay roughly constant (images come many to a batch, long clips few). The order of batches is a
+stay roughly constant (images come many to a batch, long clips few; a task that crops passes
+`crop` so the sizes follow what the step sees, not the stored clip). The order of batches is a
 pure function of `(seed, epoch)`, every process reads only its slice of each global batch, and
 the Grain iterator's state goes into the checkpoint, so a resumed run sees the same data.
 
