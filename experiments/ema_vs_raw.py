@@ -1,0 +1,73 @@
+"""A finished run's validation scores with its EMA weights and with its raw (last) weights.
+
+    .venv/bin/python experiments/ema_vs_raw.py runs/vae_tiny_ema999 runs/vae_tiny_silu5700 \
+        --out=experiments/results/cpu/vae_ema_vs_raw.json
+    .venv/bin/python experiments/ema_vs_raw.py runs/ladder_cpu/1x runs/ladder_cpu/4x \
+        --out=experiments/results/cpu/ladder_ema_vs_raw.json
+
+Both weight sets come from the run's latest checkpoint and are scored by the run's own task
+(`evaluate`: PSNR / SSIM / palette fidelity for a VAE, the fixed-noise validation flow loss for
+a DiT) on the same validation clips as training. After a linear cooldown to zero the raw
+weights are already an average of sorts; this measures whether the EMA on top helps or lags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+
+import ml_collections
+
+from sora_jax.train import checkpoint as checkpoint_lib
+from sora_jax.train import trainer
+
+# The headline metric per task, and whether higher is better.
+HEADLINE = {"vae": ("val_psnr", True), "t2v": ("val_loss", False)}
+
+
+def score_run(workdir: str) -> dict:
+    checkpointer = checkpoint_lib.Checkpointer(workdir)
+    try:
+        step = checkpointer.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"{workdir} has no checkpoint")
+        meta = checkpointer.read_meta(step)
+        if meta.get("task") not in HEADLINE:
+            raise ValueError(f"{workdir} holds a {meta.get('task')!r} run; scored tasks: {sorted(HEADLINE)}")
+        config = ml_collections.ConfigDict(meta["config"])
+        task = trainer.make_task(config, workdir)
+        clips = task.validation_clips(config.eval.num_clips)
+        metric, higher_is_better = HEADLINE[meta["task"]]
+        result = {"workdir": str(workdir), "task": meta["task"], "step": int(step), "total_steps": config.total_steps,
+                  "ema_decay": config.optimizer.ema_decay, "cooldown_fraction": config.optimizer.cooldown_fraction,
+                  "metric": metric, "higher_is_better": higher_is_better}
+        for name, ema in (("ema", True), ("raw", False)):
+            params, _ = checkpointer.restore_params(step, ema=ema)
+            result[name] = task.evaluate(params, clips)
+        result["raw_minus_ema"] = result["raw"][metric] - result["ema"][metric]
+        return result
+    finally:
+        checkpointer.close()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workdirs", nargs="+")
+    parser.add_argument("--out", default=None, help="JSON file for the results")
+    args = parser.parse_args()
+    results = []
+    print(f"{'run':<28} {'step':>6} {'metric':>9} {'EMA':>9} {'raw':>9} {'raw-EMA':>9}")
+    for workdir in args.workdirs:
+        r = score_run(workdir)
+        results.append(r)
+        print(f"{workdir:<28} {r['step']:>6} {r['metric']:>9} {r['ema'][r['metric']]:>9.4f} "
+              f"{r['raw'][r['metric']]:>9.4f} {r['raw_minus_ema']:>+9.4f}", flush=True)
+    if args.out:
+        pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        pathlib.Path(args.out).write_text(json.dumps(results, indent=1))
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
