@@ -78,9 +78,7 @@ class VaeTask:
         video = batch["video"]
         data = self.config.data
         rng = np.random.default_rng([self.config.seed, int(batch["epoch"]), int(batch["record"][0])])
-        frames = min(data.crop_frames or video.shape[1], video.shape[1])
-        side_h = min(data.crop_side or video.shape[2], video.shape[2])
-        side_w = min(data.crop_side or video.shape[3], video.shape[3])
+        frames, side_h, side_w = pipeline.cropped_shapes(video.shape[1:4], data.crop_frames, data.crop_side)[0]
         if (frames, side_h, side_w) != video.shape[1:4]:  # each clip its own window
             starts = rng.integers(0, np.array(video.shape[1:4]) - (frames, side_h, side_w) + 1, (len(video), 3))
             video = np.stack([clip[t : t + frames, y : y + side_h, x : x + side_w]
