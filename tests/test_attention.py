@@ -61,6 +61,21 @@ def test_flash_with_bf16_operands_stays_close_and_returns_the_input_dtype():
     np.testing.assert_allclose(grads, jax.grad(lambda q: jnp.sum(jax.nn.dot_product_attention(q, k, v) ** 2))(q), atol=5e-2)
 
 
+def test_bf16_rounding_of_the_flash_kernel_is_round_to_nearest():
+    """Half-up rounding on the bits equals XLA's round-to-nearest-even except on exact ties, keeps
+    infinities, and has no bias (truncation would shrink every weight by ~0.2 %)."""
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(np.concatenate([rng.normal(size=20000) * 10.0 ** rng.integers(-30, 30, 20000),
+                                    [np.inf, -np.inf, 0.0, -0.0, 3.4e38]]), jnp.float32)
+    got, expected = attention._to_operand(x, jnp.bfloat16), x.astype(jnp.bfloat16)
+    assert got.dtype == jnp.bfloat16
+    tie = (np.asarray(jax.lax.bitcast_convert_type(x, jnp.uint32)) & 0xFFFF) == 0x8000
+    np.testing.assert_array_equal(np.asarray(got.astype(jnp.float32))[~tie], np.asarray(expected.astype(jnp.float32))[~tie])
+    weights = jnp.exp(-jnp.asarray(rng.uniform(0, 8, 100000), jnp.float32))
+    assert abs(float(jnp.mean(attention._to_operand(weights, jnp.bfloat16).astype(jnp.float32) / weights)) - 1) < 1e-4
+    assert attention._to_operand(x, jnp.float32) is x or attention._to_operand(x, jnp.float32).dtype == jnp.float32
+
+
 def test_unknown_implementation_is_refused():
     x = jnp.zeros((1, 4, 1, 8))
     with pytest.raises(ValueError, match="valid: xla, cudnn, chunked, flash"):
