@@ -25,6 +25,7 @@ configurations; the median is reported. Nothing here is a test: numbers depend o
 
 import argparse
 import json
+import os
 import pathlib
 import statistics
 import subprocess
@@ -36,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from sora_jax import host_memory
 from sora_jax.models.dit import DTYPES, DiT
 from sora_jax.scaling import flops
 from sora_jax.train import throughput
@@ -101,25 +103,34 @@ def jax_steps(width: int, depth: int, heads: int, latent, batch: int, dtype: str
 class TorchStep:
     """The PyTorch mirror in its own venv, kept alive: each `()` runs and times one step there."""
 
-    def __init__(self, python: str, width: int, depth: int, latent):
+    def __init__(self, python: str, width: int, depth: int, latent, retain_malloc: bool = False):
         script = pathlib.Path(__file__).with_name("torch_dit_block.py")
+        env = dict(os.environ)
+        if retain_malloc:  # glibc configured as sora_jax.host_memory configures it, from the start
+            env["GLIBC_TUNABLES"] = "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647"
         self.process = subprocess.Popen([python, str(script), str(width), str(depth), *map(str, latent), str(TEXT)],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.faults = []
 
     def __call__(self) -> float:
         self.process.stdin.write("step\n")
         self.process.stdin.flush()
-        return json.loads(self.process.stdout.readline())["seconds"]
+        reply = json.loads(self.process.stdout.readline())
+        self.faults.append(reply["minor_faults"])
+        return reply["seconds"]
 
     def close(self):
         self.process.stdin.close()
         self.process.wait()
 
 
-def _timed(run) -> float:
-    started = time.perf_counter()
+def _timed(run, faults: list | None = None) -> float:
+    before, started = host_memory.minor_faults(), time.perf_counter()
     run()
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    if faults is not None:
+        faults.append(host_memory.minor_faults() - before)
+    return seconds
 
 
 def main():
@@ -133,6 +144,8 @@ def main():
     parser.add_argument("--attention", nargs="+", default=["xla"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--torch_python", default=None)
+    parser.add_argument("--torch_retain_malloc", action="store_true",
+                        help="run the PyTorch process with glibc configured as sora_jax.host_memory configures it")
     parser.add_argument("--out", default="out/bench_dit_step.json")
     args = parser.parse_args()
     device = jax.devices()[0]
@@ -140,6 +153,8 @@ def main():
                 "bfloat16": throughput.matmul_peak_flops(dtype=jnp.bfloat16)}
     print(f"{device.device_kind} ({jax.default_backend()}): matmul ceiling in this process: "
           f"f32 {ceilings['float32'] / 1e12:.3f} TFLOP/s, bf16 operands {ceilings['bfloat16'] / 1e12:.3f} TFLOP/s", flush=True)
+    retained = host_memory.retain_freed_memory()
+    print(f"host malloc keeps freed memory (sora_jax.host_memory): {retained}", flush=True)
     rows = []
     for width in args.widths:
         heads = max(1, width // args.heads_dim)
@@ -154,11 +169,13 @@ def main():
                     print(f"width {width} {dtype}/{attention}: {failures[f'{dtype}/{attention}']}", flush=True)
         train_times = {key: [] for key in runs}
         sample_times = {key: [] for key in runs}
+        train_faults = {key: [] for key in runs}
         torch_times = []
-        torch_run = TorchStep(args.torch_python, width, args.depth, args.latent) if args.torch_python else None
+        torch_run = (TorchStep(args.torch_python, width, args.depth, args.latent, args.torch_retain_malloc)
+                     if args.torch_python else None)
         for _ in range(args.repeats):  # interleaved A/B: every configuration sees the same machine state
             for key, (train, sampling, _) in runs.items():
-                train_times[key].append(_timed(train))
+                train_times[key].append(_timed(train, train_faults[key]))
                 sample_times[key].append(_timed(sampling))
             if torch_run:
                 torch_times.append(torch_run())
@@ -176,10 +193,13 @@ def main():
                 "mfu_vs_f32_matmul": info["train_flops"] / train_s / ceilings["float32"],
                 "sample_step_seconds": sample_s, "sample_tflops_per_s": info["sample_flops"] / sample_s / 1e12,
                 "sample_mfu": info["sample_flops"] / sample_s / ceiling, "compile_seconds": info["compile_seconds"],
-                "temp_bytes": info["temp_bytes"], "sample_temp_bytes": info["sample_temp_bytes"]}
+                "temp_bytes": info["temp_bytes"], "sample_temp_bytes": info["sample_temp_bytes"],
+                "minor_faults_per_step": statistics.median(train_faults[(dtype, attention)])}
         if torch_times:
             seconds = statistics.median(torch_times)
-            row["torch_f32"] = {"step_seconds": seconds, "mfu_vs_f32_matmul": row["train_flops"] / seconds / ceilings["float32"]}
+            row["torch_f32"] = {"step_seconds": seconds, "mfu_vs_f32_matmul": row["train_flops"] / seconds / ceilings["float32"],
+                                "minor_faults_per_step": statistics.median(torch_run.faults),
+                                "retain_malloc": args.torch_retain_malloc}
             for key, config in row["configs"].items():
                 config["speedup_over_torch_f32"] = seconds / config["step_seconds"]
         rows.append(row)
@@ -187,14 +207,16 @@ def main():
             line = (f"width {width} {key:>18}: step {config['step_seconds'] * 1e3:8.1f} ms, "
                     f"{config['tflops_per_s']:7.3f} TFLOP/s, MFU {config['mfu']:.2f} (f32-ceiling {config['mfu_vs_f32_matmul']:.2f}), "
                     f"sample step {config['sample_step_seconds'] * 1e3:7.1f} ms (MFU {config['sample_mfu']:.2f}), "
-                    f"temp {config['temp_bytes'] / 2**30:.2f} GiB, compile {config['compile_seconds']:.0f} s")
+                    f"temp {config['temp_bytes'] / 2**30:.2f} GiB, compile {config['compile_seconds']:.0f} s, "
+                    f"{config['minor_faults_per_step']:.0f} page faults a step")
             if "speedup_over_torch_f32" in config:
                 line += f", {config['speedup_over_torch_f32']:.2f}x torch f32"
             print(line, flush=True)
         if torch_times:
             print(f"width {width} torch f32 eager: step {row['torch_f32']['step_seconds'] * 1e3:.1f} ms "
-                  f"(MFU {row['torch_f32']['mfu_vs_f32_matmul']:.2f} of f32)", flush=True)
+                  f"(MFU {row['torch_f32']['mfu_vs_f32_matmul']:.2f} of f32, {row['torch_f32']['minor_faults_per_step']:.0f} page faults a step)", flush=True)
         write_json(args.out, {"device": device.device_kind, "backend": jax.default_backend(), "jax": jax.__version__,
+                              "host_malloc_retains_freed_memory": retained,
                               "ceiling_f32": ceilings["float32"], "ceiling_bf16": ceilings["bfloat16"], "rows": rows})
 
 

@@ -7,6 +7,7 @@ same layers, shapes and AdamW step. Not part of the package; runs in a separate 
 
 import json
 import math
+import resource
 import sys
 import time
 
@@ -127,9 +128,10 @@ def main():
     for line in sys.stdin:
         if line.strip() != "step":
             break
-        started = time.perf_counter()
+        faults, started = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
         step()
-        print(json.dumps({"seconds": time.perf_counter() - started}), flush=True)
+        print(json.dumps({"seconds": time.perf_counter() - started,
+                          "minor_faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults}), flush=True)
 
 
 if __name__ == "__main__":
