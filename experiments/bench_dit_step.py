@@ -20,7 +20,8 @@ classifier-free guidance. Model FLOPs come from `sora_jax/scaling/flops.py`; MFU
 f32 matmul ceiling for float32 and the bf16-operand ceiling otherwise. Memory is XLA's buffer
 assignment for the compiled step (temporaries; parameters and optimizer state are extra).
 Each configuration is compiled / warmed up once, then timed `--repeats` times, alternating
-configurations; the median is reported. Nothing here is a test: numbers depend on the machine.
+configurations and the matmul ceilings (measured again each round); medians are reported.
+Nothing here is a test: numbers depend on the machine.
 """
 
 import argparse
@@ -149,10 +150,11 @@ def main():
     parser.add_argument("--out", default="out/bench_dit_step.json")
     args = parser.parse_args()
     device = jax.devices()[0]
-    ceilings = {"float32": throughput.matmul_peak_flops(dtype=jnp.float32),
+    start_ceilings = {"float32": throughput.matmul_peak_flops(dtype=jnp.float32),
                 "bfloat16": throughput.matmul_peak_flops(dtype=jnp.bfloat16)}
     print(f"{device.device_kind} ({jax.default_backend()}): matmul ceiling in this process: "
-          f"f32 {ceilings['float32'] / 1e12:.3f} TFLOP/s, bf16 operands {ceilings['bfloat16'] / 1e12:.3f} TFLOP/s", flush=True)
+          f"f32 {start_ceilings['float32'] / 1e12:.3f} TFLOP/s, bf16 operands {start_ceilings['bfloat16'] / 1e12:.3f} TFLOP/s "
+          "(at the start; MFU uses the ones measured between the steps)", flush=True)
     retained = host_memory.retain_freed_memory()
     print(f"host malloc keeps freed memory (sora_jax.host_memory): {retained}", flush=True)
     rows = []
@@ -173,7 +175,10 @@ def main():
         torch_times = []
         torch_run = (TorchStep(args.torch_python, width, args.depth, args.latent, args.torch_retain_malloc)
                      if args.torch_python else None)
+        round_ceilings = {"float32": [], "bfloat16": []}
         for _ in range(args.repeats):  # interleaved A/B: every configuration sees the same machine state
+            for name in round_ceilings:  # ...and so do the matmul ceilings (a shared host drifts by 20 %)
+                round_ceilings[name].append(throughput.matmul_peak_flops(dtype=jnp.dtype(name), repeats=2))
             for key, (train, sampling, _) in runs.items():
                 train_times[key].append(_timed(train, train_faults[key]))
                 sample_times[key].append(_timed(sampling))
@@ -181,8 +186,9 @@ def main():
                 torch_times.append(torch_run())
         if torch_run:
             torch_run.close()
+        ceilings = {name: statistics.median(values) for name, values in round_ceilings.items()}
         row = {"width": width, "depth": args.depth, "heads": heads, "batch": args.batch, "latent": args.latent,
-               "failures": failures, "configs": {}}
+               "failures": failures, "ceiling_f32": ceilings["float32"], "ceiling_bf16": ceilings["bfloat16"], "configs": {}}
         for (dtype, attention), (_, _, info) in runs.items():
             ceiling = ceilings["float32" if dtype == "float32" else "bfloat16"]
             train_s, sample_s = statistics.median(train_times[(dtype, attention)]), statistics.median(sample_times[(dtype, attention)])
@@ -212,12 +218,15 @@ def main():
             if "speedup_over_torch_f32" in config:
                 line += f", {config['speedup_over_torch_f32']:.2f}x torch f32"
             print(line, flush=True)
+        print(f"width {width}: matmul ceilings interleaved with the steps (median): f32 {ceilings['float32'] / 1e12:.3f}, "
+              f"bf16 operands {ceilings['bfloat16'] / 1e12:.3f} TFLOP/s", flush=True)
         if torch_times:
             print(f"width {width} torch f32 eager: step {row['torch_f32']['step_seconds'] * 1e3:.1f} ms "
                   f"(MFU {row['torch_f32']['mfu_vs_f32_matmul']:.2f} of f32, {row['torch_f32']['minor_faults_per_step']:.0f} page faults a step)", flush=True)
         write_json(args.out, {"device": device.device_kind, "backend": jax.default_backend(), "jax": jax.__version__,
                               "host_malloc_retains_freed_memory": retained,
-                              "ceiling_f32": ceilings["float32"], "ceiling_bf16": ceilings["bfloat16"], "rows": rows})
+                              "start_ceiling_f32": start_ceilings["float32"], "start_ceiling_bf16": start_ceilings["bfloat16"],
+                              "rows": rows})
 
 
 def write_json(path: str, payload: dict) -> None:
