@@ -2,7 +2,7 @@
 
     .venv/bin/python experiments/ema_vs_raw.py runs/vae_tiny_ema999 runs/vae_tiny_silu5700 \
         --out=experiments/results/cpu/vae_ema_vs_raw.json
-    .venv/bin/python experiments/ema_vs_raw.py runs/ladder_cpu/1x runs/ladder_cpu/4x \
+    .venv/bin/python experiments/ema_vs_raw.py runs/ladder_cpu/1x runs/ladder_cpu/4x runs/ladder_cpu/32x \
         --out=experiments/results/cpu/ladder_ema_vs_raw.json
 
 Both weight sets come from the run's latest checkpoint and are scored by the run's own task
