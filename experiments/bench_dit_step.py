@@ -108,7 +108,7 @@ class TorchStep:
         script = pathlib.Path(__file__).with_name("torch_dit_block.py")
         env = dict(os.environ)
         if retain_malloc:  # glibc configured as sora_jax.host_memory configures it, from the start
-            env["GLIBC_TUNABLES"] = "glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647"
+            env["GLIBC_TUNABLES"] = host_memory.GLIBC_TUNABLES
         self.process = subprocess.Popen([python, str(script), str(width), str(depth), *map(str, latent), str(TEXT)],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.faults = []

@@ -24,18 +24,14 @@ import time
 def child(width: int, dtype: str, steps: int) -> dict:
     import jax
     import jax.numpy as jnp
-    import numpy as np
 
+    from bench_dit_step import TEXT, _inputs  # the same clip, timesteps and text as the step benchmark
     from sora_jax import host_memory
     from sora_jax.models import dit
 
-    rng = np.random.default_rng(0)
-    x = jnp.asarray(rng.normal(size=(1, 8, 16, 64, 16)), jnp.float32)
-    t = jnp.full((1, 8), 0.5, jnp.float32)
-    text = {"tokens": jnp.asarray(rng.normal(size=(1, 32, 384)), jnp.float32), "mask": jnp.ones((1, 32), bool),
-            "pooled": jnp.asarray(rng.normal(size=(1, 384)), jnp.float32)}
+    x, t, text = _inputs((8, 16, 64), 1)
     compute, matmul = dit.DTYPES[dtype]
-    model = dit.DiT(latent_channels=16, width=width, depth=4, heads=width // 64, text_encoder="minilm", text_length=32,
+    model = dit.DiT(latent_channels=16, width=width, depth=4, heads=width // 64, text_encoder="minilm", text_length=TEXT,
                     dtype=compute, matmul_dtype=matmul, attention_implementation="flash")
     params = model.init(jax.random.PRNGKey(0), x, t, text)
     grad = jax.jit(jax.grad(lambda p: jnp.mean(model.apply(p, x, t, text) ** 2)))

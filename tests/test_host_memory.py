@@ -11,7 +11,7 @@ import pytest
 from sora_jax import host_memory
 
 PROBE = r"""
-import json, sys
+import json
 import sora_jax  # configures the allocator, before JAX allocates
 import jax, jax.numpy as jnp
 from sora_jax import host_memory
