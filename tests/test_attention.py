@@ -76,6 +76,20 @@ def test_bf16_rounding_of_the_flash_kernel_is_round_to_nearest():
     np.testing.assert_array_equal(attention._to_operand(x, jnp.float32), x)  # f32 operands pass through
 
 
+def test_the_bf16_kernels_exponential_is_far_below_bf16_rounding():
+    """The cubic exp of the bf16 weights is within 9e-5 (bf16's rounding step is 2^-9 ≈ 2e-3),
+    unbiased, exact at 0 and ~0 deep in the underflow; its weights are that exp rounded; f32
+    operands keep XLA's exp exactly."""
+    x = jnp.concatenate([jnp.linspace(-87.0, 0.0, 200001), jnp.asarray([-1e4, -200.0, 0.0])]).astype(jnp.float32)
+    reference, fast = jnp.exp(x), attention._exp_cubic(x)
+    normal = np.asarray(reference > 2.0**-126)
+    relative = np.asarray(fast / reference - 1)[normal]
+    assert np.abs(relative).max() <= 9e-5 and abs(relative.mean()) < 2e-5
+    assert float(fast[-1]) == 1.0 and 0 <= float(fast[-3]) <= 2.0**-125
+    np.testing.assert_array_equal(attention._weights(x, jnp.bfloat16), attention._to_operand(fast, jnp.bfloat16))
+    np.testing.assert_array_equal(attention._weights(x, jnp.float32), reference)
+
+
 def test_unknown_implementation_is_refused():
     x = jnp.zeros((1, 4, 1, 8))
     with pytest.raises(ValueError, match="valid: xla, cudnn, chunked, flash"):
