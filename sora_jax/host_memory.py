@@ -13,6 +13,14 @@ so a freed step's buffers are reused by the next one: no faults, and that step 1
 The cost is that the resident size stays at its high-water mark, as with tcmalloc or jemalloc.
 It runs when `sora_jax` is imported — before XLA's threads allocate anything — on Linux with
 glibc; `SORA_JAX_HOST_MALLOC=default` leaves the allocator alone.
+
+The high-water mark is not bounded when steps of many shapes each need gigabytes: freed blocks
+that do not fit the next request stay resident, and the `small` VAE (4 GiB of temporaries a
+step, crops of 1, 9 and 17 frames) reached 24 GiB and was killed, where glibc's defaults stayed
+under 7 GiB. So `release_excess()`, called by the trainer after every step, hands the freed
+pages back to the kernel (`malloc_trim`) once malloc holds more than `excess_limit()` bytes free:
+an eighth of physical memory, at least 1 GiB. A DiT step's few hundred MiB stay below it and
+keep their zero faults; above it, steps fault their temporaries back in as without this module.
 """
 
 from __future__ import annotations
@@ -41,6 +49,36 @@ def retain_freed_memory() -> bool:
     libc = ctypes.CDLL(None)  # the symbols already loaded into this process, glibc's among them
     _applied = all(libc.mallopt(ctypes.c_int(option), ctypes.c_int(value)) == 1 for _, option, value in SETTINGS)
     return _applied
+
+
+class _MallInfo2(ctypes.Structure):  # glibc >= 2.33, malloc.h
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def free_bytes_held() -> int:
+    """Bytes malloc holds free (in the heap, resident or not): mallinfo2's `fordblks`; 0 unless
+    `retain_freed_memory` is in effect."""
+    if not _applied:
+        return 0
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = _MallInfo2
+    return int(libc.mallinfo2().fordblks)
+
+
+def excess_limit() -> int:
+    """Free bytes malloc may keep before `release_excess` trims: 1/8 of physical memory, ≥ 1 GiB."""
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return max(2**30, physical // 8)
+
+
+def release_excess(limit: int | None = None) -> bool:
+    """`malloc_trim(0)` — free pages back to the kernel — when malloc holds more than `limit`
+    (default `excess_limit()`) bytes free. True when it trimmed."""
+    if not _applied or free_bytes_held() <= (excess_limit() if limit is None else limit):
+        return False
+    ctypes.CDLL(None).malloc_trim(ctypes.c_size_t(0))
+    return True
 
 
 def _is_glibc() -> bool:  # without platform.libc_ver (reads the interpreter's binary) or find_library (runs ldconfig)

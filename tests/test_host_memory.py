@@ -49,3 +49,35 @@ def test_freed_step_buffers_are_reused_not_faulted_back_in():
     # grown to its working size (a call may still grow it now and then: hence the median).
     assert default["faults_per_call"] > 4000, default
     assert retained["faults_per_call"] < 200, retained
+
+
+FRAGMENTS = r"""
+import ctypes, json
+import sora_jax
+from sora_jax import host_memory
+
+def resident_mib():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+
+# Three 200 MiB blocks, each pinned in place by a small block allocated after it: once freed they
+# are holes inside the heap, which neither glibc's top trimming nor a smaller request gives back.
+blocks, pins = [], []
+for _ in range(3):
+    blocks.append(ctypes.create_string_buffer(200 * 2**20))  # zero-filled: resident
+    pins.append(ctypes.create_string_buffer(64))
+blocks.clear()
+held, before = host_memory.free_bytes_held(), resident_mib()
+kept = host_memory.release_excess(limit=2**40)  # under the limit: nothing happens
+trimmed = host_memory.release_excess(limit=100 * 2**20)
+print(json.dumps({"held_mib": held / 2**20, "kept": kept, "trimmed": trimmed,
+                  "resident_before": before, "resident_after": resident_mib()}))
+"""
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's mallinfo2")
+def test_freed_memory_beyond_the_limit_goes_back_to_the_kernel():
+    env = {"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", FRAGMENTS], capture_output=True, text=True, env=env, timeout=120, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["held_mib"] >= 590 and not result["kept"] and result["trimmed"], result
+    assert result["resident_before"] - result["resident_after"] >= 550, result

@@ -23,6 +23,7 @@ import optax
 from jax.experimental import multihost_utils
 from absl import logging
 
+from sora_jax import host_memory
 from sora_jax.train import checkpoint as checkpoint_lib
 from sora_jax.train import metrics as metrics_lib
 from sora_jax.train import sharding, state as state_lib, throughput, validate
@@ -282,6 +283,7 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
             pending.append(step_metrics)
             if len(pending) >= STEPS_IN_FLIGHT:
                 jax.block_until_ready(pending[-STEPS_IN_FLIGHT])
+                host_memory.release_excess()  # freed step buffers beyond a bound go back to the OS
             window_tokens += task.tokens(prepared) * jax.process_count()
             window_flops += step_flops
             compute_flops += model_flops
