@@ -1,0 +1,79 @@
+r"""What one training step of each VAE variant costs here, and what its whole recipe would.
+
+    .venv/bin/python experiments/vae_step_cost.py --variants tiny small --steps 3 \
+        --out=experiments/results/cpu/vae_step_cost.json
+    .venv/bin/python experiments/vae_step_cost.py --variants base --steps 0   # compile only
+
+For each `configs/vae.py` variant: the compiled train step of its video bucket (`batch_size`
+crops of `crop_frames` × `crop_side`², the trainer's own step: optimizer, EMA and clipping
+included) — parameters, XLA's FLOPs and temporary memory for one step, compile time — then the
+median of `--steps` timed steps and the recipe's `total_steps` at that rate, in hours. The image
+bucket (more, one-frame crops) costs about as much. Nothing here is a test: numbers depend on the
+machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import statistics
+import time
+
+import jax
+import numpy as np
+
+from configs import vae as vae_configs
+from sora_jax.train import throughput, trainer
+from sora_jax.train.vae_task import VaeTask
+
+
+def step_cost(variant: str, steps: int) -> dict:
+    config = vae_configs.get_config(variant)
+    task = VaeTask(config)
+    setup = trainer.build(config, task)
+    side = config.data.crop_side
+    shape = (config.data.batch_size, config.data.crop_frames, side, side, 3)
+    video = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
+    batch = {"video": jax.device_put(video, setup.batch_sharding)}
+    started = time.perf_counter()
+    compiled = setup.train_step.lower(setup.state, batch).compile()
+    row = {"variant": variant, "batch": list(shape), "params": setup.param_count,
+           "compile_seconds": time.perf_counter() - started, "step_flops": throughput.compiled_flops(compiled),
+           "temp_bytes": compiled.memory_analysis().temp_size_in_bytes, "total_steps": config.total_steps}
+    state, times = setup.state, []
+    for _ in range(steps + 1 if steps else 0):  # the first call warms up
+        started = time.perf_counter()
+        state, metrics = compiled(state, batch)
+        jax.block_until_ready(metrics)
+        times.append(time.perf_counter() - started)
+    if times:
+        row["step_seconds"] = statistics.median(times[1:])
+        row["recipe_hours"] = row["step_seconds"] * config.total_steps / 3600
+        row["tflops_per_s"] = row["step_flops"] / row["step_seconds"] / 1e12
+    return row
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--variants", nargs="+", default=["tiny", "small"], choices=["micro", "tiny", "small", "base"])
+    parser.add_argument("--steps", type=int, default=3, help="timed steps after a warm-up one; 0 = compile only")
+    parser.add_argument("--out", default="out/vae_step_cost.json")
+    args = parser.parse_args()
+    rows = []
+    for variant in args.variants:
+        row = step_cost(variant, args.steps)
+        rows.append(row)
+        timed = (f", {row['step_seconds']:.2f} s a step ({row['tflops_per_s']:.3f} TFLOP/s): "
+                 f"{row['total_steps']:,} steps = {row['recipe_hours']:.1f} h") if "step_seconds" in row else ""
+        print(f"{variant:5s} {row['params'] / 1e6:6.1f}M params, batch {'x'.join(map(str, row['batch']))}, "
+              f"{row['step_flops'] / 1e12:.2f} TFLOP a step, temp {row['temp_bytes'] / 2**30:.2f} GiB, "
+              f"compile {row['compile_seconds']:.0f} s{timed}", flush=True)
+        out = pathlib.Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"device": jax.devices()[0].device_kind, "backend": jax.default_backend(),
+                                   "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
