@@ -61,9 +61,9 @@ def free_bytes_held() -> int:
     `retain_freed_memory` is in effect."""
     if not _applied:
         return 0
-    libc = ctypes.CDLL(None)
-    libc.mallinfo2.restype = _MallInfo2
-    return int(libc.mallinfo2().fordblks)
+    mallinfo2 = ctypes.CDLL(None).mallinfo2
+    mallinfo2.restype = _MallInfo2
+    return int(mallinfo2().fordblks)
 
 
 def excess_limit() -> int:

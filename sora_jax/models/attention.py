@@ -36,9 +36,9 @@ CHUNK = 512  # tokens per query / key chunk of the chunked kernel
 # bigger blocks paid for their page faults and 4x smaller ones won.)
 FLASH_SCORES_PER_BLOCK = 3 * 1024 * 2048
 FLASH_MAX_BLOCK = 1024
-# 2^f ≈ 1 + f·(c1 + f·(c2 + f·c3)) on [0, 1): a relative-error minimax fit with p(0) = 1 exact, at
-# most 8.6e-5 off — 20x under bf16's largest rounding error (2^-9). Fitted by iteratively reweighted least
-# squares; the test checks the bound.
+# 2^f ≈ 1 + f·(c1 + f·(c2 + f·c3)) on [0, 1): a relative-error minimax fit with p(0) = 1 exact,
+# at most 8.6e-5 off — 20x under bf16's largest rounding error (2^-9). Fitted by iteratively
+# reweighted least squares; the test checks the bound.
 EXP2_CUBIC = (0.695117175392756, 0.2276452063258798, 0.07706616105926503)
 
 
