@@ -21,11 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from configs import vae as vae_configs
 from sora_jax.models import vae
 from sora_jax.models.causal_conv import CausalConv3d
-from sora_jax.train import trainer
-from sora_jax.train.vae_task import VaeTask
+from vae_step_cost import compiled_train_step  # a sibling script: the trainer's compiled step of a variant
 
 BATCH = (8, 9, 16, 16, 3)
 
@@ -64,17 +62,7 @@ def _forward_backward(factorized: bool):
 
 
 def _train_step():
-    config = vae_configs.get_config("tiny")
-    task = VaeTask(config)
-    setup = trainer.build(config, task)
-    batch = {"video": jax.device_put(np.zeros(BATCH, np.float32), setup.batch_sharding)}
-    compiled = setup.train_step.lower(setup.state, batch).compile()
-    state = {"value": setup.state}
-
-    def run():
-        state["value"], metrics = compiled(state["value"], batch)
-        jax.block_until_ready(metrics)
-
+    run, _ = compiled_train_step("tiny")  # 8 crops of 9x16x16, as BATCH
     run()
     return run
 

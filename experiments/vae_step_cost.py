@@ -28,7 +28,8 @@ from sora_jax.train import throughput, trainer
 from sora_jax.train.vae_task import VaeTask
 
 
-def step_cost(variant: str, steps: int) -> dict:
+def compiled_train_step(variant: str):
+    """(run one step, facts) for the trainer's compiled step of `variant` on its video bucket."""
     config = vae_configs.get_config(variant)
     task = VaeTask(config)
     setup = trainer.build(config, task)
@@ -38,18 +39,28 @@ def step_cost(variant: str, steps: int) -> dict:
     batch = {"video": jax.device_put(video, setup.batch_sharding)}
     started = time.perf_counter()
     compiled = setup.train_step.lower(setup.state, batch).compile()
-    row = {"variant": variant, "batch": list(shape), "params": setup.param_count,
-           "compile_seconds": time.perf_counter() - started, "step_flops": throughput.compiled_flops(compiled),
-           "temp_bytes": compiled.memory_analysis().temp_size_in_bytes, "total_steps": config.total_steps}
-    state, times = setup.state, []
+    facts = {"variant": variant, "batch": list(shape), "params": setup.param_count,
+             "compile_seconds": time.perf_counter() - started, "step_flops": throughput.compiled_flops(compiled),
+             "temp_bytes": compiled.memory_analysis().temp_size_in_bytes, "total_steps": config.total_steps}
+    state = {"value": setup.state}
+
+    def run():
+        state["value"], metrics = compiled(state["value"], batch)
+        jax.block_until_ready(metrics)
+
+    return run, facts
+
+
+def step_cost(variant: str, steps: int) -> dict:
+    run, row = compiled_train_step(variant)
+    times = []
     for _ in range(steps + 1 if steps else 0):  # the first call warms up
         started = time.perf_counter()
-        state, metrics = compiled(state, batch)
-        jax.block_until_ready(metrics)
+        run()
         times.append(time.perf_counter() - started)
     if times:
         row["step_seconds"] = statistics.median(times[1:])
-        row["recipe_hours"] = row["step_seconds"] * config.total_steps / 3600
+        row["recipe_hours"] = row["step_seconds"] * row["total_steps"] / 3600
         row["tflops_per_s"] = row["step_flops"] / row["step_seconds"] / 1e12
     return row
 

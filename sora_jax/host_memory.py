@@ -26,6 +26,7 @@ keep their zero faults; above it, steps fault their temporaries back in as witho
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import resource
 
@@ -46,7 +47,7 @@ def retain_freed_memory() -> bool:
     _applied = False
     if os.environ.get(ENV, "retain") == "default" or not _is_glibc():
         return False
-    libc = ctypes.CDLL(None)  # the symbols already loaded into this process, glibc's among them
+    libc = _libc()
     _applied = all(libc.mallopt(ctypes.c_int(option), ctypes.c_int(value)) == 1 for _, option, value in SETTINGS)
     return _applied
 
@@ -59,13 +60,12 @@ class _MallInfo2(ctypes.Structure):  # glibc >= 2.33, malloc.h
 def free_bytes_held() -> int:
     """Bytes malloc holds free (in the heap, resident or not): mallinfo2's `fordblks`; 0 unless
     `retain_freed_memory` is in effect."""
-    if not _applied:
+    if not _applied or not hasattr(_libc(), "mallinfo2"):  # mallinfo2: glibc >= 2.33
         return 0
-    mallinfo2 = ctypes.CDLL(None).mallinfo2
-    mallinfo2.restype = _MallInfo2
-    return int(mallinfo2().fordblks)
+    return int(_libc().mallinfo2().fordblks)
 
 
+@functools.cache
 def excess_limit() -> int:
     """Free bytes malloc may keep before `release_excess` trims: 1/8 of physical memory, ≥ 1 GiB."""
     physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -77,8 +77,17 @@ def release_excess(limit: int | None = None) -> bool:
     (default `excess_limit()`) bytes free. True when it trimmed."""
     if not _applied or free_bytes_held() <= (excess_limit() if limit is None else limit):
         return False
-    ctypes.CDLL(None).malloc_trim(ctypes.c_size_t(0))
+    _libc().malloc_trim(ctypes.c_size_t(0))
     return True
+
+
+@functools.cache
+def _libc():
+    """The symbols already loaded into this process, glibc's among them (opened once)."""
+    libc = ctypes.CDLL(None)
+    if hasattr(libc, "mallinfo2"):
+        libc.mallinfo2.restype = _MallInfo2
+    return libc
 
 
 def _is_glibc() -> bool:  # without platform.libc_ver (reads the interpreter's binary) or find_library (runs ldconfig)
