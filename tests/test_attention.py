@@ -113,6 +113,15 @@ def test_chunked_scores_memory_does_not_grow_quadratically():
     assert full > 10 and chunked < 6 and flash < 6, (full, chunked, flash)
 
 
+def test_flash_block_keeps_one_block_of_scores_under_the_cap():
+    """512 queries while a block's scores fit FLASH_MAX_SCORES, then halved (not below 32)."""
+    assert attention.flash_block(3, 2048) == attention.flash_block(6, 8192) == 512
+    for heads, keys in ((16, 16384), (24, 100_000), (48, 10**6)):
+        block = attention.flash_block(heads, keys)
+        assert block == 32 or heads * keys * block <= attention.FLASH_MAX_SCORES < heads * keys * block * 2, (heads, keys, block)
+    assert attention.flash_block(48, 10**6) == 32
+
+
 gpu_only = pytest.mark.skipif(jax.default_backend() != "gpu", reason="cuDNN needs a GPU (run with JAX_PLATFORMS=cuda)")
 
 

@@ -29,13 +29,14 @@ from jax.sharding import PartitionSpec as P
 
 IMPLEMENTATIONS = ("xla", "cudnn", "chunked", "flash")
 CHUNK = 512  # tokens per query / key chunk of the chunked kernel
-# The flash kernel's query block holds about this many f32 scores (heads × queries × keys): on the
-# 2-core CPU (forward + backward, bf16 and f32 alike; a one-off sweep of 64..1024-query blocks)
-# the fastest blocks were 1024 queries for 3 heads × 2,048 keys, 256 for 6 × 2,048 and for
-# 3 × 8,192 — within 4 % of this rule at each. (Before the host allocator kept freed memory,
-# bigger blocks paid for their page faults and 4x smaller ones won.)
-FLASH_SCORES_PER_BLOCK = 3 * 1024 * 2048
-FLASH_MAX_BLOCK = 1024
+# Queries per flash block. Timed in the whole DiT training step (mixed precision, depth 4;
+# `experiments/sweep_flash_block.py`), 512 was the fastest or within 2 % of it of 128–1,024 at
+# 3 heads × 1,024, 2,048 and 8,192 tokens and 6 heads × 2,048 (up to 1.13x the old rule's
+# blocks) — inside the step the score blocks share the cache with everything else, so timing the
+# kernel alone had favoured 1,024. Fewer when one block's f32 scores (heads × keys × queries)
+# would pass FLASH_MAX_SCORES (128 MiB), e.g. for long sequences with many heads.
+FLASH_BLOCK = 512
+FLASH_MAX_SCORES = 2**25
 # 2^f ≈ 1 + f·(c1 + f·(c2 + f·c3)) on [0, 1): a relative-error minimax fit with p(0) = 1 exact,
 # at most 8.6e-5 off — 20x under bf16's largest rounding error (2^-9). Fitted by iteratively
 # reweighted least squares; the test checks the bound.
@@ -111,9 +112,11 @@ def cudnn_attention(q, k, v, mask=None):
 
 
 def flash_block(heads: int, keys: int) -> int:
-    """Queries per block: a power of two in [32, FLASH_MAX_BLOCK] near FLASH_SCORES_PER_BLOCK / (heads·keys)."""
-    target = FLASH_SCORES_PER_BLOCK / max(1, heads * keys)
-    return int(min(FLASH_MAX_BLOCK, max(32, 2 ** round(math.log2(max(target, 1.0))))))
+    """Queries per block: FLASH_BLOCK, halved (down to 32) while heads·keys·block > FLASH_MAX_SCORES."""
+    block = FLASH_BLOCK
+    while block > 32 and heads * keys * block > FLASH_MAX_SCORES:
+        block //= 2
+    return block
 
 
 def flash_attention(q, k, v, operand_dtype=None, block: int | None = None):
