@@ -28,12 +28,15 @@ from sora_jax.train import throughput
 KERNEL = "sora_jax/models/attention.py"
 
 
-def module_at(revision: str):
-    source = subprocess.run(["git", "show", f"{revision}:{KERNEL}"], capture_output=True, text=True, check=True).stdout
-    path = pathlib.Path(tempfile.mkdtemp()) / f"attention_{revision}.py"
+def module_at(revision: str, source_path: str = KERNEL):
+    """`source_path` (a module of this repository) as it was at `revision`, loaded as its own module."""
+    source = subprocess.run(["git", "show", f"{revision}:{source_path}"], capture_output=True, text=True, check=True).stdout
+    name = f"{pathlib.Path(source_path).stem}_{revision}".replace("-", "_").replace("~", "_").replace("^", "_")
+    path = pathlib.Path(tempfile.mkdtemp()) / f"{name}.py"
     path.write_text(source)
-    spec = importlib.util.spec_from_file_location(f"attention_{revision}", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # flax's dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 

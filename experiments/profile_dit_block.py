@@ -1,6 +1,6 @@
 r"""Where a DiT block's training time goes on this machine: one block's forward + backward as
 built, with the self-attention kernel replaced by the identity (the attention's share), and, for
-`mixed`, with JAX's own gradient of a bf16-operand dot instead of `dit.mixed_matmul` (what the
+`mixed`, with JAX's own gradient of a bf16-operand dot instead of `dit.mixed_linear` (what the
 custom VJP buys); then the rate of the dot layouts the flash kernel's backward chooses between.
 
     .venv/bin/python experiments/profile_dit_block.py --width 384 --out=out/profile_dit_block.json
@@ -40,11 +40,11 @@ def block_seconds(width: int, matmul_dtype, attention: str, repeats: int) -> flo
     return best_seconds(grad, (params,), repeats)
 
 
-def jax_transposed_matmul(x, kernel, inputs, operand_dtype):
-    """What `mixed_matmul` replaces: a bf16-operand dot with an f32 result, differentiated by JAX."""
+def jax_transposed_linear(x, kernel, bias, inputs, operand_dtype):
+    """What `mixed_linear` replaces: a bf16-operand dot with an f32 result, differentiated by JAX."""
     contract = tuple(range(x.ndim - inputs, x.ndim))
     return jax.lax.dot_general(x.astype(operand_dtype), kernel.astype(operand_dtype),
-                               ((contract, tuple(range(inputs))), ((), ())), preferred_element_type=jnp.float32)
+                               ((contract, tuple(range(inputs))), ((), ())), preferred_element_type=jnp.float32) + bias
 
 
 def dot_layouts(heads: int, repeats: int) -> dict[str, float]:
@@ -80,7 +80,7 @@ def main():
                         "self_attention_share": 1 - without / full}
         print(f"{name}: block {1e3 * full:.1f} ms; without the self-attention kernel {1e3 * without:.1f} ms "
               f"(attention {1 - without / full:.0%})", flush=True)
-    with mock.patch.object(dit, "mixed_matmul", jax_transposed_matmul):
+    with mock.patch.object(dit, "mixed_linear", jax_transposed_linear):
         result["mixed"]["block_ms_with_jax_transpose"] = 1e3 * block_seconds(args.width, jnp.bfloat16, args.attention, args.repeats)
     print(f"mixed with JAX's own gradient of the bf16 dots: {result['mixed']['block_ms_with_jax_transpose']:.1f} ms", flush=True)
     result["dot_gflops"] = dot_layouts(args.width // 64, args.repeats)

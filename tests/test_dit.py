@@ -129,22 +129,23 @@ def test_remat_and_bfloat16_match_the_plain_float32_model():
 
 def test_mixed_precision_gradient_matmuls_take_bf16_operands():
     """JAX's own transpose of a bf16-operand dot with an f32 result runs the gradient matmuls in
-    f32; `mixed_matmul` keeps them in bf16 (f32 accumulation) and still returns f32 gradients
-    close to the f32 ones."""
+    f32; `mixed_linear` keeps them in bf16 (f32 accumulation) and still returns f32 gradients —
+    the bias's summed from the same bf16 output gradient — close to the f32 ones."""
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(2, 7, 3, 8)), jnp.float32)
     kernel = jnp.asarray(rng.normal(size=(8, 2, 5)), jnp.float32)
+    bias = jnp.asarray(rng.normal(size=(2, 5)), jnp.float32)
     cotangent = jnp.asarray(rng.normal(size=(2, 7, 3, 2, 5)), jnp.float32)
 
-    def loss(fn, x, kernel):
-        return jnp.sum(fn(x, kernel) * cotangent)
+    def loss(fn, x, kernel, bias):
+        return jnp.sum(fn(x, kernel, bias) * cotangent)
 
-    mixed = jax.grad(lambda *a: loss(lambda x, w: dit.mixed_matmul(x, w, 1, jnp.bfloat16), *a), argnums=(0, 1))
-    exact = jax.grad(lambda *a: loss(lambda x, w: jnp.einsum("abci,ijk->abcjk", x, w), *a), argnums=(0, 1))
-    for got, expected in zip(mixed(x, kernel), exact(x, kernel)):
+    mixed = jax.grad(lambda *a: loss(lambda x, w, b: dit.mixed_linear(x, w, b, 1, jnp.bfloat16), *a), argnums=(0, 1, 2))
+    exact = jax.grad(lambda *a: loss(lambda x, w, b: jnp.einsum("abci,ijk->abcjk", x, w) + b, *a), argnums=(0, 1, 2))
+    for got, expected in zip(mixed(x, kernel, bias), exact(x, kernel, bias)):
         assert got.dtype == jnp.float32 and got.shape == expected.shape
         np.testing.assert_allclose(got, expected, atol=0.02 * float(jnp.max(jnp.abs(expected))))
-    hlo = jax.jit(mixed).lower(x, kernel).as_text()
+    hlo = jax.jit(mixed).lower(x, kernel, bias).as_text()
     dots = re.findall(r"dot_general.*\((tensor<[^>]*>), (tensor<[^>]*>)\) -> tensor<[^>]*>", hlo)
     assert len(dots) == 2 and all("bf16" in a and "bf16" in b for a, b in dots), dots  # dx and dW (the loss is linear)
 

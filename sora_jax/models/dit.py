@@ -51,35 +51,41 @@ REMAT_POLICIES = {
 ATTENTION_IMPLEMENTATIONS = attention_lib.IMPLEMENTATIONS
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def mixed_matmul(x, kernel, inputs: int, operand_dtype):
-    """x [..., I1..Ik] · kernel [I1..Ik, O..] -> f32 [..., O..] with `operand_dtype` operands in the
-    forward *and* the backward pass. (JAX's own transpose of a bf16-operand dot with an f32 result
-    upcasts the operands and runs both gradient matmuls in f32 — two thirds of the step's FLOPs at
-    the f32 rate; here the output gradient is cast to bf16 instead, as mixed-precision training does.)"""
-    return _mixed_forward(x, kernel, inputs, operand_dtype)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def mixed_linear(x, kernel, bias, inputs: int, operand_dtype):
+    """x [..., I1..Ik] · kernel [I1..Ik, O..] + bias [O..] -> f32 [..., O..] with `operand_dtype`
+    operands in the forward *and* the backward pass. (JAX's own transpose of a bf16-operand dot
+    with an f32 result upcasts the operands and runs both gradient matmuls in f32 — two thirds of
+    the step's FLOPs at the f32 rate; here the output gradient is cast to bf16 instead, as
+    mixed-precision training does.) The bias gradient sums that bf16 output gradient (in f32), so
+    the f32 one has no consumer but the cast, which XLA then fuses into the pass that makes it:
+    one pass less over every linear layer's output gradient (a DiT block 1.03–1.05x,
+    `docs/architecture.md`)."""
+    return _mixed_forward(x, kernel, bias, inputs, operand_dtype)[0]
 
 
-def _mixed_forward(x, kernel, inputs, operand_dtype):
+def _mixed_forward(x, kernel, bias, inputs, operand_dtype):
     x_op, kernel_op = x.astype(operand_dtype), kernel.astype(operand_dtype)
     contract = tuple(range(x.ndim - inputs, x.ndim))
     y = jax.lax.dot_general(x_op, kernel_op, ((contract, tuple(range(inputs))), ((), ())),
                             preferred_element_type=jnp.float32)
-    return y, (x_op, kernel_op, jnp.zeros((), x.dtype), jnp.zeros((), kernel.dtype))  # dtypes ride as 0-d arrays
+    dtypes = tuple(jnp.zeros((), a.dtype) for a in (x, kernel, bias))  # the inputs' dtypes ride as 0-d arrays
+    return y + bias.astype(jnp.float32), (x_op, kernel_op, dtypes)
 
 
 def _mixed_backward(inputs, operand_dtype, residuals, dy):
-    x_op, kernel_op, x_like, kernel_like = residuals
+    x_op, kernel_op, (x_like, kernel_like, bias_like) = residuals
     dy = dy.astype(operand_dtype)
     lead = x_op.ndim - inputs
     dx = jax.lax.dot_general(dy, kernel_op, ((tuple(range(lead, dy.ndim)), tuple(range(inputs, kernel_op.ndim))),
                                              ((), ())), preferred_element_type=jnp.float32)
     dkernel = jax.lax.dot_general(x_op, dy, ((tuple(range(lead)), tuple(range(lead))), ((), ())),
                                   preferred_element_type=jnp.float32)
-    return dx.astype(x_like.dtype), dkernel.astype(kernel_like.dtype)
+    dbias = jnp.sum(dy, axis=tuple(range(lead)), dtype=jnp.float32)
+    return dx.astype(x_like.dtype), dkernel.astype(kernel_like.dtype), dbias.astype(bias_like.dtype)
 
 
-mixed_matmul.defvjp(_mixed_forward, _mixed_backward)
+mixed_linear.defvjp(_mixed_forward, _mixed_backward)
 
 
 class Linear(nn.Module):
@@ -103,7 +109,7 @@ class Linear(nn.Module):
         bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, self.axes[inputs:]),
                           tuple(self.features))
         if self.matmul_dtype is not None:  # "mixed" (dtype f32): bf16 operands in both passes
-            return mixed_matmul(x, kernel, inputs, self.matmul_dtype).astype(self.dtype) + bias.astype(self.dtype)
+            return mixed_linear(x, kernel, bias, inputs, self.matmul_dtype).astype(self.dtype)
         contract = tuple(range(x.ndim - inputs, x.ndim))
         y = jax.lax.dot_general(x.astype(self.dtype), kernel.astype(self.dtype),
                                 ((contract, tuple(range(inputs))), ((), ())), preferred_element_type=self.dtype)

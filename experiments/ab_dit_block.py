@@ -1,0 +1,77 @@
+r"""A DiT block against the same block at an earlier commit, A/B in one process: the baseline's
+`sora_jax/models/dit.py` is read with `git show REV:...` and loaded beside the working tree's
+(as `ab_attention_kernel.py` does for the attention kernels), and both run the same block's
+forward + backward, interleaved; medians of `--repeats`.
+
+    .venv/bin/python experiments/ab_dit_block.py --baseline=6ac54cf \
+        --out=experiments/results/cpu/ab_mixed_linear_bias.json
+
+One clip of 2,048 tokens (8 frames × 256), head dim 64, MiniLM-shaped text (33 tokens), the
+`flash` kernel; precisions of `model.dtype` (`--dtypes`). Also the largest difference of the
+parameter gradients between the two, relative to each gradient's largest magnitude. Nothing here
+is a test: numbers depend on the machine.
+"""
+
+import argparse
+import json
+import pathlib
+import statistics
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ab_attention_kernel import module_at  # a sibling script: a module of the repo at a commit
+from sora_jax.models import dit
+from sora_jax.train import throughput
+
+
+def block_gradient(module, width: int, dtype: str):
+    """(jitted gradient of one block's summed squared output, its params, its inputs)."""
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(1, 8, 256, width)), jnp.float32)
+    cond = jnp.asarray(rng.normal(size=(1, 8, width)), jnp.float32)
+    context = jnp.asarray(rng.normal(size=(1, 33, width)), jnp.float32)
+    mask = jnp.ones((1, 33), bool)
+    cos, sin = module.rope_3d((8, 16, 16), 64)
+    compute, matmul = module.DTYPES[dtype]
+    block = module.Block(width // 64, dtype=compute, matmul_dtype=matmul, implementation="flash")
+    params = jax.tree.map(lambda p: p + 0.01, block.init(jax.random.PRNGKey(0), x, cond, context, mask, cos, sin))
+    grad = jax.jit(lambda p: jax.grad(lambda p: jnp.sum(block.apply(p, x, cond, context, mask, cos, sin) ** 2))(p))
+    return grad, params
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--baseline", required=True, help="a git revision")
+    parser.add_argument("--widths", type=int, nargs="+", default=[192, 384])
+    parser.add_argument("--dtypes", nargs="+", default=["mixed", "float32"], choices=list(dit.DTYPES))
+    parser.add_argument("--repeats", type=int, default=11)
+    parser.add_argument("--out", default="out/ab_dit_block.json")
+    args = parser.parse_args()
+    modules = {args.baseline: module_at(args.baseline, "sora_jax/models/dit.py"), "working tree": dit}
+    rows = []
+    for width in args.widths:
+        for dtype in args.dtypes:
+            runs = {name: block_gradient(module, width, dtype) for name, module in modules.items()}
+            grads = {name: grad(params) for name, (grad, params) in runs.items()}
+            seconds = {name: [] for name in runs}
+            for _ in range(args.repeats):  # interleaved: both see the same machine state
+                for name, (grad, params) in runs.items():
+                    seconds[name].append(throughput.seconds_per_call(grad, (params,), 1, statistic=min))
+            median = {name: statistics.median(s) for name, s in seconds.items()}
+            difference = max(float(jnp.max(jnp.abs(a - b)) / (jnp.max(jnp.abs(b)) + 1e-30))
+                             for a, b in zip(jax.tree.leaves(grads["working tree"]), jax.tree.leaves(grads[args.baseline])))
+            row = {"width": width, "dtype": dtype, "baseline_ms": 1e3 * median[args.baseline],
+                   "working_tree_ms": 1e3 * median["working tree"], "speedup": median[args.baseline] / median["working tree"],
+                   "gradient_difference": difference}
+            rows.append(row)
+            print(f"width {width}, {dtype:>8}: {args.baseline} {row['baseline_ms']:7.1f} ms, working tree "
+                  f"{row['working_tree_ms']:7.1f} ms ({row['speedup']:.3f}x), gradients differ by {difference:.1e}", flush=True)
+            pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            pathlib.Path(args.out).write_text(json.dumps({"device": jax.devices()[0].device_kind, "baseline": args.baseline,
+                                                          "repeats": args.repeats, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
