@@ -1,7 +1,8 @@
 r"""A DiT block against the same block at an earlier commit, A/B in one process: the baseline's
 `sora_jax/models/dit.py` is read with `git show REV:...` and loaded beside the working tree's
 (as `ab_attention_kernel.py` does for the attention kernels), and both run the same block's
-forward + backward, interleaved; medians of `--repeats`.
+forward + backward, interleaved; medians of `--repeats`. With `--whole_step`, the whole DiT
+training step of `bench_dit_step.py` (depth 4, AdamW) instead of one block.
 
     .venv/bin/python experiments/ab_dit_block.py --baseline=6ac54cf \
         --out=experiments/results/cpu/ab_mixed_linear_bias.json
@@ -22,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ab_attention_kernel import module_at  # a sibling script: a module of the repo at a commit
+import bench_dit_step  # a sibling script: the benchmark's compiled DiT training step
 from sora_jax.models import dit
 from sora_jax.train import throughput
 
@@ -41,36 +43,52 @@ def block_gradient(module, width: int, dtype: str):
     return grad, params
 
 
+def whole_step(module, width: int, dtype: str):
+    """(run one training step, no arguments) of `bench_dit_step.jax_steps` with `module`'s DiT."""
+    bench_dit_step.DiT = module.DiT
+    try:
+        train = bench_dit_step.jax_steps(width, 4, width // 64, (8, 16, 64), 1, dtype, "flash")[0]
+    finally:
+        bench_dit_step.DiT = dit.DiT
+    return train, None
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--baseline", required=True, help="a git revision")
     parser.add_argument("--widths", type=int, nargs="+", default=[192, 384])
     parser.add_argument("--dtypes", nargs="+", default=["mixed", "float32"], choices=list(dit.DTYPES))
     parser.add_argument("--repeats", type=int, default=11)
+    parser.add_argument("--whole_step", action="store_true", help="time the whole training step, not one block")
     parser.add_argument("--out", default="out/ab_dit_block.json")
     args = parser.parse_args()
     modules = {args.baseline: module_at(args.baseline, "sora_jax/models/dit.py"), "working tree": dit}
     rows = []
     for width in args.widths:
         for dtype in args.dtypes:
-            runs = {name: block_gradient(module, width, dtype) for name, module in modules.items()}
-            grads = {name: grad(params) for name, (grad, params) in runs.items()}
+            build = whole_step if args.whole_step else block_gradient
+            runs = {name: build(module, width, dtype) for name, module in modules.items()}
             seconds = {name: [] for name in runs}
             for _ in range(args.repeats):  # interleaved: both see the same machine state
-                for name, (grad, params) in runs.items():
-                    seconds[name].append(throughput.seconds_per_call(grad, (params,), 1, statistic=min))
+                for name, (run, params) in runs.items():
+                    seconds[name].append(throughput.seconds_per_call(run, () if params is None else (params,), 1, statistic=min))
             median = {name: statistics.median(s) for name, s in seconds.items()}
-            difference = max(float(jnp.max(jnp.abs(a - b)) / (jnp.max(jnp.abs(b)) + 1e-30))
-                             for a, b in zip(jax.tree.leaves(grads["working tree"]), jax.tree.leaves(grads[args.baseline])))
+            difference = None
+            if not args.whole_step:
+                grads = {name: grad(params) for name, (grad, params) in runs.items()}
+                difference = max(float(jnp.max(jnp.abs(a - b)) / (jnp.max(jnp.abs(b)) + 1e-30)) for a, b in
+                                 zip(jax.tree.leaves(grads["working tree"]), jax.tree.leaves(grads[args.baseline])))
             row = {"width": width, "dtype": dtype, "baseline_ms": 1e3 * median[args.baseline],
                    "working_tree_ms": 1e3 * median["working tree"], "speedup": median[args.baseline] / median["working tree"],
                    "gradient_difference": difference}
             rows.append(row)
             print(f"width {width}, {dtype:>8}: {args.baseline} {row['baseline_ms']:7.1f} ms, working tree "
-                  f"{row['working_tree_ms']:7.1f} ms ({row['speedup']:.3f}x), gradients differ by {difference:.1e}", flush=True)
+                  f"{row['working_tree_ms']:7.1f} ms ({row['speedup']:.3f}x)"
+                  + ("" if difference is None else f", gradients differ by {difference:.1e}"), flush=True)
             pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             pathlib.Path(args.out).write_text(json.dumps({"device": jax.devices()[0].device_kind, "baseline": args.baseline,
-                                                          "repeats": args.repeats, "rows": rows}, indent=1))
+                                                          "repeats": args.repeats, "whole_step": args.whole_step,
+                                                          "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":
