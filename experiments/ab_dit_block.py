@@ -29,7 +29,7 @@ from sora_jax.train import throughput
 
 
 def block_gradient(module, width: int, dtype: str):
-    """(jitted gradient of one block's summed squared output, its params, its inputs)."""
+    """(jitted gradient of one block's summed squared output, the block's params)."""
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(1, 8, 256, width)), jnp.float32)
     cond = jnp.asarray(rng.normal(size=(1, 8, width)), jnp.float32)
@@ -39,7 +39,7 @@ def block_gradient(module, width: int, dtype: str):
     compute, matmul = module.DTYPES[dtype]
     block = module.Block(width // 64, dtype=compute, matmul_dtype=matmul, implementation="flash")
     params = jax.tree.map(lambda p: p + 0.01, block.init(jax.random.PRNGKey(0), x, cond, context, mask, cos, sin))
-    grad = jax.jit(lambda p: jax.grad(lambda p: jnp.sum(block.apply(p, x, cond, context, mask, cos, sin) ** 2))(p))
+    grad = jax.jit(jax.grad(lambda p: jnp.sum(block.apply(p, x, cond, context, mask, cos, sin) ** 2)))
     return grad, params
 
 

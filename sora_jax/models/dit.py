@@ -59,7 +59,7 @@ def mixed_linear(x, kernel, bias, inputs: int, operand_dtype):
     the step's FLOPs at the f32 rate; here the output gradient is cast to bf16 instead, as
     mixed-precision training does.) The bias gradient sums that bf16 output gradient (in f32), so
     the f32 one has no consumer but the cast, which XLA then fuses into the pass that makes it:
-    one pass less over every linear layer's output gradient (a DiT block 1.03–1.05x,
+    one pass less over every linear layer's output gradient (a DiT block 1.03–1.04x,
     `docs/architecture.md`)."""
     return _mixed_forward(x, kernel, bias, inputs, operand_dtype)[0]
 
