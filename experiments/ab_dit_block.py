@@ -20,36 +20,23 @@ import statistics
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ab_attention_kernel import module_at  # a sibling script: a module of the repo at a commit
 import bench_dit_step  # a sibling script: the benchmark's compiled DiT training step
+from profile_dit_block import block_gradient  # a sibling script: one block's jitted gradient
 from sora_jax.models import dit
 from sora_jax.train import throughput
 
 
-def block_gradient(module, width: int, dtype: str):
-    """(jitted gradient of one block's summed squared output, the block's params)."""
-    rng = np.random.default_rng(0)
-    x = jnp.asarray(rng.normal(size=(1, 8, 256, width)), jnp.float32)
-    cond = jnp.asarray(rng.normal(size=(1, 8, width)), jnp.float32)
-    context = jnp.asarray(rng.normal(size=(1, 33, width)), jnp.float32)
-    mask = jnp.ones((1, 33), bool)
-    cos, sin = module.rope_3d((8, 16, 16), 64)
+def one_block(module, width: int, dtype: str):
+    """(jitted gradient of one block, its params) of `module`'s DiT block."""
     compute, matmul = module.DTYPES[dtype]
-    block = module.Block(width // 64, dtype=compute, matmul_dtype=matmul, implementation="flash")
-    params = jax.tree.map(lambda p: p + 0.01, block.init(jax.random.PRNGKey(0), x, cond, context, mask, cos, sin))
-    grad = jax.jit(jax.grad(lambda p: jnp.sum(block.apply(p, x, cond, context, mask, cos, sin) ** 2)))
-    return grad, params
+    return block_gradient(width, matmul, "flash", dtype=compute, module=module)
 
 
 def whole_step(module, width: int, dtype: str):
     """(run one training step, no arguments) of `bench_dit_step.jax_steps` with `module`'s DiT."""
-    bench_dit_step.DiT = module.DiT
-    try:
-        train = bench_dit_step.jax_steps(width, 4, width // 64, (8, 16, 64), 1, dtype, "flash")[0]
-    finally:
-        bench_dit_step.DiT = dit.DiT
+    train = bench_dit_step.jax_steps(width, 4, width // 64, (8, 16, 64), 1, dtype, "flash", model_class=module.DiT)[0]
     return train, None
 
 
@@ -66,7 +53,7 @@ def main():
     rows = []
     for width in args.widths:
         for dtype in args.dtypes:
-            build = whole_step if args.whole_step else block_gradient
+            build = whole_step if args.whole_step else one_block
             runs = {name: build(module, width, dtype) for name, module in modules.items()}
             seconds = {name: [] for name in runs}
             for _ in range(args.repeats):  # interleaved: both see the same machine state

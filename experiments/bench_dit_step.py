@@ -55,10 +55,12 @@ def _inputs(latent, batch):
     return x, t, text
 
 
-def jax_steps(width: int, depth: int, heads: int, latent, batch: int, dtype: str, attention: str, remat: str = "none"):
-    """(train step runner, sampling step runner, facts) for one configuration, compiled and warm."""
+def jax_steps(width: int, depth: int, heads: int, latent, batch: int, dtype: str, attention: str, remat: str = "none",
+              model_class=DiT):
+    """(train step runner, sampling step runner, facts) for one configuration, compiled and warm
+    (`model_class`: this repo's DiT, or one loaded from another commit by `ab_dit_block.py`)."""
     compute, matmul = DTYPES[dtype]
-    model = DiT(latent_channels=16, width=width, depth=depth, heads=heads, text_encoder="minilm", text_length=TEXT,
+    model = model_class(latent_channels=16, width=width, depth=depth, heads=heads, text_encoder="minilm", text_length=TEXT,
                 dtype=compute, matmul_dtype=matmul, remat=remat, attention_implementation=attention)
     x, t, text = _inputs(latent, batch)
     params = jax.jit(model.init)(jax.random.PRNGKey(0), x, t, text)["params"]

@@ -27,16 +27,23 @@ def best_seconds(fn, args, repeats: int) -> float:
     return throughput.seconds_per_call(fn, args, repeats, statistic=min)
 
 
-def block_seconds(width: int, matmul_dtype, attention: str, repeats: int) -> float:
+def block_gradient(width: int, matmul_dtype, attention: str, dtype=jnp.float32, module=dit):
+    """(jitted gradient of one block's summed squared output, the block's params): `module`'s
+    Block (this repo's `dit`, or one loaded from another commit) on one 2,048-token clip."""
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(1, 8, 256, width)), jnp.float32)
     cond = jnp.asarray(rng.normal(size=(1, 8, width)), jnp.float32)
     context = jnp.asarray(rng.normal(size=(1, 33, width)), jnp.float32)
     mask = jnp.ones((1, 33), bool)
-    cos, sin = dit.rope_3d((8, 16, 16), 64)
-    block = dit.Block(width // 64, matmul_dtype=matmul_dtype, implementation=attention)
+    cos, sin = module.rope_3d((8, 16, 16), 64)
+    block = module.Block(width // 64, dtype=dtype, matmul_dtype=matmul_dtype, implementation=attention)
     params = jax.tree.map(lambda p: p + 0.01, block.init(jax.random.PRNGKey(0), x, cond, context, mask, cos, sin))
     grad = jax.jit(jax.grad(lambda p: jnp.sum(block.apply(p, x, cond, context, mask, cos, sin) ** 2)))
+    return grad, params
+
+
+def block_seconds(width: int, matmul_dtype, attention: str, repeats: int) -> float:
+    grad, params = block_gradient(width, matmul_dtype, attention)
     return best_seconds(grad, (params,), repeats)
 
 
