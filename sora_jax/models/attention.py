@@ -4,9 +4,12 @@
 
 - `xla`: `jax.nn.dot_product_attention` (XLA's fused softmax(QKᵀ)V; N² scores in memory).
 - `cudnn`: cuDNN's flash kernel (GPU; bf16 operands).
-- `flash`: FlashAttention-2's forward and backward written in JAX, blocked over queries, with a
-  custom VJP (only the output and log-sum-exp are saved): memory linear in tokens, and bf16
-  matmul operands under mixed precision. The fastest kernel on CPU.
+- `flash`: FlashAttention-2's forward and backward, with a custom VJP (only the output and
+  log-sum-exp are saved): memory linear in tokens, bf16 matmul operands under mixed precision.
+  The fastest kernel on CPU. With bf16 operands on a CPU with AMX it runs the fused C++ kernel
+  of `sora_jax/kernels/amx_attention.py` (scores never leave the cache); elsewhere, or where that
+  cannot be built, the pure-JAX kernel below, blocked over queries.
+- `flash_jax`: always the pure-JAX flash kernel (for A/B against the fused one).
 - `chunked`: memory-efficient attention for CPU and long sequences: queries in chunks, keys in
   chunks under an online softmax (running max and sum, as flash attention), each query chunk
   rematerialized in the backward pass, so activation memory grows linearly with tokens.
@@ -27,7 +30,9 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
-IMPLEMENTATIONS = ("xla", "cudnn", "chunked", "flash")
+from sora_jax.kernels import amx_attention
+
+IMPLEMENTATIONS = ("xla", "cudnn", "chunked", "flash", "flash_jax")
 CHUNK = 512  # tokens per query / key chunk of the chunked kernel
 # Queries per flash block. Timed in the whole DiT training step (mixed precision, depth 4;
 # `experiments/sweep_flash_block.py`), 512 was the fastest or within 2 % of it of 128–1,024 at
@@ -251,11 +256,20 @@ _flash.defvjp(_flash_forward, _flash_backward)
 def _local(q, k, v, mask, implementation: str, operand_dtype=None):
     if implementation == "chunked":
         return chunked_attention(q, k, v, mask)
-    if implementation == "flash" and mask is None:
+    if implementation in ("flash", "flash_jax") and mask is None:
+        if implementation == "flash" and _fused_on_cpu(q, k, operand_dtype):
+            return amx_attention.amx_attention(q, k, v)
         return flash_attention(q, k, v, operand_dtype)
     if implementation == "cudnn":
         return cudnn_attention(q, k, v, mask)
     return jax.nn.dot_product_attention(q, k, v, mask=mask)
+
+
+def _fused_on_cpu(q, k, operand_dtype) -> bool:
+    """The fused AMX kernel computes with bf16 operands: used for `flash` when those are asked for
+    (mixed precision) and the computation runs on a CPU that has AMX."""
+    return (operand_dtype is not None and jnp.dtype(operand_dtype) == jnp.bfloat16
+            and jax.default_backend() == "cpu" and amx_attention.supports(q, k))
 
 
 def context_size() -> int:

@@ -1,0 +1,178 @@
+"""Fused flash attention on x86 CPUs with AMX: a C++ XLA FFI kernel (`amx_attention.cc`).
+
+    amx_attention(q, k, v)          # [B, N, H, D], bf16 matmul operands, f32 softmax
+    available() -> bool             # AMX + AVX-512-bf16 CPU, a C++ compiler, Linux
+
+Why: on CPU, XLA cannot fuse a matmul with the softmax that follows it, so the pure-JAX `flash`
+kernel (sora_jax/models/attention.py) streams every block of N² scores through memory several
+times (scores, weights, their gradients); at head dim 64 those passes, not the matmuls, are most
+of the attention time. Here each task keeps 16 query rows' scores against all keys in L2, computes
+them and the weighted sums with AMX bf16 tile matmuls (f32 accumulation), and the exp and the
+gradient algebra with AVX-512 — the N² scores never reach memory. Forward and backward follow
+FlashAttention-2: the forward saves the output and each query's log-sum-exp; the backward
+recomputes scores, once for dK/dV (tasks own 16 keys) and once for dQ (tasks own 16 queries).
+Work is spread over XLA's own intra-op threads.
+
+Numerics are those of the pure-JAX kernel under mixed precision (bf16 operands rounded to nearest,
+f32 accumulation and softmax); tests compare the two and both against f32.
+
+Build: on first use the source is compiled with the system `g++` (or $CXX) against jaxlib's FFI
+headers into a cache directory ($SORA_JAX_KERNEL_CACHE, else ~/.cache/sora_jax), keyed by a hash
+of the source, the flags and jaxlib's version; later processes load the cached library.
+`available()` is False — and `attend` falls back to the pure-JAX kernel — when the CPU lacks AMX,
+the compiler is missing or fails (a warning says why), or SORA_JAX_AMX_ATTENTION=0.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import math
+import os
+import pathlib
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+
+import jax
+import jax.numpy as jnp
+import jaxlib
+
+SOURCE = pathlib.Path(__file__).with_name("amx_attention.cc")
+FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-w", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq",
+         "-mavx512bf16", "-mamx-tile", "-mamx-bf16", "-mfma")
+CPU_FLAGS = ("avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+TILE = 32  # tokens and head dims are padded to / must be multiples of this
+_FORWARD, _BACKWARD = "sora_amx_attention_forward", "sora_amx_attention_backward"
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = pathlib.Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    return set(line.partition(":")[2].split())
+
+
+def _request_amx_permission() -> bool:
+    """Linux hands out AMX's 8 KiB of tile state only on request (arch_prctl ARCH_REQ_XCOMP_PERM)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    sys_arch_prctl, arch_req_xcomp_perm, xfeature_xtiledata = 158, 0x1023, 18
+    return libc.syscall(sys_arch_prctl, arch_req_xcomp_perm, xfeature_xtiledata) == 0
+
+
+def _cache_dir() -> pathlib.Path:
+    root = os.environ.get("SORA_JAX_KERNEL_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "sora_jax")
+    return pathlib.Path(root)
+
+
+def _build(compiler: str) -> pathlib.Path:
+    """The compiled library, built once per source/flags/jaxlib version and shared by processes
+    (written under a temporary name and renamed into place, so concurrent builds are safe)."""
+    include = jax.ffi.include_dir()
+    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + jaxlib.__version__.encode())
+    library = _cache_dir() / f"amx_attention-{key.hexdigest()[:16]}.so"
+    if library.exists():
+        return library
+    library.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=library.parent) as tmp:
+        built = pathlib.Path(tmp) / library.name
+        subprocess.run([compiler, *FLAGS, f"-I{include}", str(SOURCE), "-o", str(built)], check=True,
+                       capture_output=True, text=True)
+        os.replace(built, library)
+    return library
+
+
+@functools.cache
+def _load() -> str | None:
+    """Registers the FFI targets; returns None when ready, else why the kernel is unavailable."""
+    if os.environ.get("SORA_JAX_AMX_ATTENTION", "1") == "0":
+        return "disabled by SORA_JAX_AMX_ATTENTION=0"
+    if platform.system() != "Linux" or platform.machine() != "x86_64":
+        return f"needs Linux on x86_64, not {platform.system()} on {platform.machine()}"
+    missing = [flag for flag in CPU_FLAGS if flag not in _cpu_flags()]
+    if missing:
+        return f"the CPU lacks {', '.join(missing)}"
+    if not _request_amx_permission():
+        return "the kernel refused AMX tile state (arch_prctl)"
+    compiler = os.environ.get("CXX") or shutil.which("g++")
+    if not compiler:
+        return "no C++ compiler (g++ or $CXX)"
+    try:
+        library = ctypes.CDLL(str(_build(compiler)))
+    except subprocess.CalledProcessError as error:
+        reason = f"compiling {SOURCE.name} failed: {error.stderr.strip()[-500:]}"
+        warnings.warn(f"AMX attention unavailable, using the pure-JAX kernel: {reason}")
+        return reason
+    except OSError as error:
+        warnings.warn(f"AMX attention unavailable, using the pure-JAX kernel: {error}")
+        return str(error)
+    for name, symbol in ((_FORWARD, "SoraAmxAttentionForward"), (_BACKWARD, "SoraAmxAttentionBackward")):
+        jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(library, symbol)), platform="cpu")
+    return None
+
+
+def available() -> bool:
+    return _load() is None
+
+
+def unavailable_reason() -> str | None:
+    return _load()
+
+
+def supports(q, k) -> bool:
+    """Whether `amx_attention` takes these operands (head dim a multiple of 32, self- or
+    cross-attention without a mask) on this machine."""
+    return q.shape[-1] % TILE == 0 and q.shape[-1] == k.shape[-1] and available()
+
+
+def amx_attention(q, k, v):
+    """softmax(q·kᵀ/√d)·v for [B, N, H, D] q and [B, Nk, H, D] k, v (one dtype), in q's dtype;
+    bf16 matmul operands, f32 softmax. Needs `supports(q, k)`."""
+    if not q.dtype == k.dtype == v.dtype:
+        raise ValueError(f"amx attention takes one dtype for q, k, v; got {q.dtype}, {k.dtype}, {v.dtype}")
+    if not supports(q, k):
+        raise ValueError(f"amx attention unavailable for head dim {q.shape[-1]}: {_load() or 'needs a multiple of 32'}")
+    return _attention(q, k, v, k.shape[1])
+
+
+def _heads_first(x, scale=None):  # [B, N, H, D] -> [B, H, N', D] bf16, N' padded to a multiple of TILE
+    if scale is not None:
+        x = x.astype(jnp.float32) * scale
+    x = x.astype(jnp.bfloat16).transpose(0, 2, 1, 3)
+    return jnp.pad(x, ((0, 0), (0, 0), (0, -x.shape[2] % TILE), (0, 0)))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _attention(q, k, v, keys: int):
+    return _attention_forward(q, k, v, keys)[0]
+
+
+def _attention_forward(q, k, v, keys: int):
+    n, d = q.shape[1], q.shape[-1]
+    qh, kh, vh = _heads_first(q, 1.0 / math.sqrt(d)), _heads_first(k), _heads_first(v)
+    out_types = (jax.ShapeDtypeStruct(qh.shape, jnp.float32), jax.ShapeDtypeStruct(qh.shape[:-1], jnp.float32))
+    out, lse = jax.ffi.ffi_call(_FORWARD, out_types, vmap_method="broadcast_all")(qh, kh, vh, keys=keys)
+    return out[:, :, :n].transpose(0, 2, 1, 3).astype(q.dtype), (qh, kh, vh, out, lse)
+
+
+def _attention_backward(keys: int, residuals, d_out):
+    qh, kh, vh, out, lse = residuals
+    n, d = d_out.shape[1], qh.shape[-1]
+    doh = _heads_first(d_out)
+    # rowsum(P ∘ dP) = dO·out, with dO rounded as the kernel's dP = dO·Vᵀ sees it
+    delta = jnp.einsum("bhnd,bhnd->bhn", doh.astype(jnp.float32), out)
+    out_types = tuple(jax.ShapeDtypeStruct(x.shape, jnp.float32) for x in (qh, kh, vh))
+    dq, dk, dv = jax.ffi.ffi_call(_BACKWARD, out_types, vmap_method="broadcast_all")(
+        qh, kh, vh, doh, lse, delta, keys=keys)
+    dq = dq * (1.0 / math.sqrt(d))  # the scale went into q's copy: undo it
+    return tuple(x[:, :, :size].transpose(0, 2, 1, 3).astype(d_out.dtype)
+                 for x, size in ((dq, n), (dk, keys), (dv, keys)))
+
+
+_attention.defvjp(_attention_forward, _attention_backward)

@@ -1,0 +1,90 @@
+"""The fused AMX attention kernel (C++ FFI) against XLA's f32 attention and the pure-JAX flash kernel
+with the same bf16 operands: values and all three gradients, with padding (token counts that are
+not multiples of 32), fewer or more keys than queries, head dims 32-128, under vmap; `attend`
+picks it for `flash` under mixed precision; a machine that cannot build it falls back with a reason."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sora_jax.kernels import amx_attention
+from sora_jax.models import attention
+
+needs_amx = pytest.mark.skipif(not amx_attention.available(),
+                               reason=f"AMX attention unavailable: {amx_attention.unavailable_reason()}")
+
+
+def _errors(fn, q, k, v, cotangent):
+    """Max abs error of fn's output and gradients against f32 XLA attention."""
+    def loss(f, *a):
+        return jnp.sum(f(*a) * cotangent)
+
+    reference = jax.nn.dot_product_attention
+    want = (reference(q, k, v), *jax.grad(lambda *a: loss(reference, *a), argnums=(0, 1, 2))(q, k, v))
+    got = (fn(q, k, v), *jax.grad(lambda *a: loss(fn, *a), argnums=(0, 1, 2))(q, k, v))
+    assert all(g.dtype == jnp.float32 and g.shape == w.shape for g, w in zip(got, want))
+    return np.array([float(jnp.max(jnp.abs(g - w))) for g, w in zip(got, want)])
+
+
+@needs_amx
+@jax.default_matmul_precision("float32")
+@pytest.mark.parametrize("b,nq,nk,h,d", [(1, 64, 64, 1, 64), (2, 100, 77, 3, 64), (1, 40, 50, 2, 32),
+                                         (1, 33, 130, 1, 128)])
+def test_fused_kernel_is_as_accurate_as_the_pure_jax_bf16_kernel(b, nq, nk, h, d):
+    rng = np.random.default_rng(0)
+    q, k, v = (jnp.asarray(rng.normal(size=(b, n, h, d)), jnp.float32) for n in (nq, nk, nk))
+    cotangent = jnp.asarray(rng.normal(size=(b, nq, h, d)), jnp.float32)
+    fused = _errors(amx_attention.amx_attention, q, k, v, cotangent)
+    pure_jax = _errors(lambda q, k, v: attention.flash_attention(q, k, v, jnp.bfloat16), q, k, v, cotangent)
+    # Both round operands to bf16 (relative step 2^-8): errors of a few 1e-3 at unit scale.
+    assert fused.max() < 2e-2, fused
+    assert np.all(fused <= 2 * pure_jax + 2e-3), (fused, pure_jax)
+
+
+@needs_amx
+def test_fused_kernel_under_vmap_equals_a_loop():
+    rng = np.random.default_rng(1)
+    q, k, v = (jnp.asarray(rng.normal(size=(3, 1, 48, 2, 32)), jnp.float32) for _ in range(3))
+    got = jax.vmap(amx_attention.amx_attention)(q, k, v)
+    np.testing.assert_allclose(got, jnp.stack([amx_attention.amx_attention(*x) for x in zip(q, k, v)]), atol=1e-6)
+
+
+@needs_amx
+def test_attend_picks_the_fused_kernel_for_flash_with_bf16_operands_only():
+    x = jax.ShapeDtypeStruct((1, 64, 2, 64), jnp.float32)
+
+    def lowered(implementation, operand_dtype):
+        fn = lambda q: attention.attend(q, q, q, implementation=implementation, operand_dtype=operand_dtype)
+        return jax.jit(jax.grad(lambda q: fn(q).sum())).lower(x).as_text()
+
+    assert "sora_amx_attention_forward" in lowered("flash", jnp.bfloat16)
+    assert "sora_amx_attention_backward" in lowered("flash", jnp.bfloat16)
+    assert "sora_amx_attention" not in lowered("flash", None)  # f32 operands: the pure-JAX kernel
+    assert "sora_amx_attention" not in lowered("flash_jax", jnp.bfloat16)
+
+
+@needs_amx
+def test_head_dims_the_tiles_cannot_take_are_refused_and_flash_falls_back():
+    x = jnp.ones((1, 16, 1, 48), jnp.float32)
+    assert not amx_attention.supports(x, x)
+    with pytest.raises(ValueError, match="head dim 48"):
+        amx_attention.amx_attention(x, x, x)
+    np.testing.assert_allclose(attention.attend(x, x, x, implementation="flash", operand_dtype=jnp.bfloat16), x)
+
+
+def test_a_failing_compiler_or_the_switch_leaves_a_reason_and_no_kernel(monkeypatch, tmp_path):
+    """What a machine without a working g++ sees: a warning, `available()` False, and `flash`
+    running the pure-JAX kernel (nothing is loaded or registered)."""
+    load = amx_attention._load.__wrapped__
+    monkeypatch.setenv("SORA_JAX_AMX_ATTENTION", "0")
+    assert load() == "disabled by SORA_JAX_AMX_ATTENTION=0"
+    monkeypatch.setenv("SORA_JAX_AMX_ATTENTION", "1")
+    if not set(amx_attention.CPU_FLAGS) <= amx_attention._cpu_flags():
+        assert "the CPU lacks" in load()
+        return
+    monkeypatch.setenv("SORA_JAX_KERNEL_CACHE", str(tmp_path))  # nothing cached: it must compile
+    monkeypatch.setenv("CXX", "false")  # a "compiler" that fails
+    with pytest.warns(UserWarning, match="AMX attention unavailable"):
+        assert load().startswith("compiling amx_attention.cc failed")
+    assert not list(tmp_path.glob("*.so"))
