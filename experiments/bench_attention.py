@@ -2,6 +2,8 @@ r"""Attention kernels head to head: forward and forward + backward time, TFLOP/s
 and each kernel's error against XLA's attention computed in float32 on the same inputs.
 
     .venv/bin/python experiments/bench_attention.py --out=out/bench_attention.json          # CPU
+    .venv/bin/python experiments/bench_attention.py --operand_dtype bfloat16 \
+        --implementations xla flash_jax flash --out=out/bench_attention_mixed.json         # CPU, mixed
     python3 experiments/bench_attention.py --tokens 4096 16384 65536 --heads 16 --dtype bfloat16  # GPU
 
 Every kernel of `sora_jax/models/attention.py` (`IMPLEMENTATIONS`) on [B, N, H, D] inputs. FLOPs
@@ -36,15 +38,17 @@ def main():
     parser.add_argument("--heads", type=int, default=3)
     parser.add_argument("--head_dim", type=int, default=64)
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--operand_dtype", default=None, choices=["bfloat16"],
+                        help="matmul operands of flash (mixed precision: f32 inputs, bf16 operands)")
     parser.add_argument("--implementations", nargs="+", default=list(attention.IMPLEMENTATIONS))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default="out/bench_attention.json")
     args = parser.parse_args()
     dtype = jnp.dtype(args.dtype)
     memory = device_memory_bytes()
-    ceiling = throughput.matmul_peak_flops(dtype=dtype)
+    ceiling = throughput.matmul_peak_flops(dtype=jnp.dtype(args.operand_dtype or args.dtype))
     device = jax.devices()[0]
-    print(f"{device.device_kind} ({jax.default_backend()}): matmul ceiling {ceiling / 1e12:.2f} TFLOP/s ({args.dtype} operands)")
+    print(f"{device.device_kind} ({jax.default_backend()}): matmul ceiling {ceiling / 1e12:.2f} TFLOP/s ({args.operand_dtype or args.dtype} operands)")
     print(f"{'tokens':>7} {'kernel':>8} {'fwd ms':>9} {'fwd+bwd ms':>11} {'TFLOP/s':>8} {'of ceiling':>10} "
           f"{'temp MiB':>9} {'max err':>8}")
     rows = []
@@ -65,11 +69,12 @@ def main():
             reference = jax.jit(jax.value_and_grad(lambda *a: loss(jax.nn.dot_product_attention, *a), argnums=(0, 1, 2)))(*f32)
         for implementation in args.implementations:
             row = {"tokens": n, "implementation": implementation, "batch": args.batch, "heads": args.heads,
-                   "head_dim": args.head_dim, "dtype": args.dtype}
+                   "head_dim": args.head_dim, "dtype": args.dtype, "operand_dtype": args.operand_dtype or args.dtype}
             if implementation == "xla" and not scores_fit:
                 row["error"] = f"N² scores need {scores_bytes / 2**30:.0f} GiB per tensor; device has {memory / 2**30:.0f} GiB"
             else:
-                kernel = lambda q, k, v, implementation=implementation: attention.attend(q, k, v, implementation=implementation)
+                kernel = lambda q, k, v, implementation=implementation: attention.attend(
+                    q, k, v, implementation=implementation, operand_dtype=args.operand_dtype)
                 try:
                     forward = jax.jit(kernel)
                     both = jax.jit(jax.value_and_grad(lambda *a: loss(kernel, *a), argnums=(0, 1, 2)))

@@ -71,21 +71,31 @@ def _cache_dir() -> pathlib.Path:
     return pathlib.Path(root)
 
 
-def _build(compiler: str) -> pathlib.Path:
-    """The compiled library, built once per source/flags/jaxlib version and shared by processes
-    (written under a temporary name and renamed into place, so concurrent builds are safe)."""
+def build(compiler: str, source: pathlib.Path = SOURCE) -> pathlib.Path:
+    """The compiled library of `source`, built once per source/flags/jaxlib version and shared by
+    processes (written under a temporary name and renamed into place: concurrent builds are safe)."""
     include = jax.ffi.include_dir()
-    key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + jaxlib.__version__.encode())
-    library = _cache_dir() / f"amx_attention-{key.hexdigest()[:16]}.so"
+    key = hashlib.sha256(source.read_bytes() + " ".join(FLAGS).encode() + jaxlib.__version__.encode())
+    library = _cache_dir() / f"{source.stem}-{key.hexdigest()[:16]}.so"
     if library.exists():
         return library
     library.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=library.parent) as tmp:
         built = pathlib.Path(tmp) / library.name
-        subprocess.run([compiler, *FLAGS, f"-I{include}", str(SOURCE), "-o", str(built)], check=True,
+        subprocess.run([compiler, *FLAGS, f"-I{include}", str(source), "-o", str(built)], check=True,
                        capture_output=True, text=True)
         os.replace(built, library)
     return library
+
+
+def register(library: pathlib.Path, suffix: str = "") -> tuple[str, str]:
+    """Registers a built library's forward and backward as XLA CPU custom-call targets (names
+    suffixed, so that another build — e.g. an earlier commit's, for an A/B — can sit beside)."""
+    loaded = ctypes.CDLL(str(library))
+    names = (_FORWARD + suffix, _BACKWARD + suffix)
+    for name, symbol in zip(names, ("SoraAmxAttentionForward", "SoraAmxAttentionBackward")):
+        jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(loaded, symbol)), platform="cpu")
+    return names
 
 
 @functools.cache
@@ -104,7 +114,7 @@ def _load() -> str | None:
     if not compiler:
         return "no C++ compiler (g++ or $CXX)"
     try:
-        library = ctypes.CDLL(str(_build(compiler)))
+        register(build(compiler))
     except subprocess.CalledProcessError as error:
         reason = f"compiling {SOURCE.name} failed: {error.stderr.strip()[-500:]}"
         warnings.warn(f"AMX attention unavailable, using the pure-JAX kernel: {reason}")
@@ -112,8 +122,6 @@ def _load() -> str | None:
     except OSError as error:
         warnings.warn(f"AMX attention unavailable, using the pure-JAX kernel: {error}")
         return str(error)
-    for name, symbol in ((_FORWARD, "SoraAmxAttentionForward"), (_BACKWARD, "SoraAmxAttentionBackward")):
-        jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(library, symbol)), platform="cpu")
     return None
 
 
@@ -148,31 +156,36 @@ def _heads_first(x, scale=None):  # [B, N, H, D] -> [B, H, N', D] bf16, N' padde
     return jnp.pad(x, ((0, 0), (0, 0), (0, -x.shape[2] % TILE), (0, 0)))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
-def _attention(q, k, v, keys: int):
-    return _attention_forward(q, k, v, keys)[0]
+def attention_with(forward: str, backward: str):
+    """f(q, k, v, keys) — the fused attention through the custom-call targets `forward` and
+    `backward` (as `register` names them), differentiable; `keys` is k's token count (static)."""
+
+    @functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+    def attention(q, k, v, keys: int):
+        return attention_forward(q, k, v, keys)[0]
+
+    def attention_forward(q, k, v, keys: int):
+        n, d = q.shape[1], q.shape[-1]
+        qh, kh, vh = _heads_first(q, 1.0 / math.sqrt(d)), _heads_first(k), _heads_first(v)
+        out_types = (jax.ShapeDtypeStruct(qh.shape, jnp.float32), jax.ShapeDtypeStruct(qh.shape[:-1], jnp.float32))
+        out, lse = jax.ffi.ffi_call(forward, out_types, vmap_method="broadcast_all")(qh, kh, vh, keys=keys)
+        return out[:, :, :n].transpose(0, 2, 1, 3).astype(q.dtype), (qh, kh, vh, out, lse)
+
+    def attention_backward(keys: int, residuals, d_out):
+        qh, kh, vh, out, lse = residuals
+        n, d = d_out.shape[1], qh.shape[-1]
+        doh = _heads_first(d_out)
+        # rowsum(P ∘ dP) = dO·out, with dO rounded as the kernel's dP = dO·Vᵀ sees it
+        delta = jnp.einsum("bhnd,bhnd->bhn", doh.astype(jnp.float32), out)
+        out_types = tuple(jax.ShapeDtypeStruct(x.shape, jnp.float32) for x in (qh, kh, vh))
+        dq, dk, dv = jax.ffi.ffi_call(backward, out_types, vmap_method="broadcast_all")(
+            qh, kh, vh, doh, lse, delta, keys=keys)
+        dq = dq * (1.0 / math.sqrt(d))  # the scale went into q's copy: undo it
+        return tuple(x[:, :, :size].transpose(0, 2, 1, 3).astype(d_out.dtype)
+                     for x, size in ((dq, n), (dk, keys), (dv, keys)))
+
+    attention.defvjp(attention_forward, attention_backward)
+    return attention
 
 
-def _attention_forward(q, k, v, keys: int):
-    n, d = q.shape[1], q.shape[-1]
-    qh, kh, vh = _heads_first(q, 1.0 / math.sqrt(d)), _heads_first(k), _heads_first(v)
-    out_types = (jax.ShapeDtypeStruct(qh.shape, jnp.float32), jax.ShapeDtypeStruct(qh.shape[:-1], jnp.float32))
-    out, lse = jax.ffi.ffi_call(_FORWARD, out_types, vmap_method="broadcast_all")(qh, kh, vh, keys=keys)
-    return out[:, :, :n].transpose(0, 2, 1, 3).astype(q.dtype), (qh, kh, vh, out, lse)
-
-
-def _attention_backward(keys: int, residuals, d_out):
-    qh, kh, vh, out, lse = residuals
-    n, d = d_out.shape[1], qh.shape[-1]
-    doh = _heads_first(d_out)
-    # rowsum(P ∘ dP) = dO·out, with dO rounded as the kernel's dP = dO·Vᵀ sees it
-    delta = jnp.einsum("bhnd,bhnd->bhn", doh.astype(jnp.float32), out)
-    out_types = tuple(jax.ShapeDtypeStruct(x.shape, jnp.float32) for x in (qh, kh, vh))
-    dq, dk, dv = jax.ffi.ffi_call(_BACKWARD, out_types, vmap_method="broadcast_all")(
-        qh, kh, vh, doh, lse, delta, keys=keys)
-    dq = dq * (1.0 / math.sqrt(d))  # the scale went into q's copy: undo it
-    return tuple(x[:, :, :size].transpose(0, 2, 1, 3).astype(d_out.dtype)
-                 for x, size in ((dq, n), (dk, keys), (dv, keys)))
-
-
-_attention.defvjp(_attention_forward, _attention_backward)
+_attention = attention_with(_FORWARD, _BACKWARD)
