@@ -60,9 +60,10 @@ void configure_tiles() {
 inline int64_t score_at(int64_t row, int64_t j) { return (j / 16) * 256 + row * 16; }  // j % 16 == 0
 inline int64_t weight_at(int64_t row, int64_t j) { return (j / 32) * 512 + row * 32 + j % 32; }  // j % 16 == 0
 
-// scores[16 x 16T, from column j0] = a[16][d] · bᵀ[d][j0 : j0 + 16T], b in the keys layout.
+// out[16 x 16T] (scores layout) = a[16][d] · bᵀ for the 16T rows of b whose keys-layout blocks
+// start at bt.
 template <int T>
-void dot_rows_group(const uint16_t* a, int64_t lda, const uint32_t* bt, int64_t j0, int64_t d, float* out) {
+void dot_rows_group(const uint16_t* a, int64_t lda, const uint32_t* bt, int64_t d, float* out) {
   _tile_zero(0);
   if constexpr (T > 1) _tile_zero(1);
   if constexpr (T > 2) _tile_zero(2);
@@ -70,7 +71,7 @@ void dot_rows_group(const uint16_t* a, int64_t lda, const uint32_t* bt, int64_t 
   const int64_t block = d * 8;  // uint32 per 16 keys
   for (int64_t c = 0; c < d / 32; ++c) {
     _tile_loadd(4, a + 32 * c, lda * 2);
-    const uint32_t* b = bt + (j0 / 16) * block + c * 256;
+    const uint32_t* b = bt + c * 256;
     _tile_loadd(5, b, 64);
     _tile_dpbf16ps(0, 4, 5);
     if constexpr (T > 1) {
@@ -86,18 +87,26 @@ void dot_rows_group(const uint16_t* a, int64_t lda, const uint32_t* bt, int64_t 
       _tile_dpbf16ps(3, 4, 5);
     }
   }
-  float* o = out + (j0 / 16) * 256;
-  _tile_stored(0, o, 64);
-  if constexpr (T > 1) _tile_stored(1, o + 256, 64);
-  if constexpr (T > 2) _tile_stored(2, o + 512, 64);
-  if constexpr (T > 3) _tile_stored(3, o + 768, 64);
+  _tile_stored(0, out, 64);
+  if constexpr (T > 1) _tile_stored(1, out + 256, 64);
+  if constexpr (T > 2) _tile_stored(2, out + 512, 64);
+  if constexpr (T > 3) _tile_stored(3, out + 768, 64);
+}
+
+// Columns j0 .. j0 + 16·(T = 4, or 2 at the end) of a · bᵀ, into out (scores layout, from j0).
+inline int64_t dot_rows_from(const uint16_t* a, int64_t lda, const uint32_t* bt, int64_t n, int64_t d, int64_t j0,
+                             float* out) {
+  if (j0 + 64 <= n) {
+    dot_rows_group<4>(a, lda, bt + (j0 / 16) * d * 8, d, out);
+    return 4;
+  }
+  dot_rows_group<2>(a, lda, bt + (j0 / 16) * d * 8, d, out);
+  return 2;
 }
 
 // scores (blocked) = a[16][d] · bᵀ for all n rows of b (keys layout); n % 32 == 0.
 void dot_rows(const uint16_t* a, int64_t lda, const uint32_t* bt, int64_t n, int64_t d, float* out) {
-  int64_t j0 = 0;
-  for (; j0 + 64 <= n; j0 += 64) dot_rows_group<4>(a, lda, bt, j0, d, out);
-  if (j0 < n) dot_rows_group<2>(a, lda, bt, j0, d, out);
+  for (int64_t j0 = 0; j0 < n; j0 += 64) dot_rows_from(a, lda, bt, n, d, j0, out + (j0 / 16) * 256);
 }
 
 // out[16][c0 : c0 + 16T] = w · b[n][c0 : ...], w in the weights layout, b as row pairs bv[n / 2][d].
@@ -300,19 +309,31 @@ ffi::Error Forward(ffi::ThreadPool pool, Bf16 q, Bf16 k, Bf16 v, int64_t keys, F
   return ffi::Error::Success();
 }
 
-// For 16 rows of one operand against all n rows of another, from blocked scores s and dp:
+// For 16 rows against all n rows of the other operand: s = a_s · bᵀ_s, dp = a_p · bᵀ_p,
 // p = exp(s - lse), ds = p (dp - delta), rounded to bf16 into the weights layout; lse/delta are
-// per row (`per_row`) or per column. Columns >= `valid` get 0.
-void weights_and_grads(const float* s, const float* dp, int64_t n, int64_t valid, const float* lse,
-                       const float* delta, bool per_row, uint16_t* p_out, uint16_t* ds_out) {
-  for (int64_t r = 0; r < kRows; ++r) {
-    for (int64_t j = 0; j < n; j += 16) {
-      const __m512 l = per_row ? _mm512_set1_ps(lse[r]) : _mm512_loadu_ps(lse + j);
-      const __m512 dl = per_row ? _mm512_set1_ps(delta[r]) : _mm512_loadu_ps(delta + j);
-      const __m512 p = _mm512_maskz_mov_ps(below(j, valid), exp_ps(_mm512_sub_ps(_mm512_loadu_ps(s + score_at(r, j)), l)));
-      const __m512 ds = _mm512_mul_ps(p, _mm512_sub_ps(_mm512_loadu_ps(dp + score_at(r, j)), dl));
-      if (p_out) store_bf16(p_out + weight_at(r, j), p);
-      store_bf16(ds_out + weight_at(r, j), ds);
+// per row (`per_row`) or per column. Columns >= `valid` get 0. 64 columns at a time, so the f32
+// s and dp of a group (4 KiB each) go from the tiles through L1 into the exp and never further.
+void weights_and_grads(const uint16_t* a_s, const uint32_t* bt_s, const uint16_t* a_p, const uint32_t* bt_p,
+                       int64_t n, int64_t d, int64_t valid, const float* lse, const float* delta, bool per_row,
+                       uint16_t* p_out, uint16_t* ds_out) {
+  alignas(64) float s[4 * 256];
+  alignas(64) float dp[4 * 256];
+  for (int64_t j0 = 0; j0 < n; j0 += 64) {
+    const int64_t groups = dot_rows_from(a_s, d, bt_s, n, d, j0, s);
+    dot_rows_from(a_p, d, bt_p, n, d, j0, dp);
+    for (int64_t t = 0; t < groups; ++t) {
+      const int64_t j = j0 + 16 * t;
+      const __mmask16 keep = below(j, valid);
+      const __m512 column_lse = per_row ? _mm512_setzero_ps() : _mm512_loadu_ps(lse + j);
+      const __m512 column_delta = per_row ? _mm512_setzero_ps() : _mm512_loadu_ps(delta + j);
+      for (int64_t r = 0; r < kRows; ++r) {
+        const __m512 l = per_row ? _mm512_set1_ps(lse[r]) : column_lse;
+        const __m512 dl = per_row ? _mm512_set1_ps(delta[r]) : column_delta;
+        const __m512 p = _mm512_maskz_mov_ps(keep, exp_ps(_mm512_sub_ps(_mm512_load_ps(s + t * 256 + r * 16), l)));
+        const __m512 ds = _mm512_mul_ps(p, _mm512_sub_ps(_mm512_load_ps(dp + t * 256 + r * 16), dl));
+        if (p_out) store_bf16(p_out + weight_at(r, j), p);
+        store_bf16(ds_out + weight_at(r, j), ds);
+      }
     }
   }
 }
@@ -349,13 +370,10 @@ ffi::Error Backward(ffi::ThreadPool pool, Bf16 q, Bf16 k, Bf16 v, Bf16 dout, F32
   parallel_for(pool, bh * (key_blocks + query_blocks), [&](int64_t task) {
     if (task < bh * key_blocks) {  // dK, dV for keys j0..j0+15
       const int64_t b = task / key_blocks, j0 = (task % key_blocks) * kRows;
-      float* s = scratch<float>(0, kRows * nq);
-      float* dp = scratch<float>(1, kRows * nq);
       uint16_t* p = scratch<uint16_t>(2, kRows * nq);
       uint16_t* ds = scratch<uint16_t>(3, kRows * nq);
-      dot_rows(kp + (b * nk + j0) * d, d, qt.get() + b * qsize, nq, d, s);
-      dot_rows(vp + (b * nk + j0) * d, d, dot.get() + b * qsize, nq, d, dp);
-      weights_and_grads(s, dp, nq, nq, lsep + b * nq, deltap + b * nq, false, p, ds);
+      weights_and_grads(kp + (b * nk + j0) * d, qt.get() + b * qsize, vp + (b * nk + j0) * d, dot.get() + b * qsize,
+                        nq, d, nq, lsep + b * nq, deltap + b * nq, false, p, ds);
       for (int64_t r = std::max<int64_t>(keys - j0, 0); r < kRows; ++r)  // padding keys (rows here): no weight
         for (int64_t j = 0; j < nq; j += 16) {
           std::fill_n(p + weight_at(r, j), 16, 0);
@@ -366,12 +384,9 @@ ffi::Error Backward(ffi::ThreadPool pool, Bf16 q, Bf16 k, Bf16 v, Bf16 dout, F32
     } else {  // dQ for queries i0..i0+15
       task -= bh * key_blocks;
       const int64_t b = task / query_blocks, i0 = (task % query_blocks) * kRows;
-      float* s = scratch<float>(0, kRows * nk);
-      float* dp = scratch<float>(1, kRows * nk);
       uint16_t* ds = scratch<uint16_t>(3, kRows * nk);
-      dot_rows(qp + (b * nq + i0) * d, d, kt.get() + b * ksize, nk, d, s);
-      dot_rows(dop + (b * nq + i0) * d, d, vt.get() + b * ksize, nk, d, dp);
-      weights_and_grads(s, dp, nk, keys, lsep + b * nq + i0, deltap + b * nq + i0, true, nullptr, ds);
+      weights_and_grads(qp + (b * nq + i0) * d, kt.get() + b * ksize, dop + (b * nq + i0) * d, vt.get() + b * ksize,
+                        nk, d, keys, lsep + b * nq + i0, deltap + b * nq + i0, true, nullptr, ds);
       weigh(ds, nk, kv.get() + b * ksize, d, dqp + (b * nq + i0) * d);
     }
   });
