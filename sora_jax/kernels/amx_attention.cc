@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -186,8 +187,9 @@ inline __m512 exp_ps(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
-inline void store_bf16(uint16_t* dst, __m512 x) {
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), (__m256i)_mm512_cvtneps_pbh(x));
+// 32 values, lo then hi, rounded to bf16 into one 64-byte line (dst 64-byte aligned).
+inline void store_bf16_pair(uint16_t* dst, __m512 lo, __m512 hi) {
+  _mm512_store_si512(dst, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
 }
 
 // Work items handed out to XLA's intra-op threads and the calling thread alike; returns when all
@@ -227,16 +229,20 @@ void parallel_for(ffi::ThreadPool& pool, int64_t total, std::function<void(int64
 
 // Per-thread scratch that outlives a call (XLA's threads do too): a task's score rows are reused,
 // not allocated and zeroed for every 16 rows. Slot i holds buffer i of a task.
+// 64-byte aligned: whole cache lines, aligned vector loads and stores.
 template <typename T>
 T* scratch(int slot, int64_t count) {
-  thread_local std::unique_ptr<char[]> buffers[4];
+  struct Free {
+    void operator()(void* p) const { std::free(p); }
+  };
+  thread_local std::unique_ptr<void, Free> buffers[4];
   thread_local int64_t sizes[4] = {};
-  const int64_t size = count * int64_t(sizeof(T));
+  const int64_t size = (count * int64_t(sizeof(T)) + 63) / 64 * 64;
   if (sizes[slot] < size) {
-    buffers[slot].reset(new char[size]);
+    buffers[slot].reset(std::aligned_alloc(64, size));
     sizes[slot] = size;
   }
-  return reinterpret_cast<T*>(buffers[slot].get());
+  return static_cast<T*>(buffers[slot].get());
 }
 
 // Repacked operands (uninitialized: every element is written before it is read).
@@ -289,11 +295,13 @@ ffi::Error Forward(ffi::ThreadPool pool, Bf16 q, Bf16 k, Bf16 v, int64_t keys, F
         peak = _mm512_mask_max_ps(peak, below(j, keys), peak, _mm512_loadu_ps(scores + score_at(r, j)));
       const float m = _mm512_reduce_max_ps(peak);
       __m512 total = _mm512_setzero_ps();
-      for (int64_t j = 0; j < nk; j += 16) {
-        const __m512 x = _mm512_sub_ps(_mm512_loadu_ps(scores + score_at(r, j)), _mm512_set1_ps(m));
-        const __m512 e = _mm512_maskz_mov_ps(below(j, keys), exp_ps(x));
-        total = _mm512_add_ps(total, e);
-        store_bf16(weights + weight_at(r, j), e);
+      for (int64_t j = 0; j < nk; j += 32) {
+        const __m512 x0 = _mm512_sub_ps(_mm512_load_ps(scores + score_at(r, j)), _mm512_set1_ps(m));
+        const __m512 x1 = _mm512_sub_ps(_mm512_load_ps(scores + score_at(r, j + 16)), _mm512_set1_ps(m));
+        const __m512 e0 = _mm512_maskz_mov_ps(below(j, keys), exp_ps(x0));
+        const __m512 e1 = _mm512_maskz_mov_ps(below(j + 16, keys), exp_ps(x1));
+        total = _mm512_add_ps(total, _mm512_add_ps(e0, e1));
+        store_bf16_pair(weights + weight_at(r, j), e0, e1);
       }
       sums[r] = _mm512_reduce_add_ps(total);
       lsep[b * nq + i0 + r] = m + std::log(sums[r]);
@@ -320,18 +328,22 @@ void weights_and_grads(const uint16_t* a_s, const uint32_t* bt_s, const uint16_t
   for (int64_t j0 = 0; j0 < n; j0 += 64) {
     const int64_t groups = dot_rows_from(a_s, d, bt_s, n, d, j0, s);
     dot_rows_from(a_p, d, bt_p, n, d, j0, dp);
-    for (int64_t t = 0; t < groups; ++t) {
+    for (int64_t t = 0; t < groups; t += 2) {  // 32 columns: one full cache line of bf16 per row
       const int64_t j = j0 + 16 * t;
-      const __mmask16 keep = below(j, valid);
-      const __m512 column_lse = per_row ? _mm512_setzero_ps() : _mm512_loadu_ps(lse + j);
-      const __m512 column_delta = per_row ? _mm512_setzero_ps() : _mm512_loadu_ps(delta + j);
+      const __mmask16 keep0 = below(j, valid), keep1 = below(j + 16, valid);
+      const float* s0 = s + t * 256;
+      const float* dp0 = dp + t * 256;
       for (int64_t r = 0; r < kRows; ++r) {
-        const __m512 l = per_row ? _mm512_set1_ps(lse[r]) : column_lse;
-        const __m512 dl = per_row ? _mm512_set1_ps(delta[r]) : column_delta;
-        const __m512 p = _mm512_maskz_mov_ps(keep, exp_ps(_mm512_sub_ps(_mm512_load_ps(s + t * 256 + r * 16), l)));
-        const __m512 ds = _mm512_mul_ps(p, _mm512_sub_ps(_mm512_load_ps(dp + t * 256 + r * 16), dl));
-        if (p_out) store_bf16(p_out + weight_at(r, j), p);
-        store_bf16(ds_out + weight_at(r, j), ds);
+        const __m512 l0 = per_row ? _mm512_set1_ps(lse[r]) : _mm512_loadu_ps(lse + j);
+        const __m512 l1 = per_row ? l0 : _mm512_loadu_ps(lse + j + 16);
+        const __m512 dl0 = per_row ? _mm512_set1_ps(delta[r]) : _mm512_loadu_ps(delta + j);
+        const __m512 dl1 = per_row ? dl0 : _mm512_loadu_ps(delta + j + 16);
+        const __m512 p0 = _mm512_maskz_mov_ps(keep0, exp_ps(_mm512_sub_ps(_mm512_load_ps(s0 + r * 16), l0)));
+        const __m512 p1 = _mm512_maskz_mov_ps(keep1, exp_ps(_mm512_sub_ps(_mm512_load_ps(s0 + 256 + r * 16), l1)));
+        const __m512 ds0 = _mm512_mul_ps(p0, _mm512_sub_ps(_mm512_load_ps(dp0 + r * 16), dl0));
+        const __m512 ds1 = _mm512_mul_ps(p1, _mm512_sub_ps(_mm512_load_ps(dp0 + 256 + r * 16), dl1));
+        if (p_out) store_bf16_pair(p_out + weight_at(r, j), p0, p1);
+        store_bf16_pair(ds_out + weight_at(r, j), ds0, ds1);
       }
     }
   }
