@@ -88,3 +88,43 @@ def test_a_failing_compiler_or_the_switch_leaves_a_reason_and_no_kernel(monkeypa
     with pytest.warns(UserWarning, match="AMX attention unavailable"):
         assert load().startswith("compiling amx_attention.cc failed")
     assert not list(tmp_path.glob("*.so"))
+
+
+CONTEXT_PARALLEL = r"""
+import json, jax, jax.numpy as jnp, numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+from sora_jax.models import attention
+mesh = jax.make_mesh((2, 4), ("data", "context"))
+rng = np.random.default_rng(0)
+q, k, v, w = (jnp.asarray(rng.normal(size=(2, 64, 2, 64)), jnp.float32) for _ in range(4))
+def loss(q, k, v):
+    return jnp.sum(attention.attend(q, k, v, implementation="flash", operand_dtype=jnp.bfloat16) * w)
+grad = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))
+one = grad(q, k, v)
+spec = NamedSharding(mesh, P("data", "context", None, None))
+with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
+    lowered = grad.lower(*(jax.device_put(x, spec) for x in (q, k, v)))
+    eight = lowered.compile()(*(jax.device_put(x, spec) for x in (q, k, v)))
+text = lowered.as_text()
+print(json.dumps({"fused": "sora_amx_attention_backward" in text, "gathered": "all_gather" in text or "all-gather" in text,
+                  "difference": max(float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(a)))
+                                    for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(eight)))}))
+"""
+
+
+@needs_amx
+def test_context_parallel_fused_attention_on_eight_devices_equals_one():
+    """Tokens split over `context` (keys and values all-gathered): each device runs the fused
+    kernel on its queries; loss and gradients equal the one-device run up to f32 summation order
+    (dK and dV are summed over the shards)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": "8", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", CONTEXT_PARALLEL], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["fused"] and result["gathered"], result
+    assert result["difference"] < 1e-5, result
