@@ -67,8 +67,9 @@ def test_attend_picks_the_fused_kernel_for_flash_with_bf16_operands_only():
 @needs_amx
 def test_head_dims_the_tiles_cannot_take_are_refused_and_flash_falls_back():
     x = jnp.ones((1, 16, 1, 48), jnp.float32)
-    assert not amx_attention.supports(x, x)
-    with pytest.raises(ValueError, match="head dim 48"):
+    assert not amx_attention.supports(x, x, x)
+    assert not amx_attention.supports(x[..., :32], x[..., :32], x)  # values of another head dim
+    with pytest.raises(ValueError, match=r"cannot take q \(1, 16, 1, 48\)"):
         amx_attention.amx_attention(x, x, x)
     np.testing.assert_allclose(attention.attend(x, x, x, implementation="flash", operand_dtype=jnp.bfloat16), x)
 

@@ -133,19 +133,23 @@ def unavailable_reason() -> str | None:
     return _load()
 
 
-def supports(q, k) -> bool:
-    """Whether `amx_attention` takes these operands (head dim a multiple of 32, self- or
-    cross-attention without a mask) on this machine."""
-    return q.shape[-1] % TILE == 0 and q.shape[-1] == k.shape[-1] and available()
+def supports(q, k, v) -> bool:
+    """Whether `amx_attention` takes these [B, N, H, D] operands on this machine: one head dim, a
+    multiple of 32, for all three; keys and values alike; no mask (self- or cross-attention)."""
+    if not q.ndim == k.ndim == v.ndim == 4:
+        return False
+    (b, _, h, d), (bk, nk, hk, dk) = q.shape, k.shape
+    return d % TILE == 0 and (b, h, d) == (bk, hk, dk) and tuple(v.shape) == (b, nk, h, d) and available()
 
 
 def amx_attention(q, k, v):
     """softmax(q·kᵀ/√d)·v for [B, N, H, D] q and [B, Nk, H, D] k, v (one dtype), in q's dtype;
-    bf16 matmul operands, f32 softmax. Needs `supports(q, k)`."""
+    bf16 matmul operands, f32 softmax. Needs `supports(q, k, v)`."""
     if not q.dtype == k.dtype == v.dtype:
         raise ValueError(f"amx attention takes one dtype for q, k, v; got {q.dtype}, {k.dtype}, {v.dtype}")
-    if not supports(q, k):
-        raise ValueError(f"amx attention unavailable for head dim {q.shape[-1]}: {_load() or 'needs a multiple of 32'}")
+    if not supports(q, k, v):
+        raise ValueError(f"amx attention cannot take q {q.shape}, k {k.shape}, v {v.shape}: "
+                         f"{_load() or 'needs one head dim, a multiple of 32, and keys shaped as values'}")
     return _attention(q, k, v, k.shape[1])
 
 

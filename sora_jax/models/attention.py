@@ -257,7 +257,7 @@ def _local(q, k, v, mask, implementation: str, operand_dtype=None):
     if implementation == "chunked":
         return chunked_attention(q, k, v, mask)
     if implementation in ("flash", "flash_jax") and mask is None:
-        if implementation == "flash" and _fused_on_cpu(q, k, operand_dtype):
+        if implementation == "flash" and _fused_on_cpu(q, k, v, operand_dtype):
             return amx_attention.amx_attention(q, k, v)
         return flash_attention(q, k, v, operand_dtype)
     if implementation == "cudnn":
@@ -265,11 +265,11 @@ def _local(q, k, v, mask, implementation: str, operand_dtype=None):
     return jax.nn.dot_product_attention(q, k, v, mask=mask)
 
 
-def _fused_on_cpu(q, k, operand_dtype) -> bool:
+def _fused_on_cpu(q, k, v, operand_dtype) -> bool:
     """The fused AMX kernel computes with bf16 operands: used for `flash` when those are asked for
     (mixed precision, or bf16 inputs) and the computation runs on a CPU that has AMX."""
     return (jnp.dtype(operand_dtype or q.dtype) == jnp.bfloat16 and q.dtype == k.dtype
-            and jax.default_backend() == "cpu" and amx_attention.supports(q, k))
+            and jax.default_backend() == "cpu" and amx_attention.supports(q, k, v))
 
 
 def context_size() -> int:
