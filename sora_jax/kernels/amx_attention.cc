@@ -6,8 +6,9 @@
 // gradients are f32. N is a multiple of 32 and D of 32; keys at index >= `keys` are padding.
 //
 // Each task handles 16 rows (one AMX tile of rows) against all keys (or, for dK/dV, 16 keys
-// against all queries): its score rows (16 x N f32) stay in L2 and never reach memory, which is
-// what XLA cannot do on CPU (it has no matmul+softmax fusion). Tile matmuls need the right-hand
+// against all queries): its score rows stay in cache (the forward's 16 x N f32 in L2, the
+// backward's 16 x 64 blocks in L1) and never reach memory, which is what XLA cannot do on CPU
+// (it has no matmul+softmax fusion). Tile matmuls need the right-hand
 // operand in "VNNI" form (pairs of bf16 along the contracted dimension packed in 32 bits), so
 // each call first repacks k, v (and for the backward q, dO) once per bh.
 #include <immintrin.h>
@@ -22,7 +23,6 @@
 #include <limits>
 #include <memory>
 #include <thread>
-#include <vector>
 
 #include "xla/ffi/api/ffi.h"
 

@@ -142,6 +142,16 @@ def supports(q, k, v) -> bool:
     return d % TILE == 0 and (b, h, d) == (bk, hk, dk) and tuple(v.shape) == (b, nk, h, d) and available()
 
 
+def workspace_bytes(batch: int, heads: int, queries: int, keys: int, head_dim: int, threads: int) -> int:
+    """Host memory the kernel allocates itself, outside XLA's buffer assignment, at its peak (a
+    backward call): seven repacked copies of B·H·N·D bf16 (Q and dO in two layouts each, K in
+    two, V in one; amx_attention.cc), plus per thread the 16-row scratch kept between calls (f32
+    scores and three bf16 weight rows, as long as the longest sequence seen)."""
+    queries, keys = -(-queries // TILE) * TILE, -(-keys // TILE) * TILE
+    repacked = 2 * batch * heads * head_dim * (4 * queries + 3 * keys)
+    return repacked + threads * 16 * max(queries, keys) * (4 + 3 * 2)
+
+
 def amx_attention(q, k, v):
     """softmax(q·kᵀ/√d)·v for [B, N, H, D] q and [B, Nk, H, D] k, v (one dtype), in q's dtype;
     bf16 matmul operands, f32 softmax. Needs `supports(q, k, v)`."""
