@@ -6,7 +6,7 @@ custom-call names; both run the same forward + backward, interleaved, best of `-
     .venv/bin/python experiments/ab_amx_kernel.py --baseline=REV --out=out/ab_amx_kernel.json
     .venv/bin/python experiments/ab_amx_kernel.py --baseline=flash_jax   # the pure-JAX bf16 kernel
 
-Shapes: one clip of `--tokens` tokens, head dim 64, `--heads` each; f32 inputs, bf16 operands
+Shapes: `--batch` clips (1) of `--tokens` tokens, `--heads` each of `--head_dim` (64); f32 inputs, bf16 operands
 (mixed precision). Also the largest difference of the gradients between the two, relative to
 their largest magnitude. Nothing here is a test: numbers depend on the machine.
 """
@@ -44,6 +44,8 @@ def main():
     parser.add_argument("--baseline", required=True, help="a git revision, or flash_jax")
     parser.add_argument("--tokens", type=int, nargs="+", default=[2048])
     parser.add_argument("--heads", type=int, nargs="+", default=[3, 6])
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--head_dim", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", default="out/ab_amx_kernel.json")
     args = parser.parse_args()
@@ -56,7 +58,8 @@ def main():
     rows = []
     for tokens in args.tokens:
         for heads in args.heads:
-            q, k, v, cotangent = (jnp.asarray(rng.normal(size=(1, tokens, heads, 64)), jnp.float32) for _ in range(4))
+            shape = (args.batch, tokens, heads, args.head_dim)
+            q, k, v, cotangent = (jnp.asarray(rng.normal(size=shape), jnp.float32) for _ in range(4))
             steps = {name: jax.jit(jax.grad(lambda q, k, v, fn=fn: jnp.sum(fn(q, k, v) * cotangent), argnums=(0, 1, 2)))
                      for name, fn in kernels.items()}
             forwards = {name: jax.jit(fn) for name, fn in kernels.items()}
@@ -69,7 +72,7 @@ def main():
                     forward_times[name].append(throughput.seconds_per_call(forwards[name], (q, k, v), 1))
             (a, ga), (b, gb) = grads.items()
             difference = max(float(jnp.max(jnp.abs(x - y)) / jnp.max(jnp.abs(y))) for x, y in zip(ga, gb))
-            row = {"tokens": tokens, "heads": heads,
+            row = {"batch": args.batch, "tokens": tokens, "heads": heads, "head_dim": args.head_dim,
                    "seconds": {name: min(t) for name, t in times.items()},
                    "forward_seconds": {name: min(t) for name, t in forward_times.items()},
                    "speedup": min(times[a]) / min(times["working tree"]),
