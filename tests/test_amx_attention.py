@@ -43,6 +43,21 @@ def test_fused_kernel_is_as_accurate_as_the_pure_jax_bf16_kernel(b, nq, nk, h, d
 
 
 @needs_amx
+def test_bf16_inputs_give_bf16_outputs_and_gradients_close_to_f32():
+    """The `bfloat16` model dtype: q, k, v arrive in bf16 and `flash` takes the fused kernel."""
+    rng = np.random.default_rng(2)
+    q, k, v = (jnp.asarray(rng.normal(size=(2, 70, 2, 64)), jnp.bfloat16) for _ in range(3))
+    fn = lambda q, k, v: attention.attend(q, k, v, implementation="flash")
+    out, grads = fn(q, k, v), jax.grad(lambda *a: jnp.sum(fn(*a).astype(jnp.float32) ** 2), argnums=(0, 1, 2))(q, k, v)
+    assert out.dtype == jnp.bfloat16 and all(g.dtype == jnp.bfloat16 for g in grads)
+    f32 = [x.astype(jnp.float32) for x in (q, k, v)]
+    reference = jax.grad(lambda *a: jnp.sum(jax.nn.dot_product_attention(*a) ** 2), argnums=(0, 1, 2))(*f32)
+    np.testing.assert_allclose(out.astype(jnp.float32), jax.nn.dot_product_attention(*f32), atol=2e-2)
+    for g, r in zip(grads, reference):
+        assert float(jnp.max(jnp.abs(g.astype(jnp.float32) - r))) < 0.03 * float(jnp.max(jnp.abs(r)))
+
+
+@needs_amx
 def test_fused_kernel_under_vmap_equals_a_loop():
     rng = np.random.default_rng(1)
     q, k, v = (jnp.asarray(rng.normal(size=(3, 1, 48, 2, 32)), jnp.float32) for _ in range(3))

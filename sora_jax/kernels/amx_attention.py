@@ -18,7 +18,8 @@ f32 accumulation and softmax); tests compare the two and both against f32.
 
 Build: on first use the source is compiled with the system `g++` (or $CXX) against jaxlib's FFI
 headers into a cache directory ($SORA_JAX_KERNEL_CACHE, else ~/.cache/sora_jax), keyed by a hash
-of the source, the flags and jaxlib's version; later processes load the cached library.
+of the source, the flags, the compiler and jaxlib's version; later processes load the cached
+library.
 `available()` is False — and `attend` falls back to the pure-JAX kernel — when the CPU lacks AMX,
 the compiler is missing or fails (a warning says why), or SORA_JAX_AMX_ATTENTION=0.
 """
@@ -72,10 +73,12 @@ def _cache_dir() -> pathlib.Path:
 
 
 def build(compiler: str, source: pathlib.Path = SOURCE) -> pathlib.Path:
-    """The compiled library of `source`, built once per source/flags/jaxlib version and shared by
-    processes (written under a temporary name and renamed into place: concurrent builds are safe)."""
+    """The compiled library of `source`, built once per source, flags, compiler and jaxlib version
+    and shared by processes (written under a temporary name and renamed into place: concurrent builds are safe)."""
     include = jax.ffi.include_dir()
-    key = hashlib.sha256(source.read_bytes() + " ".join(FLAGS).encode() + jaxlib.__version__.encode())
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
+    key = hashlib.sha256(source.read_bytes() + " ".join(FLAGS).encode() + jaxlib.__version__.encode()
+                         + f"{compiler}\n{version}".encode())
     library = _cache_dir() / f"{source.stem}-{key.hexdigest()[:16]}.so"
     if library.exists():
         return library
