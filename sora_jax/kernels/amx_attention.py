@@ -2,13 +2,16 @@
 
     amx_attention(q, k, v)          # [B, N, H, D], bf16 matmul operands, f32 softmax
     available() -> bool             # AMX + AVX-512-bf16 CPU, a C++ compiler, Linux
+    supports(q, k, v) -> bool       # ... and shapes it takes (head dim a multiple of 32)
+    workspace_bytes(...)            # host memory it allocates outside XLA's buffers
 
 Why: on CPU, XLA cannot fuse a matmul with the softmax that follows it, so the pure-JAX `flash`
 kernel (sora_jax/models/attention.py) streams every block of N² scores through memory several
 times (scores, weights, their gradients); at head dim 64 those passes, not the matmuls, are most
-of the attention time. Here each task keeps 16 query rows' scores against all keys in L2, computes
-them and the weighted sums with AMX bf16 tile matmuls (f32 accumulation), and the exp and the
-gradient algebra with AVX-512 — the N² scores never reach memory. Forward and backward follow
+of the attention time. Here each task owns 16 rows and keeps their scores in cache (the forward's
+16 × N in L2, the backward's 16 × 64 blocks in L1), computes them and the weighted sums with AMX
+bf16 tile matmuls (f32 accumulation), and the exp and the gradient algebra with AVX-512 — the N²
+scores never reach memory. Forward and backward follow
 FlashAttention-2: the forward saves the output and each query's log-sum-exp; the backward
 recomputes scores, once for dK/dV (tasks own 16 keys) and once for dQ (tasks own 16 queries).
 Work is spread over XLA's own intra-op threads.
