@@ -52,7 +52,7 @@ def get_config(arg: str | None = None):
     config.model.text_length = 128  # bytes or word pieces kept per caption
     config.model.dtype = "float32"  # float32; bfloat16 (all compute); mixed (bf16 matmul operands, f32 rest). Params f32
     config.model.remat = "none"  # none, full, dots, dots_no_batch (sora_jax/models/dit.py)
-    config.model.attention_implementation = "flash"  # flash (CPU: fastest, memory linear in tokens); xla; chunked; cudnn on a GPU
+    config.model.attention_implementation = "flash"  # flash (CPU: fastest; AMX kernel if mixed); flash_jax; xla; chunked; cudnn
 
     config.flow = common.ml_collections.ConfigDict()
     config.flow.text_dropout = 0.1  # for classifier-free guidance

@@ -268,7 +268,7 @@ def _local(q, k, v, mask, implementation: str, operand_dtype=None):
 def _fused_on_cpu(q, k, v, operand_dtype) -> bool:
     """The fused AMX kernel computes with bf16 operands: used for `flash` when those are asked for
     (mixed precision, or bf16 inputs) and the computation runs on a CPU that has AMX."""
-    return (jnp.dtype(operand_dtype or q.dtype) == jnp.bfloat16 and q.dtype == k.dtype
+    return (jnp.dtype(operand_dtype or q.dtype) == jnp.bfloat16 and q.dtype == k.dtype == v.dtype
             and jax.default_backend() == "cpu" and amx_attention.supports(q, k, v))
 
 
