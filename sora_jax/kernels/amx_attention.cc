@@ -288,12 +288,20 @@ ffi::Error Forward(ffi::ThreadPool pool, Bf16 q, Bf16 k, Bf16 v, int64_t keys, F
     uint16_t* weights = scratch<uint16_t>(1, kRows * nk);
     float* acc = scratch<float>(2, kRows * d);
     float sums[kRows];
-    dot_rows(qp + (b * nq + i0) * d, d, kt.get() + b * nk * d / 2, nk, d, scores);
+    __m512 peaks[kRows];
+    for (int64_t r = 0; r < kRows; ++r) peaks[r] = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+    // Scores 64 columns at a time, each row's running maximum taken while the group is in L1.
+    for (int64_t j0 = 0; j0 < nk; j0 += 64) {
+      const int64_t groups = dot_rows_from(qp + (b * nq + i0) * d, d, kt.get() + b * nk * d / 2, nk, d, j0,
+                                           scores + (j0 / 16) * 256);
+      for (int64_t t = 0; t < groups; ++t) {
+        const __mmask16 valid = below(j0 + 16 * t, keys);
+        for (int64_t r = 0; r < kRows; ++r)
+          peaks[r] = _mm512_mask_max_ps(peaks[r], valid, peaks[r], _mm512_load_ps(scores + score_at(r, j0 + 16 * t)));
+      }
+    }
     for (int64_t r = 0; r < kRows; ++r) {
-      __m512 peak = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-      for (int64_t j = 0; j < keys; j += 16)
-        peak = _mm512_mask_max_ps(peak, below(j, keys), peak, _mm512_loadu_ps(scores + score_at(r, j)));
-      const float m = _mm512_reduce_max_ps(peak);
+      const float m = _mm512_reduce_max_ps(peaks[r]);
       __m512 total = _mm512_setzero_ps();
       for (int64_t j = 0; j < nk; j += 32) {
         const __m512 x0 = _mm512_sub_ps(_mm512_load_ps(scores + score_at(r, j)), _mm512_set1_ps(m));
