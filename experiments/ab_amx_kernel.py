@@ -14,14 +14,12 @@ their largest magnitude. Nothing here is a test: numbers depend on the machine.
 import argparse
 import json
 import pathlib
-import shutil
-import subprocess
-import tempfile
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ab_attention_kernel import source_at  # a sibling script: a file of the repo at a commit
 from sora_jax.kernels import amx_attention
 from sora_jax.models import attention
 from sora_jax.train import throughput
@@ -31,10 +29,7 @@ SOURCE = "sora_jax/kernels/amx_attention.cc"
 
 def kernel_at(revision: str):
     """f(q, k, v): the fused attention built from `revision`'s C++ source."""
-    source = subprocess.run(["git", "show", f"{revision}:{SOURCE}"], capture_output=True, text=True, check=True).stdout
-    path = pathlib.Path(tempfile.mkdtemp()) / pathlib.Path(SOURCE).name
-    path.write_text(source)
-    library = amx_attention.build(shutil.which("g++"), source=path)
+    library = amx_attention.build(amx_attention.compiler(), source=source_at(revision, SOURCE))
     fused = amx_attention.attention_with(*amx_attention.register(library, suffix=f"_{revision}"))
     return lambda q, k, v: fused(q, k, v, k.shape[1])
 

@@ -28,12 +28,19 @@ from sora_jax.train import throughput
 KERNEL = "sora_jax/models/attention.py"
 
 
+def source_at(revision: str, source_path: str, file_name: str | None = None) -> pathlib.Path:
+    """`source_path` (a file of this repository) as it was at `revision`, written to a new temporary
+    directory as `file_name` (default: its own name)."""
+    source = subprocess.run(["git", "show", f"{revision}:{source_path}"], capture_output=True, text=True, check=True).stdout
+    path = pathlib.Path(tempfile.mkdtemp()) / (file_name or pathlib.Path(source_path).name)
+    path.write_text(source)
+    return path
+
+
 def module_at(revision: str, source_path: str = KERNEL):
     """`source_path` (a module of this repository) as it was at `revision`, loaded as its own module."""
-    source = subprocess.run(["git", "show", f"{revision}:{source_path}"], capture_output=True, text=True, check=True).stdout
     name = f"{pathlib.Path(source_path).stem}_{revision}".replace("-", "_").replace("~", "_").replace("^", "_")
-    path = pathlib.Path(tempfile.mkdtemp()) / f"{name}.py"
-    path.write_text(source)
+    path = source_at(revision, source_path, f"{name}.py")
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # flax's dataclasses look their module up there

@@ -23,8 +23,11 @@ from sora_jax.kernels import amx_attention
 from sora_jax.models.dit import DiT
 
 
+WIDTH, HEADS = 192, 6
+
+
 def temp_bytes(implementation: str, frames: int, matmul_dtype=None) -> tuple[int, float]:
-    model = DiT(latent_channels=16, width=192, depth=2, heads=6, text_encoder="minilm", text_length=32,
+    model = DiT(latent_channels=16, width=WIDTH, depth=2, heads=HEADS, text_encoder="minilm", text_length=32,
                 attention_implementation=implementation, matmul_dtype=matmul_dtype)
     x = jax.ShapeDtypeStruct((1, frames, 32, 32, 16), jnp.float32)
     t = jax.ShapeDtypeStruct((1, frames), jnp.float32)
@@ -56,8 +59,8 @@ def main():
             row[f"{kernel}_bytes"] = temp_bytes(kernel, frames)[0]
         if fused:  # XLA's temporaries + what the kernel allocates itself (not in XLA's count)
             row["flash_mixed_xla_bytes"] = temp_bytes("flash", frames, jnp.bfloat16)[0]
-            row["flash_mixed_kernel_bytes"] = amx_attention.workspace_bytes(1, 6, frames * 256, frames * 256, 32,
-                                                                            threads=os.cpu_count())
+            row["flash_mixed_kernel_bytes"] = amx_attention.workspace_bytes(1, HEADS, frames * 256, frames * 256,
+                                                                            WIDTH // HEADS, threads=os.cpu_count())
             row["flash_mixed_bytes"] = row["flash_mixed_xla_bytes"] + row["flash_mixed_kernel_bytes"]
         rows.append(row)
         print(f"{frames * 256:7d} " + " ".join(f"{row[f'{k}_bytes'] / 2**20:14.1f}" for k in columns), flush=True)

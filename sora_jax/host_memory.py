@@ -47,8 +47,7 @@ def retain_freed_memory() -> bool:
     _applied = False
     if os.environ.get(ENV, "retain") == "default" or not _is_glibc():
         return False
-    libc = _libc()
-    _applied = all(libc.mallopt(ctypes.c_int(option), ctypes.c_int(value)) == 1 for _, option, value in SETTINGS)
+    _applied = all(libc().mallopt(ctypes.c_int(option), ctypes.c_int(value)) == 1 for _, option, value in SETTINGS)
     return _applied
 
 
@@ -60,9 +59,9 @@ class _MallInfo2(ctypes.Structure):  # glibc >= 2.33, malloc.h
 def free_bytes_held() -> int:
     """Bytes malloc holds free (in the heap, resident or not): mallinfo2's `fordblks`; 0 unless
     `retain_freed_memory` is in effect."""
-    if not _applied or not hasattr(_libc(), "mallinfo2"):  # mallinfo2: glibc >= 2.33
+    if not _applied or not hasattr(libc(), "mallinfo2"):  # mallinfo2: glibc >= 2.33
         return 0
-    return int(_libc().mallinfo2().fordblks)
+    return int(libc().mallinfo2().fordblks)
 
 
 @functools.cache
@@ -77,17 +76,18 @@ def release_excess(limit: int | None = None) -> bool:
     (default `excess_limit()`) bytes free. True when it trimmed."""
     if not _applied or free_bytes_held() <= (excess_limit() if limit is None else limit):
         return False
-    _libc().malloc_trim(ctypes.c_size_t(0))
+    libc().malloc_trim(ctypes.c_size_t(0))
     return True
 
 
 @functools.cache
-def _libc():
-    """The symbols already loaded into this process, glibc's among them (opened once)."""
-    libc = ctypes.CDLL(None)
-    if hasattr(libc, "mallinfo2"):
-        libc.mallinfo2.restype = _MallInfo2
-    return libc
+def libc():
+    """The symbols already loaded into this process, glibc's among them (opened once; also used
+    by `sora_jax.kernels` for a syscall)."""
+    loaded = ctypes.CDLL(None)
+    if hasattr(loaded, "mallinfo2"):
+        loaded.mallinfo2.restype = _MallInfo2
+    return loaded
 
 
 def _is_glibc() -> bool:  # without platform.libc_ver (reads the interpreter's binary) or find_library (runs ldconfig)

@@ -61,37 +61,53 @@ void configure_tiles() {
 inline int64_t score_at(int64_t row, int64_t j) { return (j / 16) * 256 + row * 16; }  // j % 16 == 0
 inline int64_t weight_at(int64_t row, int64_t j) { return (j / 32) * 512 + row * 32 + j % 32; }  // j % 16 == 0
 
-// out[16 x 16T] (scores layout) = a[16][d] · bᵀ for the 16T rows of b whose keys-layout blocks
-// start at bt.
+// The T accumulator tiles (T <= 4) of a group: zeroed; += the left operand in tile 4 times the
+// T right operands at b + t·step (rows `stride` bytes apart; tiles 5-7 take turns, so a load can
+// overlap the previous product); stored to out + t·step (rows `stride` bytes apart).
 template <int T>
-void dot_rows_group(const uint16_t* a, int64_t lda, const uint32_t* bt, int64_t d, float* out) {
+inline void zero_accumulators() {
   _tile_zero(0);
   if constexpr (T > 1) _tile_zero(1);
   if constexpr (T > 2) _tile_zero(2);
   if constexpr (T > 3) _tile_zero(3);
-  const int64_t block = d * 8;  // uint32 per 16 keys
+}
+
+template <int T>
+inline void multiply_accumulate(const uint32_t* b, int64_t step, int64_t stride) {
+  _tile_loadd(5, b, stride);
+  _tile_dpbf16ps(0, 4, 5);
+  if constexpr (T > 1) {
+    _tile_loadd(6, b + step, stride);
+    _tile_dpbf16ps(1, 4, 6);
+  }
+  if constexpr (T > 2) {
+    _tile_loadd(7, b + 2 * step, stride);
+    _tile_dpbf16ps(2, 4, 7);
+  }
+  if constexpr (T > 3) {
+    _tile_loadd(5, b + 3 * step, stride);
+    _tile_dpbf16ps(3, 4, 5);
+  }
+}
+
+template <int T>
+inline void store_accumulators(float* out, int64_t step, int64_t stride) {
+  _tile_stored(0, out, stride);
+  if constexpr (T > 1) _tile_stored(1, out + step, stride);
+  if constexpr (T > 2) _tile_stored(2, out + 2 * step, stride);
+  if constexpr (T > 3) _tile_stored(3, out + 3 * step, stride);
+}
+
+// out[16 x 16T] (scores layout) = a[16][d] · bᵀ for the 16T rows of b whose keys-layout blocks
+// start at bt.
+template <int T>
+void dot_rows_group(const uint16_t* a, int64_t lda, const uint32_t* bt, int64_t d, float* out) {
+  zero_accumulators<T>();
   for (int64_t c = 0; c < d / 32; ++c) {
     _tile_loadd(4, a + 32 * c, lda * 2);
-    const uint32_t* b = bt + c * 256;
-    _tile_loadd(5, b, 64);
-    _tile_dpbf16ps(0, 4, 5);
-    if constexpr (T > 1) {
-      _tile_loadd(6, b + block, 64);
-      _tile_dpbf16ps(1, 4, 6);
-    }
-    if constexpr (T > 2) {
-      _tile_loadd(7, b + 2 * block, 64);
-      _tile_dpbf16ps(2, 4, 7);
-    }
-    if constexpr (T > 3) {
-      _tile_loadd(5, b + 3 * block, 64);
-      _tile_dpbf16ps(3, 4, 5);
-    }
+    multiply_accumulate<T>(bt + c * 256, d * 8 /* uint32 per 16 keys */, 64);
   }
-  _tile_stored(0, out, 64);
-  if constexpr (T > 1) _tile_stored(1, out + 256, 64);
-  if constexpr (T > 2) _tile_stored(2, out + 512, 64);
-  if constexpr (T > 3) _tile_stored(3, out + 768, 64);
+  store_accumulators<T>(out, 256, 64);
 }
 
 // Columns j0 .. j0 + 16·(T = 4, or 2 at the end) of a · bᵀ, into out (scores layout, from j0).
@@ -105,40 +121,15 @@ inline int64_t dot_rows_from(const uint16_t* a, int64_t lda, const uint32_t* bt,
   return 2;
 }
 
-// scores (blocked) = a[16][d] · bᵀ for all n rows of b (keys layout); n % 32 == 0.
-void dot_rows(const uint16_t* a, int64_t lda, const uint32_t* bt, int64_t n, int64_t d, float* out) {
-  for (int64_t j0 = 0; j0 < n; j0 += 64) dot_rows_from(a, lda, bt, n, d, j0, out + (j0 / 16) * 256);
-}
-
 // out[16][c0 : c0 + 16T] = w · b[n][c0 : ...], w in the weights layout, b as row pairs bv[n / 2][d].
 template <int T>
 void weigh_group(const uint16_t* w, int64_t n, const uint32_t* bv, int64_t d, int64_t c0, float* out) {
-  _tile_zero(0);
-  if constexpr (T > 1) _tile_zero(1);
-  if constexpr (T > 2) _tile_zero(2);
-  if constexpr (T > 3) _tile_zero(3);
+  zero_accumulators<T>();
   for (int64_t k0 = 0; k0 < n; k0 += 32) {
     _tile_loadd(4, w + k0 * 16, 64);
-    const uint32_t* b = bv + (k0 / 2) * d + c0;
-    _tile_loadd(5, b, d * 4);
-    _tile_dpbf16ps(0, 4, 5);
-    if constexpr (T > 1) {
-      _tile_loadd(6, b + 16, d * 4);
-      _tile_dpbf16ps(1, 4, 6);
-    }
-    if constexpr (T > 2) {
-      _tile_loadd(7, b + 32, d * 4);
-      _tile_dpbf16ps(2, 4, 7);
-    }
-    if constexpr (T > 3) {
-      _tile_loadd(5, b + 48, d * 4);
-      _tile_dpbf16ps(3, 4, 5);
-    }
+    multiply_accumulate<T>(bv + (k0 / 2) * d + c0, 16, d * 4);
   }
-  _tile_stored(0, out + c0, d * 4);
-  if constexpr (T > 1) _tile_stored(1, out + c0 + 16, d * 4);
-  if constexpr (T > 2) _tile_stored(2, out + c0 + 32, d * 4);
-  if constexpr (T > 3) _tile_stored(3, out + c0 + 48, d * 4);
+  store_accumulators<T>(out + c0, 16, d * 4);
 }
 
 // out[16][d] = w (weights layout, 16 x n) · b[n][d] (as row pairs bv); n % 32 == 0, d % 32 == 0.
@@ -228,21 +219,25 @@ void parallel_for(ffi::ThreadPool& pool, int64_t total, std::function<void(int64
 }
 
 // Per-thread scratch that outlives a call (XLA's threads do too): a task's score rows are reused,
-// not allocated and zeroed for every 16 rows. Slot i holds buffer i of a task.
-// 64-byte aligned: whole cache lines, aligned vector loads and stores.
-template <typename T>
-T* scratch(int slot, int64_t count) {
+// not allocated and zeroed for every 16 rows. A task uses slot i for its i-th buffer; 64-byte
+// aligned: whole cache lines, aligned vector loads and stores.
+void* scratch_bytes(int slot, int64_t bytes) {
   struct Free {
     void operator()(void* p) const { std::free(p); }
   };
   thread_local std::unique_ptr<void, Free> buffers[4];
   thread_local int64_t sizes[4] = {};
-  const int64_t size = (count * int64_t(sizeof(T)) + 63) / 64 * 64;
+  const int64_t size = (bytes + 63) / 64 * 64;
   if (sizes[slot] < size) {
     buffers[slot].reset(std::aligned_alloc(64, size));
     sizes[slot] = size;
   }
-  return static_cast<T*>(buffers[slot].get());
+  return buffers[slot].get();
+}
+
+template <typename T>
+T* scratch(int slot, int64_t count) {
+  return static_cast<T*>(scratch_bytes(slot, count * int64_t(sizeof(T))));
 }
 
 // Repacked operands (uninitialized: every element is written before it is read).

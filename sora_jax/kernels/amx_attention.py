@@ -45,6 +45,8 @@ import jax
 import jax.numpy as jnp
 import jaxlib
 
+from sora_jax import host_memory
+
 SOURCE = pathlib.Path(__file__).with_name("amx_attention.cc")
 FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-w", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq",
          "-mavx512bf16", "-mamx-tile", "-mamx-bf16", "-mfma")
@@ -64,9 +66,13 @@ def _cpu_flags() -> set[str]:
 
 def _request_amx_permission() -> bool:
     """Linux hands out AMX's 8 KiB of tile state only on request (arch_prctl ARCH_REQ_XCOMP_PERM)."""
-    libc = ctypes.CDLL(None, use_errno=True)
     sys_arch_prctl, arch_req_xcomp_perm, xfeature_xtiledata = 158, 0x1023, 18
-    return libc.syscall(sys_arch_prctl, arch_req_xcomp_perm, xfeature_xtiledata) == 0
+    return host_memory.libc().syscall(sys_arch_prctl, arch_req_xcomp_perm, xfeature_xtiledata) == 0
+
+
+def compiler() -> str | None:
+    """The C++ compiler kernels are built with: $CXX, else `g++` on the PATH (None: neither)."""
+    return os.environ.get("CXX") or shutil.which("g++")
 
 
 def _cache_dir() -> pathlib.Path:
@@ -116,11 +122,11 @@ def _load() -> str | None:
         return f"the CPU lacks {', '.join(missing)}"
     if not _request_amx_permission():
         return "the kernel refused AMX tile state (arch_prctl)"
-    compiler = os.environ.get("CXX") or shutil.which("g++")
-    if not compiler:
+    cxx = compiler()
+    if not cxx:
         return "no C++ compiler (g++ or $CXX)"
     try:
-        register(build(compiler))
+        register(build(cxx))
     except subprocess.CalledProcessError as error:
         reason = f"compiling {SOURCE.name} failed: {error.stderr.strip()[-500:]}"
         warnings.warn(f"AMX attention unavailable, using the pure-JAX kernel: {reason}")
