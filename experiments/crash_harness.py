@@ -9,7 +9,6 @@ equal the reference bitwise (data order included), and every restart must have r
 complete checkpoint (or from scratch when none was complete).
 """
 
-import argparse
 import json
 import pathlib
 import random
@@ -19,11 +18,14 @@ import sys
 import tempfile
 import time
 
+from absl import app, flags
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def train_args(workdir, data_dir, vae_workdir, steps):
-    return [sys.executable, "-m", "sora_jax.cli", "train", "--config=configs/t2v.py:micro", f"--workdir={workdir}",
+    return [sys.executable, "-m", "sora_jax.cli", "train", "--config=sora_jax/configs/t2v.py:micro",
+            f"--workdir={workdir}",
             f"--config.vae_workdir={vae_workdir}", f"--config.data.data_dir={data_dir}",
             "--config.data.cache_limit=48", "--config.data.batch_size=2", "--config.data.max_batch_size=4",
             f"--config.total_steps={steps}", "--config.log.every_steps=1", "--config.checkpoint.every_steps=2",
@@ -47,17 +49,18 @@ def write_summary(args, trials: list[dict], max_delay: float) -> dict:
     return summary
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--max_delay", type=float, default=None,
-                        help="seconds; default: the reference run's duration, so kills land anywhere in a run")
-    parser.add_argument("--data_dir", default="data/tfds")
-    parser.add_argument("--vae_workdir", default="assets/vae_tiny")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="out/crash_harness.json")
-    args = parser.parse_args()
+flags.DEFINE_integer("trials", 20, 'trials')
+flags.DEFINE_integer("steps", 10, 'steps')
+flags.DEFINE_float("max_delay", None, "seconds; default: the reference run's duration, so kills land anywhere in a run")
+flags.DEFINE_string("data_dir", "data/tfds", 'data dir')
+flags.DEFINE_string("vae_workdir", "assets/vae_tiny", 'vae workdir')
+flags.DEFINE_integer("seed", 0, 'seed')
+flags.DEFINE_string("out", "out/crash_harness.json", 'out')
+
+
+def main(argv: list[str]) -> None:
+    del argv  # flags only
+    args = flags.FLAGS
     rng = random.Random(args.seed)
     root = pathlib.Path(tempfile.mkdtemp(prefix="crash_harness_"))
     reference = root / "reference"
@@ -96,4 +99,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    app.run(main)

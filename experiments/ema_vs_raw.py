@@ -1,8 +1,9 @@
 """A finished run's validation scores with its EMA weights and with its raw (last) weights.
 
-    .venv/bin/python experiments/ema_vs_raw.py runs/vae_tiny_ema999 runs/vae_tiny_silu5700 \
+    .venv/bin/python experiments/ema_vs_raw.py --workdirs=runs/vae_tiny_ema999 --workdirs=runs/vae_tiny_silu5700 \
         --out=experiments/results/cpu/vae_ema_vs_raw.json
-    .venv/bin/python experiments/ema_vs_raw.py runs/ladder_cpu/1x runs/ladder_cpu/4x runs/ladder_cpu/32x \
+    .venv/bin/python experiments/ema_vs_raw.py --workdirs=runs/ladder_cpu/1x --workdirs=runs/ladder_cpu/4x \
+        --workdirs=runs/ladder_cpu/32x \
         --out=experiments/results/cpu/ladder_ema_vs_raw.json
 
 Both weight sets come from the run's latest checkpoint and are scored by the run's own task
@@ -13,13 +14,13 @@ weights are already an average of sorts; this measures whether the EMA on top he
 
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 
 import ml_collections
+from absl import app, flags
 
-from sora_jax.train import checkpoint as checkpoint_lib
+from sora_jax import checkpoints as checkpoint_lib
 from sora_jax.train import trainer
 
 # The headline metric per task, and whether higher is better.
@@ -51,11 +52,14 @@ def score_run(workdir: str) -> dict:
         checkpointer.close()
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("workdirs", nargs="+")
-    parser.add_argument("--out", default=None, help="JSON file for the results")
-    args = parser.parse_args()
+flags.DEFINE_multi_string("workdirs", None, 'workdirs')
+flags.DEFINE_string("out", None, "JSON file for the results")
+flags.mark_flag_as_required("workdirs")
+
+
+def main(argv: list[str]) -> None:
+    del argv  # flags only
+    args = flags.FLAGS
     results = []
     print(f"{'run':<28} {'step':>6} {'metric':>9} {'EMA':>9} {'raw':>9} {'raw-EMA':>9}")
     for workdir in args.workdirs:
@@ -70,4 +74,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    app.run(main)

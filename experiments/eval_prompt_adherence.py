@@ -8,27 +8,31 @@ prompted colors present, the share of present colors that were prompted, and the
 prompted colors whose centroid moves. Writes the samples and `prompt_adherence.json` under --out.
 """
 
-import argparse
 import json
 import pathlib
 
+from absl import app, flags
+
 from sora_jax import generate
+from sora_jax.train.t2v_task import T2VTask
+
+flags.DEFINE_string("workdir", "runs/t2v_tiny", 'workdir')
+flags.DEFINE_integer("prompts", 32, 'prompts')
+flags.DEFINE_string("out", None, 'out')
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--workdir", default="runs/t2v_tiny")
-    parser.add_argument("--prompts", type=int, default=32)
-    parser.add_argument("--out", default=None)
-    args = parser.parse_args()
+def main(argv: list[str]) -> None:
+    del argv  # flags only
+    args = flags.FLAGS
     out = pathlib.Path(args.out or pathlib.Path(args.workdir) / "prompt_adherence")
     generator = generate.Generator(args.workdir)
-    clips = generator.task.validation_clips(args.prompts)
-    summary = generator.task.write_samples(generator.params, clips, out)
+    task = T2VTask(generator.config, args.workdir)
+    clips = task.validation_clips(args.prompts)
+    summary = task.write_samples(generator.params, clips, out)
     summary.update(prompts=len(clips), checkpoint_step=generator.step)
     (out / "prompt_adherence.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":
-    main()
+    app.run(main)

@@ -5,13 +5,14 @@ training pipeline, and reports what was skipped and why. Any exception is a cras
     .venv/bin/python experiments/fuzz_folder.py --out=out/fuzz_folder.json
 """
 
-import argparse
 import collections
 import json
 import pathlib
 import re
 import tempfile
 import time
+
+from absl import app, flags
 
 from sora_jax.data import bad_inputs, pipeline, video_folder
 
@@ -46,11 +47,13 @@ def fuzz(folder: pathlib.Path, seed: int = 0, batches: int = 8) -> dict:
             "seconds": round(time.perf_counter() - started, 1)}
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="out/fuzz_folder.json")
-    args = parser.parse_args()
+flags.DEFINE_integer("seed", 0, 'seed')
+flags.DEFINE_string("out", "out/fuzz_folder.json", 'out')
+
+
+def main(argv: list[str]) -> None:
+    del argv  # flags only
+    args = flags.FLAGS
     with tempfile.TemporaryDirectory() as directory:
         report = fuzz(pathlib.Path(directory) / "folder", args.seed)
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -62,4 +65,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    app.run(main)

@@ -2,11 +2,11 @@ r"""An IsoFLOP sweep: >= 4 budgets x 5 model sizes, each run trained to exactly 
 the fits (`sora_jax/scaling/fit.py`), a prediction for the largest budget written before it runs,
 and the figures. Resumable: rerun the same command.
 
-    .venv/bin/python experiments/isoflop.py --config=configs/scaling.py:demo --workdir=out/isoflop_demo \
+    .venv/bin/python experiments/isoflop.py --config=sora_jax/configs/scaling.py:demo --workdir=out/isoflop_demo \
         --budgets=0.25x,0.5x,1x,2x --results=experiments/results/isoflop_demo
 
 `--results` also writes experiments/results/isoflop_fit.json, the (k, a) of N* = k·C^a that
-`configs/scaling.py:<preset>,rule=fit` sizes models with.
+`sora_jax/configs/scaling.py:<preset>,rule=fit` sizes models with.
 """
 
 import json
@@ -15,7 +15,8 @@ import pathlib
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/scaling.py:demo", "A configs/scaling.py preset.")
+_CONFIG = config_flags.DEFINE_config_file("config", "sora_jax/configs/scaling.py:demo", "A sora_jax/configs/scaling.py "
+                                                                                        "preset.")
 _WORKDIR = flags.DEFINE_string("workdir", "out/isoflop_demo", "One subdirectory per (budget, size).")
 _BUDGETS = flags.DEFINE_list("budgets", ["0.25x", "0.5x", "1x", "2x"], "Budgets, smallest first (>= 4).")
 _SIZES = flags.DEFINE_integer("sizes", 5, "Model sizes per budget, centred on the rule's choice.")

@@ -1,5 +1,5 @@
-"""sora_jax: Sora's recipe in JAX/Flax, with compute made measurable."""
+"""sora_jax: Sora's recipe in JAX/Flax, with compute made measurable.
 
-from sora_jax import host_memory
-
-host_memory.retain_freed_memory()  # before XLA allocates: see host_memory's docstring
+Importing the package changes nothing process-wide: the entry points (`sora-jax`, the test
+suite's conftest, the benchmarks) call `host_memory.retain_freed_memory()` themselves.
+"""

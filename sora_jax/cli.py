@@ -2,13 +2,16 @@
 
     sora-jax data prepare --dataset=physworld/tiny --data_dir=data/tfds
     sora-jax data preview --dataset=physworld/tiny --data_dir=data/tfds --out=out/preview
-    sora-jax train --config=configs/vae.py:tiny --workdir=runs/vae_tiny
+    sora-jax train --config=sora_jax/configs/vae.py:tiny --workdir=runs/vae_tiny
     sora-jax export --workdir=runs/vae_tiny --out=assets/vae_tiny
     sora-jax sample --workdir=runs/t2v_tiny --prompt="a red ball" --out=out/red_ball.mp4
-    sora-jax ladder --config=configs/scaling.py:demo --workdir=out/ladder   # 1x, 4x, 32x + comparison
+    sora-jax ladder --config=sora_jax/configs/scaling.py:demo --workdir=out/ladder   # 1x, 4x, 32x
+    sora-jax VERB --help                                   # the verb's flags, one line each
 
 Flags are few on purpose: `--config` (with `--config.a.b=v` overrides), `--workdir`, and a handful
 per verb. A user mistake ends with a one-line message and exit code 2, never a traceback.
+`--config=configs/NAME.py:ARG` (the layout before configs moved into the package) still works:
+a config path that does not exist is looked up among the package's configs.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-
-_CONFIG = config_flags.DEFINE_config_file("config", None, "A config file, e.g. configs/vae.py:tiny.", lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file("config", None, "A config file and its argument, e.g. "
+                                          "sora_jax/configs/vae.py:tiny; override fields with --config.a.b=v.",
+                                          lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory of a run: checkpoints, metrics, samples.")
 _DATASET = flags.DEFINE_string("dataset", "physworld/tiny", "physworld/<tiny|small|base> or folder:<path>.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "data/tfds", "Where prepared datasets live.")
@@ -31,7 +35,7 @@ _COUNT = flags.DEFINE_integer("count", 12, "How many clips to preview.")
 _SUITE = flags.DEFINE_enum("suite", "vae", ["vae"], "Evaluation suite (eval).")
 # sample
 _PROMPT = flags.DEFINE_string("prompt", "", "Text prompt (sample); enriched into a training-style caption.")
-_MODE = flags.DEFINE_string("mode", "t2v", "t2v, t2i, i2v, extend_forward, extend_backward, loop, connect, edit.")
+_MODE = flags.DEFINE_string("mode", "t2v", "The prompting mode (listed below).")
 _FRAMES = flags.DEFINE_integer("frames", 17, "Output frames (t2v, i2v) or new frames (extend, loop, connect).")
 _HEIGHT = flags.DEFINE_integer("height", None, "Output height; default: the input's, or the training size.")
 _WIDTH = flags.DEFINE_integer("width", None, "Output width.")
@@ -49,9 +53,25 @@ _PRINT = flags.DEFINE_bool("print", False, "ladder: print the plan (params, step
 _BUDGETS = flags.DEFINE_list("budgets", None, "ladder: the rungs to run (default: the config's 1x, 4x, 32x).")
 _PROMPTS_FILE = flags.DEFINE_string("prompts_file", None, "One prompt per line, sampled in batches; outputs "
                                     "are --out with _000, _001, ... appended.")
+_PUBLISH = flags.DEFINE_string("publish", None, "ladder: copy the small results (JSON, tables, figures) to this "
+                               "directory for committing, e.g. experiments/results/ladder_demo.")
 
-USAGE = "usage: sora-jax {train|sample|eval|data|export|ladder} ... (data: prepare|preview; eval --suite=vae)"
-VERBS = ("train", "sample", "eval", "data", "export", "ladder")
+# Each verb: what it does, and the flags it reads (`sora-jax VERB --help` lists them, one line each).
+VERBS = {
+    "train": ("train a model from a config; rerun to resume", ("config", "workdir")),
+    "sample": ("generate videos or images from a trained text-to-video run",
+               ("workdir", "out", "prompt", "prompts_file", "mode", "frames", "height", "width", "image", "video",
+                "video2", "strength", "seed", "steps", "guidance", "sampler", "no_enrich")),
+    "eval": ("evaluate a trained VAE (reconstruction in and out of domain, throughput)", ("workdir", "suite")),
+    "data": ("data prepare: build a tfds dataset; data preview: a gallery of clips",
+             ("dataset", "data_dir", "split", "out", "count")),
+    "export": ("write a run's EMA parameters without optimizer state (small enough to commit)", ("workdir", "out")),
+    "ladder": ("train the compute ladder's rungs (1x, 4x, 32x) and compare them",
+               ("config", "workdir", "print", "budgets", "publish")),
+}
+USAGE = "usage: sora-jax {" + "|".join(VERBS) + "} ... (data: prepare|preview); sora-jax VERB --help"
+HELP_FLAGS = ("-h", "--help", "-help", "--helpfull", "--helpshort")
+CONFIG_DIR = pathlib.Path(__file__).resolve().parent / "configs"
 
 
 class UserError(Exception):
@@ -133,10 +153,10 @@ def _sample() -> None:
 def _export() -> None:
     workdir = _require(_WORKDIR, "workdir")
     out = _require(_OUT, "out")
-    from sora_jax.train import checkpoint
+    from sora_jax import checkpoints
 
     try:
-        path = checkpoint.export(workdir, out)
+        path = checkpoints.export(workdir, out)
     except FileExistsError as error:
         raise UserError(str(error)) from None
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
@@ -158,7 +178,7 @@ def _eval() -> None:
 def _ladder() -> None:
     config = _require(_CONFIG, "config")
     if "ladder" not in config:
-        raise UserError("ladder needs a compute-ladder config, e.g. --config=configs/scaling.py:demo")
+        raise UserError("ladder needs a compute-ladder config, e.g. --config=sora_jax/configs/scaling.py:demo")
     from sora_jax.scaling import ladder
 
     print(ladder.format_table(ladder.table(config)))
@@ -172,6 +192,53 @@ def _ladder() -> None:
     for budget in _BUDGETS.value or config.ladder.rungs:
         validate.check(ladder.rung_config(config, budget), jax.device_count())  # every rung, before any runs
     ladder.run(config, workdir, _BUDGETS.value)
+    if _PUBLISH.value:
+        copied = ladder.publish(workdir, _PUBLISH.value)
+        print(f"ladder: published {len(copied)} files to {_PUBLISH.value}")
+
+
+def usage() -> str:
+    """Bare `sora-jax` and `sora-jax --help`: the verbs, one line each."""
+    lines = ["sora-jax: reproduce Sora's recipe in JAX and measure what compute buys.", "", USAGE, "", "verbs:"]
+    lines += [f"  {verb:<8} {summary}" for verb, (summary, _) in VERBS.items()]
+    lines += ["", "e.g. sora-jax train --config=sora_jax/configs/t2v.py:tiny --workdir=runs/t2v_tiny"]
+    return "\n".join(lines)
+
+
+def verb_help(verb: str, full: bool = False) -> str:
+    """`sora-jax VERB --help`: the verb's flags with one line each (`--helpfull`: every flag)."""
+    summary, names = VERBS[verb]
+    lines = [f"sora-jax {verb}: {summary}", "", "flags:"]
+    for name in (sorted(VERB_FLAG_NAMES) if full else names):
+        flag = flags.FLAGS[name]
+        default = "" if flag.default in (None, "", False) or name == "config" else f" (default: {flag.default})"
+        lines.append(f"  --{name:<14} {flag.help}{default}")
+    if verb == "sample":
+        from sora_jax.generate import MODE_NEEDS
+
+        lines += ["", "modes (--mode):"] + [f"  {mode:<16} {needs}" for mode, needs in MODE_NEEDS.items()]
+    if "config" in names:
+        lines += ["", "configs: " + ", ".join(f"sora_jax/configs/{p.name}" for p in sorted(CONFIG_DIR.glob("[!_]*.py"))
+                                              if p.name != "common.py"),
+                  "any config field: --config.a.b=v (a mistyped field fails, naming the closest)"]
+    return "\n".join(lines)
+
+
+VERB_FLAG_NAMES = sorted({name for _, names in VERBS.values() for name in names})
+
+
+def resolve_config_paths(argv: list[str]) -> list[str]:
+    """`--config=configs/t2v.py:tiny` (or any config path that does not exist as given) -> the
+    package's `sora_jax/configs/t2v.py:tiny`, so commands written before the move keep working."""
+    resolved = []
+    for arg in argv:
+        if arg.startswith("--config="):
+            path, sep, rest = arg[len("--config="):].partition(":")
+            candidate = CONFIG_DIR / pathlib.Path(path).name
+            if not pathlib.Path(path).exists() and candidate.exists():
+                arg = f"--config={candidate}{sep}{rest}"
+        resolved.append(arg)
+    return resolved
 
 
 def main(argv: list[str]) -> None:
@@ -203,10 +270,37 @@ def _one_line(error: BaseException) -> str:
     return "; ".join(line.strip("'") if line.count("'") == 2 and line[0] == "'" else line for line in lines)
 
 
+def _help_request(argv: list[str]) -> str | None:
+    """The help text when the command line asks for help (or names no verb), else None."""
+    words = [a for a in argv[1:] if not a.startswith("-")]
+    asked = [a for a in argv[1:] if a in HELP_FLAGS]
+    if not words and not asked and len(argv) > 1:
+        return None  # flags without a verb: the verb check reports it
+    verb = words[0] if words else None
+    if verb in VERBS and asked:
+        return verb_help(verb, full="--helpfull" in asked)
+    if verb is None:
+        return usage()
+    if asked:
+        raise UserError(f"unknown verb {verb!r}; {USAGE}")
+    return None
+
+
 def run() -> None:
     """Console entry point."""
+    from sora_jax import host_memory
+
+    host_memory.retain_freed_memory()  # process-wide, before XLA allocates: see host_memory
     try:
-        argv = flags.FLAGS(sys.argv)
+        text = _help_request(sys.argv)
+    except UserError as error:
+        print(f"sora-jax: {error}", file=sys.stderr)
+        sys.exit(2)
+    if text is not None:
+        print(text)
+        sys.exit(0)
+    try:
+        argv = flags.FLAGS(resolve_config_paths(sys.argv))
     except (flags.Error, KeyError, AttributeError, ValueError) as error:
         key = f"bad flag or config key ({type(error).__name__})"
         print(f"sora-jax: {key}: {_one_line(error)}", file=sys.stderr)
@@ -217,8 +311,8 @@ def run() -> None:
     except UserError as error:
         print(f"sora-jax: {error}", file=sys.stderr)
         sys.exit(2)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"sora-jax: {error}", file=sys.stderr)
+    except (OSError, ValueError) as error:  # OSError: also a config file that failed to load
+        print(f"sora-jax: {_one_line(error)}", file=sys.stderr)
         sys.exit(2)
 
 

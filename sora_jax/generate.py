@@ -19,7 +19,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from sora_jax import prompts
@@ -27,8 +26,20 @@ from sora_jax.data import video_folder, video_io
 from sora_jax.diffusion import flow, samplers
 from sora_jax.evaluation.metrics import psnr
 from sora_jax.models.vae import VideoVAE, nearest_frame_counts, nearest_multiples
+from sora_jax.pipelines import t2v as t2v_pipeline
 
-MODES = ("t2v", "t2i", "i2v", "extend_forward", "extend_backward", "loop", "connect", "edit")
+# Each prompting mode and what it needs (shown by `sora-jax sample --help`).
+MODE_NEEDS = {
+    "t2v": "text -> video: --prompt, --frames (1 + 4k)",
+    "t2i": "text -> image: --prompt (one frame)",
+    "i2v": "image -> video: --image (first frame), --prompt, --frames",
+    "extend_forward": "continue a video: --video, --frames new frames (multiple of 4)",
+    "extend_backward": "make what came before a video: --video, --frames new frames",
+    "loop": "a transition from a video's end back into its start: --video, --frames new frames",
+    "connect": "a transition from --video into --video2: --frames new frames",
+    "edit": "SDEdit: --video redrawn to --prompt, --strength 0 (keep) .. 1 (ignore it)",
+}
+MODES = tuple(MODE_NEEDS)
 
 
 @dataclasses.dataclass
@@ -79,44 +90,46 @@ class Generator:
     """A trained T2V run (workdir or export) with its VAE, ready to sample."""
 
     def __init__(self, workdir: str | pathlib.Path):
-        from sora_jax.train.checkpoint import load_params
-        from sora_jax.train.t2v_task import T2VTask
-
-        self.params, meta, self.step = load_params(workdir)
-        if meta.get("task") != "t2v":
-            raise UserInputError(f"{workdir} holds a {meta.get('task')!r} run, not a text-to-video DiT")
-        self.config = ml_collections.ConfigDict(meta["config"])
-        self.task = T2VTask(self.config, workdir)
-        self.vae: VideoVAE = self.task.vae
+        try:
+            self.pipeline, self.params, meta, self.step = t2v_pipeline.load(workdir)
+        except ValueError as error:
+            raise UserInputError(str(error)) from None
+        self.workdir = pathlib.Path(workdir)
+        self.config = self.pipeline.config
+        self.vae: VideoVAE = self.pipeline.vae.model
         self.temporal = self.vae.temporal
-        self.multiple = self.vae.spatial * max(self.task.model.patch[1:])
-        self.default_size, self.train_window = self._training_shape()
+        self.multiple = self.vae.spatial * max(self.pipeline.model.patch[1:])
+        self.default_size, self.train_window = self._training_shape(meta)
 
-    def _training_shape(self) -> tuple[tuple[int, int], int]:
-        """(largest training (H, W), latent frames of the longest training clip)."""
+    def _training_shape(self, meta: dict) -> tuple[tuple[int, int], int]:
+        """(largest training (H, W), latent frames of the longest training clip), as the run
+        stored them; runs finished before the shape was stored: PhysWorld's, from its builder."""
+        if "training_shape" in meta:
+            shape = meta["training_shape"]
+            return tuple(shape["size"]), int(shape["latent_frames"])
         dataset = self.config.data.dataset
-        if dataset.startswith("physworld/"):
-            from sora_jax.data.physworld_tfds import builder
+        if not dataset.startswith("physworld/"):
+            raise UserInputError(f"the run's meta has no training_shape and {dataset!r} is not PhysWorld: "
+                                 f"retrain, or export it again from a newer checkpoint")
+        from sora_jax.data.physworld_tfds import builder
 
-            spec = next(c for c in builder.BUILDER_CONFIGS if c.name == dataset.split("/")[1])
-            frames = max(spec.durations)
-            return spec.sizes[0], 1 + (frames - 1) // self.temporal
-        return (32, 56), 5
+        size, frames = builder.largest_clip(dataset.split("/")[1])
+        return size, 1 + (frames - 1) // self.temporal
 
     # --- latents -------------------------------------------------------------------------------
     def encode(self, frames: np.ndarray) -> np.ndarray:
         """uint8 [T, H, W, 3] -> normalized latents [t, h, w, c] (T trimmed to 1 + k·temporal)."""
         usable = 1 + (frames.shape[0] - 1) // self.temporal * self.temporal
-        return self.task.encode(frames[None, :usable])[0]
+        return self.pipeline.encode(frames[None, :usable])[0]
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
-        return self.task.decode(latents[None])[0]
+        return self.pipeline.decode(latents[None])[0]
 
     def _check_size(self, height: int, width: int) -> None:
         for name, side in (("height", height), ("width", width)):
             if side % self.multiple or side <= 0:
                 raise UserInputError(f"--{name}={side} is not a multiple of {self.multiple} (VAE {self.vae.spatial}x "
-                                     f"x patch {self.task.model.patch[1]}); nearest valid: "
+                                     f"x patch {self.pipeline.model.patch[1]}); nearest valid: "
                                      f"{' or '.join(map(str, nearest_multiples(side, self.multiple)))}")
 
     def _frames_to_latents(self, frames: int, new: bool) -> int:
@@ -143,7 +156,7 @@ class Generator:
     def _denoise(self, caption: str, latents: np.ndarray, given: np.ndarray, request: Request, seed: int,
                  start: float = 1.0, noise: np.ndarray | None = None) -> np.ndarray:
         """One sampling call over latents [t, h, w, c] with given frames (bool [t]) held fixed."""
-        out = self.task.sample_latents(
+        out = self.pipeline.sample_latents(
             self.params, [caption], latents.shape, seed=seed, steps=request.steps, guidance=request.guidance,
             cond_latents=jnp.asarray(latents[None]), cond_mask=jnp.asarray(given[None]), start=start,
             noise=None if noise is None else jnp.asarray(noise[None]), method=request.sampler)
@@ -192,7 +205,8 @@ class Generator:
         window = request.window or self.train_window
         if window < 2 and mode not in ("t2i", "edit"):
             raise UserInputError(f"window={window} latent frames leaves no room to generate; use at least 2")
-        enriched = prompts.enrich(request.prompt, frames=frames, seed=request.seed) if request.enrich else request.prompt
+        enriched = prompts.enrich(request.prompt, frames=frames,
+                                  seed=request.seed) if request.enrich else request.prompt
         h, w = size[0] // self.vae.spatial, size[1] // self.vae.spatial
         channels = self.vae.latent_channels
         trim = 0  # output frames to drop at the end (loop)
@@ -238,7 +252,7 @@ class Generator:
             tail = second
         else:  # edit (SDEdit): noise the input to t(strength), then denoise from there
             video = self.encode(self._input_video(request.video, "video", size))
-            shift = self.task.shift((1, *video.shape))
+            shift = self.pipeline.shift((1, *video.shape))
             t_start = float(flow.shift_timesteps(request.strength, shift))
             noise = np.asarray(jax.random.normal(jax.random.PRNGKey(request.seed), video.shape))
             noised = (1.0 - t_start) * video + t_start * noise
@@ -268,7 +282,7 @@ class Generator:
         return Result(out, meta)
 
 
-def _batch_key(generator: "Generator", request: Request):
+def _batch_key(generator: Generator, request: Request):
     """Requests that can share one sampling call: text->video/image within the window, same
     shape and sampler settings. None for the rest (they run one by one)."""
     if request.mode not in ("t2v", "t2i"):
@@ -281,7 +295,7 @@ def _batch_key(generator: "Generator", request: Request):
     return (latent_frames, size, request.steps, request.guidance, request.sampler)
 
 
-def generate_batch(generator: "Generator", requests: list[Request]) -> list[Result]:
+def generate_batch(generator: Generator, requests: list[Request]) -> list[Result]:
     """Many prompts: those that fit one sampling call together are batched (one DiT call per
     step for all of them); each keeps its own seed's noise, so a video does not depend on its
     batch-mates (equal to `generate` alone up to float rounding)."""
@@ -306,9 +320,9 @@ def generate_batch(generator: "Generator", requests: list[Request]) -> list[Resu
                             else request.prompt)
         noise = np.concatenate([np.asarray(jax.random.normal(jax.random.PRNGKey(requests[i].seed), (1, *shape)))
                                 for i in members])
-        latents = generator.task.sample_latents(generator.params, captions, shape, steps=steps, guidance=guidance,
+        latents = generator.pipeline.sample_latents(generator.params, captions, shape, steps=steps, guidance=guidance,
                                                 noise=jnp.asarray(noise), method=sampler)
-        videos = generator.task.decode(latents)
+        videos = generator.pipeline.decode(latents)
         seconds = (time.perf_counter() - started) / len(members)
         for i, caption, video in zip(members, captions, videos):
             request = requests[i]

@@ -5,14 +5,15 @@ malloc and frees them when the step ends. glibc serves such large blocks with a 
 from worker threads always, since a thread's arena cannot hold them — and returns them with
 `munmap`, so every step faults its whole working set back in, page by page, with the kernel
 zeroing each page: on the 2-core CPU this was 77k minor faults and 23 % of the CPU time of a
-width-192 DiT training step (`experiments/bench_host_memory.py`; `bench_dit_step.py` prints the
+width-192 DiT training step (`benchmarks/bench_host_memory.py`; `bench_dit_step.py` prints the
 faults per step too).
 
 `retain_freed_memory()` asks glibc for one arena, no `mmap` for large blocks and no trimming,
 so a freed step's buffers are reused by the next one: no faults, and that step 1.23x as fast.
 The cost is that the resident size stays at its high-water mark, as with tcmalloc or jemalloc.
-It runs when `sora_jax` is imported — before XLA's threads allocate anything — on Linux with
-glibc; `SORA_JAX_HOST_MALLOC=default` leaves the allocator alone.
+The entry points call it before XLA's threads allocate anything (`sora-jax`, the tests' conftest,
+the benchmarks), never a library import; on Linux with glibc; `SORA_JAX_HOST_MALLOC=default`
+leaves the allocator alone.
 
 The high-water mark is not bounded when steps of many shapes each need gigabytes: freed blocks
 that do not fit the next request stay resident, and the `small` VAE (4 GiB of temporaries a
@@ -53,7 +54,8 @@ def retain_freed_memory() -> bool:
 
 class _MallInfo2(ctypes.Structure):  # glibc >= 2.33, malloc.h
     _fields_ = [(name, ctypes.c_size_t) for name in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
 
 
 def free_bytes_held() -> int:

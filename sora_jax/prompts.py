@@ -68,8 +68,8 @@ def _specified_object(mention: str) -> dict:
 class RuleEnricher:
     """Fills what a prompt leaves open with draws from the PhysWorld training distribution."""
 
-    def __init__(self, world: physworld.WorldConfig = physworld.WorldConfig()):
-        self.world = world
+    def __init__(self, world: physworld.WorldConfig | None = None):
+        self.world = world or physworld.WorldConfig()
 
     def __call__(self, prompt: str, *, frames: int, seed: int) -> str:
         rng = np.random.default_rng([seed, 7919])
@@ -101,7 +101,8 @@ class RuleEnricher:
             else:
                 paints = spec["paints"] if spec["paints"] is not None else bool(rng.random() < self.world.painter_prob)
                 paints = paints and motion != palette.MOTION_NAMES.index("still")
-            objects.append(physworld.ObjectSpec(spec["color"], shape, size, motion, paints, 0.0, (0.0, 0.0), (0.0, 0.0)))
+            objects.append(physworld.ObjectSpec(spec["color"], shape, size, motion, paints, 0.0, (0.0, 0.0), (0.0,
+                                                                                                              0.0)))
         occluders = self._occluders(text, rng)
         camera = self._camera(text, rng, frames)
         return captions.describe(_Scene(frames, tuple(objects), occluders, camera), rng)

@@ -9,6 +9,9 @@ import tempfile
 
 import pytest
 
+from sora_jax import host_memory
+
+host_memory.retain_freed_memory()  # as the CLI does, before JAX allocates in the test processes
 REPO = pathlib.Path(__file__).resolve().parents[1]
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 _owned_cache_dir = None  # set in the controlling process when it made the cache itself
@@ -40,9 +43,9 @@ def run_cli(*args: str, timeout: float = 600, cwd: pathlib.Path = REPO) -> subpr
 
 
 def micro_vae_config(data_dir, total_steps: int = 2):
-    """configs/vae.py:micro cut down for tests: evaluation and latent statistics on a clip or two,
+    """sora_jax/configs/vae.py:micro cut down for tests: evaluation and latent statistics on a clip or two,
     synchronous checkpoints, no evaluation before the end."""
-    from configs import vae
+    from sora_jax.configs import vae
 
     config = vae.get_config("micro")
     config.data.data_dir = str(data_dir)
@@ -80,7 +83,7 @@ def micro_vae(physworld_tiny, tmp_path_factory) -> pathlib.Path:
 def micro_t2v(physworld_tiny, tmp_path_factory) -> pathlib.Path:
     """A few-step micro DiT on the committed tiny VAE (assets/vae_tiny): generation tests need a
     real latent space (given frames must come back through a real decoder), not a good model."""
-    from configs import t2v
+    from sora_jax.configs import t2v
     from sora_jax.train import trainer
 
     config = t2v.get_config("micro")

@@ -5,7 +5,8 @@ when JAX starts). Prints one JSON line. Used by tests/test_train_t2v.py.
 
 MODE: sharded (1 device vs a data2/fsdp2/tensor2 mesh), restore_mesh (save on data 8, restore
 onto data2/fsdp2/tensor2), single (one device), multiprocess (2 processes, jax.distributed),
-context (1 device vs data2 x context4, full attention over a sequence-sharded mesh), train (2 processes run the micro T2V trainer: `train VAE_WORKDIR WORKDIR PROCESS_ID PORT DATA_DIR`).
+context (1 device vs data2 x context4, full attention over a sequence-sharded mesh), train (2
+processes run the micro T2V trainer: `train VAE_WORKDIR WORKDIR PROCESS_ID PORT DATA_DIR`).
 """
 
 import json
@@ -16,7 +17,7 @@ import numpy as np
 
 
 def config_for(vae_workdir, mesh=None):
-    from configs import t2v
+    from sora_jax.configs import t2v
 
     config = t2v.get_config("micro")
     config.vae_workdir = vae_workdir
@@ -28,7 +29,8 @@ def config_for(vae_workdir, mesh=None):
 def batch_for(task, process_index=0, process_count=1):
     rng = np.random.default_rng(0)
     latent = rng.normal(size=(8, 3, 4, 6, task.vae.latent_channels)).astype(np.float32)
-    captions = [f"a {c} circle moves right" for c in ("red", "green", "blue", "yellow", "magenta", "cyan", "red", "blue")]
+    captions = [f"a {c} circle moves right" for c in ("red", "green", "blue", "yellow", "magenta", "cyan", "red",
+                                                      "blue")]
     batch = {"latent": latent, **task.encode_prompts(captions)}
     return {k: np.array_split(v, process_count)[process_index] for k, v in batch.items()}
 
@@ -46,7 +48,8 @@ def main():
     if mode in ("multiprocess", "train"):
         process_id, port = int(sys.argv[4]), sys.argv[5]
         jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2, process_id=process_id)
-    from sora_jax.train import checkpoint, sharding, t2v_task, trainer
+    from sora_jax import checkpoints
+    from sora_jax.train import sharding, t2v_task, trainer
 
     config = config_for(vae_workdir)
     if mode == "train":
@@ -108,12 +111,12 @@ def main():
         workdir = sys.argv[3]
         data_8 = config_for(vae_workdir, dict(data=8, fsdp=1, tensor=1, context=1))
         setup, state, _ = step(data_8, task, sharding.make_mesh(data_8.mesh), batch_for(task))
-        saver = checkpoint.Checkpointer(workdir, async_save=False)
+        saver = checkpoints.Checkpointer(workdir, async_save=False)
         saver.save(1, state, {"task": "t2v"}, force=True)
         saver.close()
         split = config_for(vae_workdir, dict(data=2, fsdp=2, tensor=2, context=1))
         target = trainer.build(split, task)
-        restored, meta = checkpoint.Checkpointer(workdir, async_save=False).restore(1, target.state,
+        restored, meta = checkpoints.Checkpointer(workdir, async_save=False).restore(1, target.state,
                                                                                     target.state_shardings)
         same = jax.tree.leaves(jax.tree.map(lambda a, b: bool(np.array_equal(np.asarray(a), np.asarray(b))),
                                             state.params, restored.params))

@@ -122,7 +122,8 @@ with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
     lowered = grad.lower(*(jax.device_put(x, spec) for x in (q, k, v)))
     eight = lowered.compile()(*(jax.device_put(x, spec) for x in (q, k, v)))
 text = lowered.as_text()
-print(json.dumps({"fused": "sora_amx_attention_backward" in text, "gathered": "all_gather" in text or "all-gather" in text,
+print(json.dumps({"fused": "sora_amx_attention_backward" in text,
+                  "gathered": "all_gather" in text or "all-gather" in text,
                   "difference": max(float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(a)))
                                     for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(eight)))}))
 """
@@ -139,7 +140,8 @@ def test_context_parallel_fused_attention_on_eight_devices_equals_one():
     import sys
 
     env = {**os.environ, "JAX_NUM_CPU_DEVICES": "8", "JAX_PLATFORMS": "cpu"}
-    done = subprocess.run([sys.executable, "-c", CONTEXT_PARALLEL], capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run([sys.executable, "-c", CONTEXT_PARALLEL], capture_output=True, text=True, env=env,
+                          timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["fused"] and result["gathered"], result

@@ -58,7 +58,8 @@ def test_flash_with_bf16_operands_stays_close_and_returns_the_input_dtype():
     got = attention.flash_attention(q, k, v, jnp.bfloat16, block=32)
     assert got.dtype == jnp.float32 and grads.dtype == jnp.float32
     np.testing.assert_allclose(got, expected, atol=2e-2)
-    np.testing.assert_allclose(grads, jax.grad(lambda q: jnp.sum(jax.nn.dot_product_attention(q, k, v) ** 2))(q), atol=5e-2)
+    np.testing.assert_allclose(grads, jax.grad(lambda q: jnp.sum(jax.nn.dot_product_attention(q, k, v) ** 2))(q),
+                               atol=5e-2)
 
 
 def test_bf16_rounding_of_the_flash_kernel_is_round_to_nearest():
@@ -70,7 +71,8 @@ def test_bf16_rounding_of_the_flash_kernel_is_round_to_nearest():
     got, expected = attention._to_operand(x, jnp.bfloat16), x.astype(jnp.bfloat16)
     assert got.dtype == jnp.bfloat16
     tie = (np.asarray(jax.lax.bitcast_convert_type(x, jnp.uint32)) & 0xFFFF) == 0x8000
-    np.testing.assert_array_equal(np.asarray(got.astype(jnp.float32))[~tie], np.asarray(expected.astype(jnp.float32))[~tie])
+    np.testing.assert_array_equal(np.asarray(got.astype(jnp.float32))[~tie],
+                                  np.asarray(expected.astype(jnp.float32))[~tie])
     weights = jnp.exp(-jnp.asarray(rng.uniform(0, 8, 100000), jnp.float32))
     assert abs(float(jnp.mean(attention._to_operand(weights, jnp.bfloat16).astype(jnp.float32) / weights)) - 1) < 1e-4
     np.testing.assert_array_equal(attention._to_operand(x, jnp.float32), x)  # f32 operands pass through
@@ -118,7 +120,8 @@ def test_flash_block_keeps_one_block_of_scores_under_the_cap():
     assert attention.flash_block(3, 2048) == attention.flash_block(6, 8192) == 512
     for heads, keys in ((16, 16384), (24, 100_000), (48, 10**6)):
         block = attention.flash_block(heads, keys)
-        assert block == 32 or heads * keys * block <= attention.FLASH_MAX_SCORES < heads * keys * block * 2, (heads, keys, block)
+        scores = heads * keys * block
+        assert block == 32 or scores <= attention.FLASH_MAX_SCORES < scores * 2, (heads, keys, block)
     assert attention.flash_block(48, 10**6) == 32
 
 
@@ -148,10 +151,12 @@ def test_cudnn_dit_equals_xla_dit():
     x = jnp.asarray(rng.normal(size=(2, 5, 16, 16, 16)), jnp.float32)
     t = jnp.asarray(rng.random((2, 5)), jnp.float32)
     text = {"tokens": jnp.asarray(rng.normal(size=(2, 32, 384)), jnp.float32),
-            "mask": jnp.arange(32)[None] < jnp.array([[32], [9]]), "pooled": jnp.asarray(rng.normal(size=(2, 384)), jnp.float32)}
+            "mask": jnp.arange(32)[None] < jnp.array([[32], [9]]), "pooled": jnp.asarray(rng.normal(size=(2, 384)),
+                                                                                         jnp.float32)}
     reference = dit.DiT(**kwargs, dtype=jnp.bfloat16)
     params = reference.init(jax.random.PRNGKey(0), x, t, text)["params"]
-    params = jax.tree.map(lambda p: p + 0.02 * jax.random.normal(jax.random.PRNGKey(1), p.shape), params)  # un-zero adaLN
+    # un-zero adaLN
+    params = jax.tree.map(lambda p: p + 0.02 * jax.random.normal(jax.random.PRNGKey(1), p.shape), params)
     expected = reference.apply({"params": params}, x, t, text)
     got = dit.DiT(**kwargs, dtype=jnp.bfloat16, attention_implementation="cudnn").apply({"params": params}, x, t, text)
     assert float(jnp.max(jnp.abs(got - expected))) < 0.05 * float(jnp.max(jnp.abs(expected)))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from configs import scaling, t2v, vae
+from sora_jax.configs import scaling, t2v, vae
 from sora_jax.train import validate
 from tests.conftest import REPO, run_cli
 
@@ -87,6 +87,7 @@ def test_good_configs_pass():
 
 
 def test_cli_reports_a_bad_config_in_one_line_before_compiling(tmp_path):
-    result = run_cli("train", "--config=configs/vae.py:tiny", f"--workdir={tmp_path}", "--config.data.crop_frames=8")
+    result = run_cli("train", "--config=sora_jax/configs/vae.py:tiny", f"--workdir={tmp_path}",
+                     "--config.data.crop_frames=8")
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "data.crop_frames=8" in result.stderr and not (tmp_path / "checkpoints").exists()

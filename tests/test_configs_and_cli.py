@@ -2,7 +2,7 @@
 
 import pytest
 
-from configs import common, scaling, t2v, vae
+from sora_jax.configs import common, scaling, t2v, vae
 from tests.conftest import run_cli
 
 
@@ -11,7 +11,7 @@ from tests.conftest import run_cli
 def test_every_preset_builds_and_documents_its_command(module, arg):
     config = module.get_config(arg)
     assert config.data.dataset.startswith("physworld/")
-    assert "--config=configs/" in module.__doc__
+    assert "--config=sora_jax/configs/" in module.__doc__
 
 
 def test_scaling_budget_multiplies_the_base_compute():
@@ -51,26 +51,51 @@ def test_parse_arg_casts_to_default_types():
 
 
 def test_cli_override_with_a_mistyped_key_fails_in_one_line_with_a_suggestion():
-    result = run_cli("train", "--config=configs/vae.py:tiny", "--config.optimizer.learnin_rate=3")
+    result = run_cli("train", "--config=sora_jax/configs/vae.py:tiny", "--config.optimizer.learnin_rate=3")
     assert result.returncode == 2
     message = result.stderr.strip().splitlines()
     assert len(message) == 1 and "learning_rate" in message[0] and "Traceback" not in result.stderr
 
 
 def test_cli_ladder_prints_its_plan_and_refuses_a_non_ladder_config():
-    result = run_cli("ladder", "--config=configs/scaling.py:cpu", "--print")
+    result = run_cli("ladder", "--config=sora_jax/configs/scaling.py:cpu", "--print")
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 4 and lines[0].split()[:3] == ["budget", "FLOPs", "model"]
     assert [line.split()[0] for line in lines[1:]] == ["1x", "4x", "32x"]
-    result = run_cli("ladder", "--config=configs/t2v.py:tiny", "--print")
+    result = run_cli("ladder", "--config=sora_jax/configs/t2v.py:tiny", "--print")
     assert result.returncode == 2 and "compute-ladder config" in result.stderr
 
 
 def test_cli_unknown_verb_and_missing_subverb():
     assert run_cli("bogus").returncode == 2
+    assert run_cli("bogus", "--help").returncode == 2
     result = run_cli("data")
     assert result.returncode == 2 and "prepare or preview" in result.stderr
+
+
+def test_cli_help_lists_the_verbs_and_each_verbs_flags():
+    from sora_jax import cli, generate
+
+    for args in ((), ("--help",), ("-h",)):
+        result = run_cli(*args)
+        assert result.returncode == 0, (args, result.stderr[-500:])
+        assert all(f"  {verb} " in result.stdout for verb in cli.VERBS), args
+    sample = run_cli("sample", "--help")
+    assert sample.returncode == 0, sample.stderr[-500:]
+    for flag in cli.VERBS["sample"][1]:
+        assert f"--{flag} " in sample.stdout, flag  # one line per flag, with its help
+    for mode in generate.MODES:
+        assert f"  {mode} " in sample.stdout, mode  # every mode and what it needs
+    full = run_cli("train", "--helpfull")
+    assert full.returncode == 0 and "--config " in full.stdout and "sora_jax/configs/t2v.py" in full.stdout
+    assert run_cli("ladder", "-h").stdout.count("--publish") == 1
+
+
+def test_cli_config_paths_from_before_the_move_still_resolve():
+    result = run_cli("ladder", "--config=configs/scaling.py:demo", "--print")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines()[1].split()[0] == "1x"
 
 
 def test_cli_preview_writes_a_gallery(physworld_tiny, tmp_path):

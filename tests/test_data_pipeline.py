@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from configs import vae
+from sora_jax.configs import vae
 from sora_jax.data import pipeline
 
 

@@ -40,7 +40,8 @@ def test_counts_match_the_model_and_xla(config):
     assert flops.param_counts(shape)["total"] == sum(p.size for p in jax.tree.leaves(params))
 
     forward = flops._total(flops.forward_flops(shape, thw, batch))
-    assert flops.program_flops(lambda p: model.apply({"params": p}, x, t, text), params) == pytest.approx(forward, rel=1e-6)
+    assert flops.program_flops(lambda p: model.apply({"params": p}, x, t, text), params) == pytest.approx(forward,
+                                                                                                          rel=1e-6)
 
     def loss(p):
         return jnp.mean(model.apply({"params": p}, x, t, text) ** 2)

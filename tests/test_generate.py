@@ -138,7 +138,7 @@ def test_batched_prompts_equal_one_by_one(generator, tmp_path):
         assert result.video.shape == alone.shape and psnr(alone, result.video) >= 40
     prompts_file = tmp_path / "prompts.txt"
     prompts_file.write_text("a red ball\n\na blue square\n")
-    result = run_cli("sample", f"--workdir={generator.task.workdir}", f"--prompts_file={prompts_file}", "--frames=5",
+    result = run_cli("sample", f"--workdir={generator.workdir}", f"--prompts_file={prompts_file}", "--frames=5",
                      "--steps=2", f"--out={tmp_path}/many.mp4")
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "many_000.gif").exists() and (tmp_path / "many_001.json").exists()

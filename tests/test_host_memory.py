@@ -12,9 +12,9 @@ from sora_jax import host_memory
 
 PROBE = r"""
 import json
-import sora_jax  # configures the allocator, before JAX allocates
-import jax, jax.numpy as jnp
 from sora_jax import host_memory
+host_memory.retain_freed_memory()  # what the entry points do, before JAX allocates
+import jax, jax.numpy as jnp
 
 @jax.jit
 def step(x):  # ~64 MiB of temporaries: an outer product and its transpose
@@ -37,7 +37,8 @@ def _probe(env_value: str | None) -> dict:
     env = {"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin"}
     if env_value is not None:
         env[host_memory.ENV] = env_value
-    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, timeout=300, check=True)
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, timeout=300,
+                         check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -53,8 +54,8 @@ def test_freed_step_buffers_are_reused_not_faulted_back_in():
 
 FRAGMENTS = r"""
 import ctypes, json
-import sora_jax
 from sora_jax import host_memory
+host_memory.retain_freed_memory()
 
 def resident_mib():
     return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
@@ -77,7 +78,8 @@ print(json.dumps({"held_mib": held / 2**20, "kept": kept, "trimmed": trimmed,
 @pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's mallinfo2")
 def test_freed_memory_beyond_the_limit_goes_back_to_the_kernel():
     env = {"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-c", FRAGMENTS], capture_output=True, text=True, env=env, timeout=120, check=True)
+    out = subprocess.run([sys.executable, "-c", FRAGMENTS], capture_output=True, text=True, env=env, timeout=120,
+                         check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["held_mib"] >= 590 and not result["kept"] and result["trimmed"], result
     assert result["resident_before"] - result["resident_after"] >= 550, result

@@ -6,7 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from sora_jax.train import checkpoint, trainer, validate
+from sora_jax import checkpoints
+from sora_jax.train import trainer, validate
 from tests.conftest import micro_vae_config
 
 
@@ -38,7 +39,7 @@ def test_init_from_loads_matching_arrays_and_keeps_the_rest_fresh(micro_vae, phy
 def test_partial_load_matches_by_path_and_shape():
     target = {"a": {"w": np.zeros((2, 3), np.float32), "b": np.zeros(3, np.float32)}, "new": np.ones(4, np.float32)}
     source = {"a": {"w": np.full((2, 3), 7.0), "b": np.full(5, 7.0)}, "old": np.ones(2)}
-    params, report = checkpoint.partial_load(target, source)
+    params, report = checkpoints.partial_load(target, source)
     assert np.all(params["a"]["w"] == 7.0) and params["a"]["w"].dtype == np.float32
     assert np.all(params["a"]["b"] == 0.0) and np.all(params["new"] == 1.0)
     assert report == {"loaded": 1, "fresh": ["a.b", "new"], "ignored": ["old"]}

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from configs import scaling
+from sora_jax.configs import scaling
 from sora_jax.data import video_io
 from sora_jax.scaling import ladder
 

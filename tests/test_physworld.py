@@ -71,7 +71,7 @@ def test_occluded_centre_is_gray_when_inside_an_occluder():
         clip = physworld.render_clip(seed, 9, 32, 56)
         for frame in range(9):
             offset = clip.truth["camera_offset"][frame]
-            for index, obj in enumerate(clip.scene.objects):
+            for index in range(len(clip.scene.objects)):
                 x, y = clip.truth["centers"][frame, index]
                 inside = [
                     x0 + 1 < x + offset < x1 - 1 and y0 + 1 < y < y1 - 1 for x0, y0, x1, y1 in clip.scene.occluders
@@ -99,7 +99,8 @@ def test_trails_never_shrink_and_wear_the_dim_shade():
 def test_camera_pan_moves_the_background_consistently():
     seen = 0
     for seed in range(60):
-        clip = physworld.render_clip(seed, 9, 32, 56, physworld.WorldConfig(max_occluders=0, min_objects=1, max_objects=1))
+        clip = physworld.render_clip(seed, 9, 32, 56, physworld.WorldConfig(max_occluders=0, min_objects=1,
+                                                                            max_objects=1))
         offsets = clip.truth["camera_offset"]
         if clip.scene.camera == 0:
             assert np.all(offsets == offsets[0])

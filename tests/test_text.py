@@ -13,7 +13,7 @@ FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "minilm_reference.json"
 
 
 def test_minilm_matches_sentence_transformers():
-    reference = json.loads(FIXTURE.read_text())  # made by experiments/make_minilm_reference.py
+    reference = json.loads(FIXTURE.read_text())  # made by tests/fixtures/make_minilm_reference.py
     encoder = text.MiniLMEncoder()
     out = encoder.encode(reference["sentences"])
     np.testing.assert_allclose(out.pooled, np.array(reference["pooled"]), atol=2e-5)

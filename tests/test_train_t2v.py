@@ -84,7 +84,8 @@ def test_restore_onto_a_different_mesh(micro_vae, tmp_path):
 
 
 def _train_args(data_dir, vae_workdir, workdir, steps):
-    return ["train", "--config=configs/t2v.py:micro", f"--workdir={workdir}", f"--config.vae_workdir={vae_workdir}",
+    return ["train", "--config=sora_jax/configs/t2v.py:micro", f"--workdir={workdir}",
+            f"--config.vae_workdir={vae_workdir}",
             f"--config.data.data_dir={data_dir}", "--config.data.cache_limit=48", "--config.data.batch_size=2",
             "--config.data.max_batch_size=4",
             f"--config.total_steps={steps}", "--config.log.every_steps=1", "--config.checkpoint.every_steps=2",
@@ -106,7 +107,8 @@ def test_kill_and_resume_gives_bitwise_identical_losses(physworld_tiny, micro_va
     assert (straight / "latent_cache/train/latents.npy").exists()
 
     killed = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "sora_jax.cli", *_train_args(physworld_tiny, micro_vae, killed, 8)],
+    process = subprocess.Popen([sys.executable, "-m", "sora_jax.cli", *_train_args(physworld_tiny, micro_vae, killed,
+                                                                                   8)],
                                cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
     while time.time() < deadline and not (killed / "checkpoints" / "4").exists() and process.poll() is None:
@@ -121,10 +123,10 @@ def test_kill_and_resume_gives_bitwise_identical_losses(physworld_tiny, micro_va
 
 
 def test_bad_t2v_configs_fail_in_one_line_before_compiling(micro_vae, tmp_path):
-    missing = run_cli("train", "--config=configs/t2v.py:micro", f"--workdir={tmp_path}/a",
+    missing = run_cli("train", "--config=sora_jax/configs/t2v.py:micro", f"--workdir={tmp_path}/a",
                       f"--config.vae_workdir={tmp_path}/no_vae")
     assert missing.returncode == 2 and "train the VAE first" in missing.stderr
-    bad_heads = run_cli("train", "--config=configs/t2v.py:micro", f"--workdir={tmp_path}/b",
+    bad_heads = run_cli("train", "--config=sora_jax/configs/t2v.py:micro", f"--workdir={tmp_path}/b",
                         f"--config.vae_workdir={micro_vae}", "--config.model.heads=5")
     assert bad_heads.returncode == 2 and "does not divide by model.heads=5" in bad_heads.stderr
     assert len(bad_heads.stderr.strip().splitlines()) == 1
@@ -134,12 +136,12 @@ def test_export_is_read_like_the_workdir(micro_vae, tmp_path):
     import jax
     import numpy as np
 
-    from sora_jax.train import vae_task
+    from sora_jax.pipelines import vae as vae_pipeline
 
     result = run_cli("export", f"--workdir={micro_vae}", f"--out={tmp_path / 'export'}")
     assert result.returncode == 0, result.stderr[-2000:]
-    _, exported, stats, _ = vae_task.load_trained_vae(tmp_path / "export")
-    _, original, original_stats, _ = vae_task.load_trained_vae(micro_vae)
+    _, exported, stats, _ = vae_pipeline.load_trained_vae(tmp_path / "export")
+    _, original, original_stats, _ = vae_pipeline.load_trained_vae(micro_vae)
     assert stats == original_stats
     for a, b in zip(jax.tree.leaves(exported), jax.tree.leaves(original)):
         np.testing.assert_array_equal(a, b)

@@ -7,8 +7,9 @@ import sys
 
 import numpy as np
 
-from configs import vae
+from sora_jax.configs import vae
 from sora_jax.evaluation import vae_suite
+from sora_jax.pipelines import vae as vae_pipeline
 from sora_jax.train import trainer, vae_task
 from tests.conftest import micro_vae_config
 
@@ -34,7 +35,7 @@ def test_train_resume_and_evaluate(physworld_tiny, tmp_path):
     assert all(np.isfinite(line["loss"]) and line["mfu"] > 0 for line in lines if "loss" in line)
     assert (workdir / "config.json").exists() and (workdir / "samples" / "step_000006" / "recon_01.mp4").exists()
 
-    model, params, stats, _ = vae_task.load_trained_vae(workdir)
+    model, params, stats, _ = vae_pipeline.load_trained_vae(workdir)
     assert len(stats["mean"]) == len(stats["std"]) == model.latent_channels and min(stats["std"]) > 0
     report = vae_suite.run(workdir, num_clips=4)
     assert report["physworld_validation"]["clips"] == 4
@@ -86,4 +87,5 @@ def test_training_crops_are_drawn_per_clip_and_reproducibly():
     assert len(corners) > 1  # clips of one batch get different windows
     np.testing.assert_array_equal(task.prepare_batch(batch)["video"], crops)
     images = np.zeros((6, 1, 32, 56, 3), np.float32)
-    assert task.prepare_batch({"video": images, "epoch": 0, "record": np.array([1])})["video"].shape == (6, 1, 16, 16, 3)
+    assert task.prepare_batch({"video": images, "epoch": 0, "record": np.array([1])})["video"].shape == (6, 1, 16,
+                                                                                                         16, 3)

@@ -59,7 +59,8 @@ def test_image_latent_equals_the_videos_first_latent_frame(params):
 @pytest.mark.parametrize("chunk", [4, 8])
 def test_chunked_encode_equals_one_shot(params, chunk):
     video = _video(17)
-    np.testing.assert_allclose(vae_streaming.encode_chunked(MODEL, params, video, chunk), _encode(params, video), atol=1e-5)
+    np.testing.assert_allclose(vae_streaming.encode_chunked(MODEL, params, video, chunk), _encode(params, video),
+                               atol=1e-5)
 
 
 @pytest.mark.parametrize("chunk", [1, 3])

@@ -7,7 +7,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from configs import vae
+from sora_jax.configs import vae
 from sora_jax.data import physworld, pipeline, video_folder, video_io
 
 SIZES = ((32, 56), (32, 32), (56, 32))

@@ -31,7 +31,8 @@ def sample_timesteps(rng: jax.Array, batch: int, mean: float = 0.0, std: float =
     return shift_timesteps(t, shift)
 
 
-def task_masks(rng: jax.Array, batch: int, latent_frames: int, probabilities: dict[str, float]) -> tuple[jax.Array, jax.Array]:
+def task_masks(rng: jax.Array, batch: int, latent_frames: int, probabilities: dict[str, float]) -> tuple[jax.Array,
+                                                                                                         jax.Array]:
     """Draws a task per sample and its conditioning mask.
 
     Returns (task index [B] into TASKS, cond_mask bool [B, t]: True = frame given as condition).

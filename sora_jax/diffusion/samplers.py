@@ -7,7 +7,7 @@ frames. Classifier-free guidance mixes the velocity with and without the caption
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

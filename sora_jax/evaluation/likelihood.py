@@ -25,7 +25,7 @@ def clip_losses(task, params, groups: np.ndarray, timesteps=TIMESTEPS, seed: int
     group g share the noise drawn from (seed, g, timestep index)."""
     import jax
 
-    from sora_jax.train.t2v_task import text_inputs
+    from sora_jax.pipelines.t2v import text_inputs
 
     count, members = groups.shape[:2]
     latents = task.encode(groups.reshape(count * members, *groups.shape[2:]))

@@ -69,7 +69,8 @@ def detect(labels: np.ndarray, min_area: int = MIN_AREA) -> list[list[Detection]
                 if area < min_area:
                     continue
                 ys, xs = np.nonzero(components[region] == index)
-                found.append(Detection(t, color, (float(ys.mean() + region[0].start), float(xs.mean() + region[1].start)),
+                found.append(Detection(t, color, (float(ys.mean() + region[0].start),
+                                                  float(xs.mean() + region[1].start)),
                                        area, (region[0].start, region[1].start, region[0].stop, region[1].stop)))
         frames.append(found)
     return frames

@@ -17,9 +17,10 @@ import jax
 import ml_collections
 import numpy as np
 
+from sora_jax.data import pipeline as data_pipeline
 from sora_jax.data import video_folder, video_io
 from sora_jax.data.physworld_tfds import builder
-from sora_jax.train import vae_task
+from sora_jax.pipelines import vae as vae_pipeline
 
 REAL_CLIPS = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4")
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "color.png")
@@ -50,8 +51,7 @@ def real_footage(sizes, frames: int) -> list[dict]:
     return found
 
 
-def _throughput(task: vae_task.VaeTask, params, shape: tuple[int, ...], repeats: int = 3) -> dict:
-    model = task.model
+def _throughput(model, params, shape: tuple[int, ...], repeats: int = 3) -> dict:
     video = np.zeros(shape, np.float32)
     encode = jax.jit(lambda p, v: model.apply({"params": p}, v, method=model.encode_mean))
     decode = jax.jit(lambda p, z: model.apply({"params": p}, z, method=model.decode))
@@ -69,22 +69,23 @@ def _throughput(task: vae_task.VaeTask, params, shape: tuple[int, ...], repeats:
 
 def run(workdir: str | pathlib.Path, num_clips: int | None = None) -> dict:
     workdir = pathlib.Path(workdir)
-    model, params, stats, config_dict = vae_task.load_trained_vae(workdir)
+    model, params, stats, config_dict = vae_pipeline.load_trained_vae(workdir)
     config = ml_collections.ConfigDict(config_dict)
-    task = vae_task.VaeTask(config)
+    reconstructor = vae_pipeline.Reconstructor(model)
     name = config.data.dataset.split("/")[-1]
     physworld_config = next(c for c in builder.BUILDER_CONFIGS if c.name == name)
-    clips = task.validation_clips(num_clips or config.eval.num_clips)
+    source = data_pipeline.open_source(config.data.dataset, config.data.data_dir, config.data.eval_split)
+    clips = [source[i] for i in range(min(num_clips or config.eval.num_clips, len(source)))]
     frames = max(physworld_config.durations)
     footage = real_footage(physworld_config.sizes, frames)
     per_item = {}
     for item in footage:
-        per_item[item["name"]] = task.evaluate(params, [item])
+        per_item[item["name"]] = reconstructor.evaluate(params, [item])
     height, width = physworld_config.sizes[0]
     latent = model.latent_shape((1, frames, height, width, 3))
     report = {
         "workdir": str(workdir),
-        "physworld_validation": {"clips": len(clips), **task.evaluate(params, clips)},
+        "physworld_validation": {"clips": len(clips), **reconstructor.evaluate(params, clips)},
         "real_footage": {
             "clips": [i["name"] for i in footage if i["video"].shape[0] > 1],
             "photos": [i["name"] for i in footage if i["video"].shape[0] == 1],
@@ -95,7 +96,7 @@ def run(workdir: str | pathlib.Path, num_clips: int | None = None) -> dict:
         "compression_ratio": float(frames * height * width * 3 / np.prod(latent[1:])),
         "latent_shape_per_clip": list(latent[1:]),
         "throughput": {"shape": [1, frames, height, width, 3], "device": jax.devices()[0].device_kind,
-                       **_throughput(task, params, (1, frames, height, width, 3))},
+                       **_throughput(model, params, (1, frames, height, width, 3))},
         "latent_stats": stats,
     }
     (workdir / "eval_vae.json").write_text(json.dumps(report, indent=1))

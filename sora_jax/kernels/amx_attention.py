@@ -129,10 +129,10 @@ def _load() -> str | None:
         register(build(cxx))
     except subprocess.CalledProcessError as error:
         reason = f"compiling {SOURCE.name} failed: {error.stderr.strip()[-500:]}"
-        warnings.warn(f"AMX attention unavailable, using the pure-JAX kernel: {reason}")
+        warnings.warn(f"AMX attention unavailable, using the pure-JAX kernel: {reason}", stacklevel=2)
         return reason
     except OSError as error:
-        warnings.warn(f"AMX attention unavailable, using the pure-JAX kernel: {error}")
+        warnings.warn(f"AMX attention unavailable, using the pure-JAX kernel: {error}", stacklevel=2)
         return str(error)
     return None
 

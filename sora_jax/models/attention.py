@@ -35,7 +35,7 @@ from sora_jax.kernels import amx_attention
 IMPLEMENTATIONS = ("xla", "cudnn", "chunked", "flash", "flash_jax")
 CHUNK = 512  # tokens per query / key chunk of the chunked kernel
 # Queries per flash block. Timed in the whole DiT training step (mixed precision, depth 4;
-# `experiments/sweep_flash_block.py`), 512 was the fastest or within 2 % of it of 128–1,024 at
+# `benchmarks/sweep_flash_block.py`), 512 was the fastest or within 2 % of it of 128–1,024 at
 # 3 heads × 1,024, 2,048 and 8,192 tokens and 6 heads × 2,048 (up to 1.13x the old rule's
 # blocks) — inside the step the score blocks share the cache with everything else, so timing the
 # kernel alone had favoured 1,024. Fewer when one block's f32 scores (heads × keys × queries)
@@ -55,7 +55,8 @@ def chunked_attention(q, k, v, mask=None, chunk: int = CHUNK):
     qc, kc = min(chunk, nq), min(chunk, nk)
     pad_q, pad_k = -nq % qc, -nk % kc
     scale = 1.0 / math.sqrt(d)
-    keep = jnp.ones((b, 1, 1, nk), bool) if mask is None else jnp.broadcast_to(mask, (b, mask.shape[1], 1 if mask.shape[2] == 1 else nq, nk))
+    mask_shape = (b, 1, 1, nk) if mask is None else (b, mask.shape[1], 1 if mask.shape[2] == 1 else nq, nk)
+    keep = jnp.ones(mask_shape, bool) if mask is None else jnp.broadcast_to(mask, mask_shape)
     q = jnp.pad(q, ((0, 0), (0, pad_q), (0, 0), (0, 0)))
     k = jnp.pad(k, ((0, 0), (0, pad_k), (0, 0), (0, 0)))
     v = jnp.pad(v, ((0, 0), (0, pad_k), (0, 0), (0, 0)))
@@ -154,7 +155,7 @@ def _to_operand(x, dtype):
     """f32 -> the matmul operand dtype; to bf16 by rounding half up on the bits (add half of the
     dropped 16 bits' range, keep the top 16): unbiased as round-to-nearest-even is, and unlike XLA's
     CPU convert — a scalar loop that also stops the exp of the same fusion from vectorizing — cheap
-    (the bf16 kernel's speed-up: `experiments/ab_attention_kernel.py`)."""
+    (the bf16 kernel's speed-up: `benchmarks/ab_attention_kernel.py`)."""
     if dtype != jnp.bfloat16 or x.dtype != jnp.float32:
         return x.astype(dtype)
     bits = jax.lax.bitcast_convert_type(x, jnp.uint32) + jnp.uint32(0x8000)
@@ -171,7 +172,7 @@ def _weights(x, dtype):
 def _exp_cubic(x):
     """exp(x) for x ≤ 0 within 9e-5 (relative, in f32 arithmetic): x·log₂e = n + f, 2^f from
     EXP2_CUBIC, n added to the exponent bits. Cheaper than XLA's exp, whose accuracy bf16 rounding
-    throws away (what it buys the kernel: `experiments/ab_attention_kernel.py --baseline=4607e7a`).
+    throws away (what it buys the kernel: `benchmarks/ab_attention_kernel.py --baseline=4607e7a`).
     Below 2^-126 it stays at 2^-126 instead of reaching 0, harmless next to weights near 1."""
     scaled = jnp.maximum(x * math.log2(math.e), -126.0)
     whole = jnp.floor(scaled)

@@ -53,14 +53,15 @@ class CausalConv3d(nn.Module):
         padding = ((0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2))
         kernel = self.param("kernel", conv_kernel_init(self.init_scale), (kt, kh, kw, x.shape[-1], self.features))
         bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, ("conv_out",)), (self.features,))
-        return _conv_time_taps_as_channels(x.astype(self.dtype), jnp.asarray(kernel, self.dtype), self.strides, padding) + bias
+        return _conv_time_taps_as_channels(x.astype(self.dtype), jnp.asarray(kernel, self.dtype), self.strides,
+                                           padding) + bias
 
 
 def _conv_time_taps_as_channels(x, kernel, strides, padding) -> jax.Array:
     """A valid-in-time 3D conv as one 2D conv whose channels stack the `kt` temporal taps.
 
     XLA's CPU conv3d runs at ~50 GFLOP/s on this machine; the same arithmetic as a 2D conv runs
-    at ~170 (`experiments/bench_causal_conv.py`). Results agree to float rounding.
+    at ~170 (`benchmarks/bench_causal_conv.py`). Results agree to float rounding.
     """
     kt, kh, kw, c_in, c_out = kernel.shape
     st, sh, sw = strides

@@ -155,7 +155,7 @@ def rope_pairs(head_dim: int) -> tuple[int, int, int]:
 def rope_3d(grid: tuple[int, int, int], head_dim: int, theta: float = 10000.0) -> tuple[jax.Array, jax.Array]:
     """(cos, sin) [T·H·W, head_dim/2] for a token grid; integer positions, so any grid works."""
     angles = []
-    for size, pairs, axis in zip(grid, rope_pairs(head_dim), range(3)):
+    for pairs, axis in zip(rope_pairs(head_dim), range(3)):
         positions = np.indices(grid)[axis].reshape(-1).astype(np.float32)
         frequencies = theta ** (-np.arange(pairs, dtype=np.float32) / max(pairs, 1))
         angles.append(positions[:, None] * frequencies[None])
@@ -204,14 +204,15 @@ class SelfAttention(nn.Module):
 
     @nn.compact
     def __call__(self, x, cos, sin):
+        dense = functools.partial(_dense, dtype=self.dtype, matmul_dtype=self.matmul_dtype)
         width = x.shape[-1]
         head_dim = width // self.heads
-        qkv = _dense((3, self.heads, head_dim), ("embed", None, "heads", "kv"), dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="qkv")(x)
+        qkv = dense((3, self.heads, head_dim), ("embed", None, "heads", "kv"), name="qkv")(x)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
         q = apply_rope(RMSNorm(name="q_norm")(q), cos, sin)
         k = apply_rope(RMSNorm(name="k_norm")(k), cos, sin)
         out = attend(q, k, v, implementation=self.implementation, operand_dtype=self.matmul_dtype)
-        return _dense(width, ("heads", "kv", "embed"), dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="out")(out)
+        return dense(width, ("heads", "kv", "embed"), name="out")(out)
 
 
 class CrossAttention(nn.Module):
@@ -222,13 +223,14 @@ class CrossAttention(nn.Module):
 
     @nn.compact
     def __call__(self, x, context, context_mask):
+        dense = functools.partial(_dense, dtype=self.dtype, matmul_dtype=self.matmul_dtype)
         width = x.shape[-1]
         head_dim = width // self.heads
-        q = _dense((self.heads, head_dim), ("embed", "heads", "kv"), dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="q")(x)
-        kv = _dense((2, self.heads, head_dim), ("embed", None, "heads", "kv"), dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="kv")(context)
+        q = dense((self.heads, head_dim), ("embed", "heads", "kv"), name="q")(x)
+        kv = dense((2, self.heads, head_dim), ("embed", None, "heads", "kv"), name="kv")(context)
         q, k, v = RMSNorm(name="q_norm")(q), RMSNorm(name="k_norm")(kv[:, :, 0]), kv[:, :, 1]
         out = attend(q, k, v, mask=context_mask[:, None, None, :], implementation=self.implementation)
-        return _dense(width, ("heads", "kv", "embed"), dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="out")(out)
+        return dense(width, ("heads", "kv", "embed"), name="out")(out)
 
 
 def _modulate(x, shift, scale):
@@ -250,13 +252,14 @@ class Block(nn.Module):
     def __call__(self, x, cond, context, context_mask, cos, sin):
         # x [B, T, S, D] (T patch frames, S tokens per frame); cond [B, T, D].
         b, t, s, d = x.shape
+        dense = functools.partial(_dense, dtype=self.dtype, matmul_dtype=self.matmul_dtype)
         attentions = 1 if self.layout == "full" else 2
         count = 3 * attentions + 3
-        mods = _dense(count * d, ("embed", "mlp"), zero=True, dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="modulation")(nn.silu(cond))
+        mods = dense(count * d, ("embed", "mlp"), zero=True, name="modulation")(nn.silu(cond))
         mods = jnp.split(mods[:, :, None, :], count, axis=-1)  # each [B, T, 1, D]
         norm = functools.partial(nn.LayerNorm, use_scale=False, use_bias=False, dtype=self.dtype)
-        attention = functools.partial(SelfAttention, self.heads, self.dtype, self.implementation,
-                                      matmul_dtype=self.matmul_dtype)
+        attention = functools.partial(SelfAttention, heads=self.heads, dtype=self.dtype,
+                                      implementation=self.implementation, matmul_dtype=self.matmul_dtype)
 
         def flat(y):
             return constrain(y.reshape(b, t * s, d))
@@ -278,11 +281,12 @@ class Block(nn.Module):
             h = attention(name="temporal_attention")(h, cos4[:, 0], sin4[:, 0])
             x = x + gate * h.reshape(b, s, t, d).transpose(0, 2, 1, 3)
         shift, scale, gate = mods[-3:]
-        x = x + CrossAttention(self.heads, self.dtype, self.implementation, self.matmul_dtype, name="cross_attention")(
+        x = x + CrossAttention(heads=self.heads, dtype=self.dtype, implementation=self.implementation,
+                               matmul_dtype=self.matmul_dtype, name="cross_attention")(
             flat(nn.LayerNorm(dtype=self.dtype, name="cross_norm")(x)), context, context_mask).reshape(b, t, s, d)
         h = flat(_modulate(norm()(x), shift, scale))
-        h = _dense(int(self.mlp_ratio * d), ("embed", "mlp"), dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="mlp_in")(h)
-        h = _dense(d, ("mlp", "embed"), dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="mlp_out")(nn.gelu(h, approximate=True))
+        h = dense(int(self.mlp_ratio * d), ("embed", "mlp"), name="mlp_in")(h)
+        h = dense(d, ("mlp", "embed"), name="mlp_out")(nn.gelu(h, approximate=True))
         return x + gate * h.reshape(b, t, s, d)
 
 
@@ -311,18 +315,8 @@ class DiT(nn.Module):
     rope_theta: float = 10000.0
 
     @classmethod
-    def from_config(cls, model_config, latent_channels: int) -> "DiT":
-        if model_config.layout not in LAYOUTS:
-            raise ValueError(f"model.layout={model_config.layout!r}; valid: {', '.join(LAYOUTS)}")
-        if model_config.remat not in REMAT_POLICIES:
-            raise ValueError(f"model.remat={model_config.remat!r}; valid: {', '.join(REMAT_POLICIES)}")
-        if model_config.attention_implementation not in ATTENTION_IMPLEMENTATIONS:
-            raise ValueError(f"model.attention_implementation={model_config.attention_implementation!r}; "
-                             f"valid: {', '.join(ATTENTION_IMPLEMENTATIONS)}")
-        if model_config.width % model_config.heads:
-            raise ValueError(f"model.width={model_config.width} does not divide by model.heads={model_config.heads}")
-        if model_config.dtype not in DTYPES:
-            raise ValueError(f"model.dtype={model_config.dtype!r}; valid: {', '.join(DTYPES)}")
+    def from_config(cls, model_config, latent_channels: int) -> DiT:
+        """The DiT of a `model` config section (its values checked by `train/validate.py`)."""
         dtype, matmul_dtype = DTYPES[model_config.dtype]
         return cls(latent_channels=latent_channels, width=model_config.width, depth=model_config.depth,
                    heads=model_config.heads, mlp_ratio=model_config.mlp_ratio, patch=tuple(model_config.patch),
@@ -344,6 +338,10 @@ class DiT(nn.Module):
         t, h, w = latent_shape[-4:-1]
         return (t // self.patch[0]) * (h // self.patch[1]) * (w // self.patch[2])
 
+    def dense(self, features, axes, name: str, zero: bool = False) -> Linear:
+        """A `Linear` in this model's precision (dtype, matmul operand dtype)."""
+        return _dense(features, axes, zero, self.dtype, self.matmul_dtype, name=name)
+
     def _text(self, text: dict):
         if self.text_encoder == "bytes":
             tokens, pooled = text_lib.ByteEncoder(self.text_width, max_length=self.text_length, name="byte_encoder")(
@@ -355,7 +353,7 @@ class DiT(nn.Module):
         if keep is not None:  # a dropped caption: no text tokens, zero pooled text
             mask = mask & keep[:, None]
             pooled = pooled * keep[:, None].astype(pooled.dtype)
-        context = _dense(self.width, ("vocab", "embed"), dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="text_proj")(tokens.astype(self.dtype))
+        context = self.dense(self.width, ("vocab", "embed"), name="text_proj")(tokens.astype(self.dtype))
         null = self.param("null_text", nn.with_logical_partitioning(nn.initializers.normal(0.02), (None, "embed")),
                           (1, self.width))
         context = jnp.concatenate([jnp.broadcast_to(null.astype(self.dtype), (context.shape[0], 1, self.width)),
@@ -370,16 +368,16 @@ class DiT(nn.Module):
         pt, ph, pw = self.patch
         grid = (t // pt, h // ph, w // pw)
         tokens = patchify(x.astype(self.dtype), self.patch)
-        tokens = _dense(self.width, (None, "embed"), dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="patch_embed")(tokens)
+        tokens = self.dense(self.width, (None, "embed"), name="patch_embed")(tokens)
         tokens = constrain(tokens.reshape(b, -1, self.width))
 
         # Conditioning per patch frame: timestep (mean over the pt latent frames it holds) + pooled text.
         t_patch = t_frames.reshape(b, grid[0], pt).mean(-1)
         temb = timestep_embedding(t_patch, 256).astype(self.dtype)
-        temb = _dense(self.width, (None, "embed"), dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="time_in")(temb)
-        temb = _dense(self.width, ("embed", "mlp"), dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="time_out")(nn.silu(temb))
+        temb = self.dense(self.width, (None, "embed"), name="time_in")(temb)
+        temb = self.dense(self.width, ("embed", "mlp"), name="time_out")(nn.silu(temb))
         context, context_mask, pooled = self._text(text)
-        pooled = _dense(self.width, ("vocab", "embed"), dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="pooled_proj")(pooled.astype(self.dtype))
+        pooled = self.dense(self.width, ("vocab", "embed"), name="pooled_proj")(pooled.astype(self.dtype))
         cond = temb + pooled[:, None, :]
 
         cos, sin = rope_3d(grid, self.width // self.heads, self.rope_theta)
@@ -390,8 +388,8 @@ class DiT(nn.Module):
                       self.matmul_dtype, name=f"block_{i}")(y, cond, context, context_mask, cos, sin)
 
         shift, scale = jnp.split(
-            _dense(2 * self.width, ("embed", "mlp"), zero=True, dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="final_modulation")(
+            self.dense(2 * self.width, ("embed", "mlp"), zero=True, name="final_modulation")(
                 nn.silu(cond))[:, :, None], 2, axis=-1)
         y = _modulate(nn.LayerNorm(use_scale=False, use_bias=False, dtype=self.dtype)(y), shift, scale)
-        y = _dense(pt * ph * pw * c, ("embed", None), zero=True, dtype=self.dtype, matmul_dtype=self.matmul_dtype, name="final")(y)
+        y = self.dense(pt * ph * pw * c, ("embed", None), zero=True, name="final")(y)
         return unpatchify(y.reshape(b, *grid, -1), self.patch, c).astype(jnp.float32)

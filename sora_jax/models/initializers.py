@@ -4,7 +4,7 @@ JAX's default (partitionable) threefry numbers every element by its flattened in
 kernel as a `[fan_in, fan_out]` matrix and reshaping it gives bit-identical values. XLA's CPU
 compiler, though, is slow on the index arithmetic of many-axis shapes and superlinear in their
 number: one jitted program drawing the micro VAE's 70 parameters compiled in 101 s at their own
-shapes against 8 s as matrices (`experiments/bench_init_compile.py`, on a loaded machine), and
+shapes against 8 s as matrices (`benchmarks/bench_init_compile.py`, on a loaded machine), and
 the VAE's jitted init is such a program.
 """
 

@@ -127,7 +127,8 @@ class Downsample(nn.Module):
         shortcut = _fold_time(x, first_chunk) if self.time else x
         if self.space:
             shortcut = space_to_depth(shortcut, 2)
-        return CausalConv3d(self.features, strides=strides, dtype=self.dtype)(x) + MatchChannels(self.features)(shortcut)
+        return CausalConv3d(self.features, strides=strides,
+                            dtype=self.dtype)(x) + MatchChannels(self.features)(shortcut)
 
 
 class Upsample(nn.Module):
@@ -263,7 +264,7 @@ class VideoVAE(nn.Module):
     dtype: jnp.dtype = jnp.float32
 
     @classmethod
-    def from_variant(cls, variant: str, **kwargs) -> "VideoVAE":
+    def from_variant(cls, variant: str, **kwargs) -> VideoVAE:
         if variant not in VARIANTS:
             raise ValueError(f"VAE variant {variant!r} is unknown; valid: {sorted(VARIANTS)}")
         return cls(**VARIANTS[variant], **kwargs)
@@ -301,7 +302,8 @@ class VideoVAE(nn.Module):
 
     def latent_shape(self, video_shape: tuple[int, ...]) -> tuple[int, ...]:
         batch, frames, height, width, _ = video_shape
-        return (batch, 1 + (frames - 1) // self.temporal, height // self.spatial, width // self.spatial, self.latent_channels)
+        return (batch, 1 + (frames - 1) // self.temporal, height // self.spatial, width // self.spatial,
+                self.latent_channels)
 
     def encode(self, video: jax.Array) -> Posterior:
         """video [B, T, H, W, 3] in [-1, 1] -> posterior over [B, t, h, w, c]."""

@@ -41,20 +41,22 @@ def _probe(videos, scenes) -> dict:
     return probes.score_videos(videos, [s.truth["objects"] for s in scenes], [s.scene.camera for s in scenes])
 
 
-def sample_videos(task, params, captions: list[str], latent_shape, batch: int = 16, steps: int | None = None) -> np.ndarray:
+def sample_videos(pipeline, params, captions: list[str], latent_shape, batch: int = 16,
+                  steps: int | None = None) -> np.ndarray:
     """uint8 [N, T, H, W, 3]: batch b of the captions starts from the noise of seed b, so every
     model sees the same noise for the same prompt."""
     videos = []
     for number, start in enumerate(range(0, len(captions), batch)):
         chunk = captions[start:start + batch]
-        videos.append(task.decode(task.sample_latents(params, chunk, latent_shape, seed=number, steps=steps)))
+        videos.append(pipeline.decode(pipeline.sample_latents(params, chunk, latent_shape, seed=number, steps=steps)))
     return np.concatenate(videos)
 
 
-def ceilings(task, scenes) -> dict:
+def ceilings(pipeline, scenes) -> dict:
     """The probes on ground-truth renders and on their VAE reconstructions."""
     truth = np.stack([s.video for s in scenes])
-    reconstructed = np.concatenate([task.decode(task.encode(truth[i:i + 16])) for i in range(0, len(truth), 16)])
+    reconstructed = np.concatenate([pipeline.decode(pipeline.encode(truth[i:i + 16])) for i in range(0, len(truth),
+                                                                                                     16)])
     return {"truth": _probe(truth, scenes), "vae": _probe(reconstructed, scenes)}
 
 
@@ -62,12 +64,12 @@ def evaluate_rung(run_dir: pathlib.Path, scenes, probe_samples: int, voe_quads: 
     from sora_jax import generate
 
     generator = generate.Generator(run_dir)
-    task, params = generator.task, generator.params
-    latent_shape = task.vae.latent_shape((1, *PROBE_CLIP, 3))[1:]
-    videos = sample_videos(task, params, [s.caption for s in scenes[:probe_samples]], latent_shape)
+    pipeline, params = generator.pipeline, generator.params
+    latent_shape = generator.vae.latent_shape((1, *PROBE_CLIP, 3))[1:]
+    videos = sample_videos(pipeline, params, [s.caption for s in scenes[:probe_samples]], latent_shape)
     result = {"probes": _probe(videos, scenes[:probe_samples]),
-              "voe": likelihood.voe_scores(task, params, pairs_per_kind=voe_quads) if voe_quads else {}}
-    return result, videos, task
+              "voe": likelihood.voe_scores(pipeline, params, pairs_per_kind=voe_quads) if voe_quads else {}}
+    return result, videos, pipeline
 
 
 def label_strip(labels: list[str], width: int, height: int = 12) -> np.ndarray:
@@ -101,14 +103,14 @@ def compare(workdir: str | pathlib.Path, summaries: list[dict], config=None, pro
 
     workdir = pathlib.Path(workdir)
     scenes = probe_scenes(probe_samples)
-    rungs, columns, task = [], {}, None
+    rungs, columns, pipeline = [], {}, None
     for summary in summaries:
         print(f"ladder: evaluating {summary['run']} ({probe_samples} samples, {voe_quads} VoE quadruplets per kind)",
               flush=True)
-        result, videos, task = evaluate_rung(workdir / summary["run"], scenes, probe_samples, voe_quads)
+        result, videos, pipeline = evaluate_rung(workdir / summary["run"], scenes, probe_samples, voe_quads)
         rungs.append({**summary, **result})
         columns[summary["budget"]] = videos[:shown_rows]
-    report = {"rungs": rungs, "ceilings": ceilings(task, scenes), "probe_clip": PROBE_CLIP,
+    report = {"rungs": rungs, "ceilings": ceilings(pipeline, scenes), "probe_clip": PROBE_CLIP,
               "probe_seeds": [PROBE_SEED, PROBE_SEED + probe_samples - 1]}
     if config is not None:
         report["ladder"] = {k: v for k, v in config.ladder.items()}

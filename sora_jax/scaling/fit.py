@@ -83,7 +83,8 @@ def fit_isoflop(runs: list[dict], bootstrap: int = 1000, seed: int = 0) -> dict:
         "budgets": [
             {"compute": c, "n_opt": float(np.exp(o[0])), "loss_opt": o[1], "curvature": o[2],
              "sizes": len(by_budget[c])} for c, o in zip(budgets, optima)],
-        "n_opt": {**n_opt, "a_ci": [float(np.nanpercentile(samples[:, 0], 2.5)), float(np.nanpercentile(samples[:, 0], 97.5))]},
+        "n_opt": {**n_opt, "a_ci": [float(np.nanpercentile(samples[:, 0], 2.5)),
+                                    float(np.nanpercentile(samples[:, 0], 97.5))]},
         "loss": {**loss_law, "alpha_ci": [float(np.nanpercentile(samples[:, 1], 2.5)),
                                           float(np.nanpercentile(samples[:, 1], 97.5))]},
         "bootstrap_samples": int(len(samples)),

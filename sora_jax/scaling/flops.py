@@ -50,7 +50,7 @@ class DiTShape:
     text_length: int = 128
 
     @classmethod
-    def from_config(cls, model_config, latent_channels: int) -> "DiTShape":
+    def from_config(cls, model_config, latent_channels: int) -> DiTShape:
         return cls(width=model_config.width, depth=model_config.depth, heads=model_config.heads,
                    latent_channels=latent_channels, mlp_ratio=model_config.mlp_ratio,
                    patch=tuple(model_config.patch), layout=model_config.layout,

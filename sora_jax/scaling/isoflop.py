@@ -13,7 +13,8 @@ import json
 import pathlib
 import time
 
-from sora_jax.scaling import fit, ladder, plan as plan_lib
+from sora_jax.scaling import fit, ladder
+from sora_jax.scaling import plan as plan_lib
 
 
 def sizes_around(config, budget: str, count: int) -> list[str]:

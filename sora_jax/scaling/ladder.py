@@ -1,25 +1,24 @@
 """The compute ladder as one command: a run per budget (1x, 4x, 32x), each in its own workdir,
 resumable at any point; then the same evaluation for every rung.
 
-    sora-jax ladder --config=configs/scaling.py:demo --workdir=out/ladder
+    sora-jax ladder --config=sora_jax/configs/scaling.py:demo --workdir=out/ladder
 
 `<workdir>/<budget>/` is an ordinary training run (checkpoints, metrics, samples): killing the
 ladder and rerunning the command resumes the unfinished rung from its last checkpoint and skips
 finished ones. All rungs share one latent cache (`<workdir>/latent_cache`). Overrides given on
 the command line (`--config.data.data_dir=...`) apply to every rung, except the fields the
-budget decides (model size, steps, LR, checkpoint and eval cadence).
+budget decides (model size, steps, LR, warmup, checkpoint and eval cadence).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import pathlib
 import time
 
-# Fields that each rung's budget decides; every other field is carried from the command line.
-BUDGET_DECIDES = ("model.variant", "model.depth", "model.width", "model.heads", "total_steps",
-                  "optimizer.learning_rate", "optimizer.warmup_steps", "checkpoint.every_steps",
-                  "log.eval_every_steps")
+from sora_jax.pipelines import vae as vae_pipeline
+from sora_jax.scaling import flops, plan
 
 
 def flatten(config, prefix: str = "") -> dict:
@@ -33,35 +32,15 @@ def flatten(config, prefix: str = "") -> dict:
     return out
 
 
-def _set(config, dotted: str, value) -> None:
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        config = config[part]
-    config[leaf] = value
-
-
-def config_arg(config, budget: str | None = None, size: str | None = None) -> str:
-    ladder = config.ladder
-    arg = f"{ladder.preset},budget={budget or ladder.budget},rule={ladder.rule}"
-    size = ladder.size if size is None else size
-    return arg + (f",size={size}" if size else "")
-
-
 def rung_config(config, budget: str, size: str | None = None, latent_cache_dir: str | None = None):
-    """The config of one rung: `configs/scaling.py` at `budget`, with the command line's overrides
-    of `config` (anything it changed from its own preset's defaults) carried over."""
-    from configs import scaling
-
-    defaults = flatten(scaling.get_config(config_arg(config)))
-    rung = scaling.get_config(config_arg(config, budget, size))
-    for key, value in flatten(config).items():
-        if key.startswith("ladder.") or key in BUDGET_DECIDES:
-            continue
-        if defaults.get(key) != value:
-            _set(rung, key, value)
-    if latent_cache_dir and not rung.data.latent_cache_dir:
-        rung.data.latent_cache_dir = latent_cache_dir
-    scaling.schedule(rung)  # an overridden batch size changes FLOPs per step: the steps follow
+    """The config of one rung: `config` (a `sora_jax/configs/scaling.py` preset with the command line's
+    overrides) re-planned for `budget` (`plan.apply_budget` decides the model size, LR, steps and
+    cadences; every other field is carried as given)."""
+    rung = config.copy_and_resolve_references()
+    with rung.unlocked():
+        plan.apply_budget(rung, budget, config.ladder.size if size is None else size)
+        if latent_cache_dir and not rung.data.latent_cache_dir:
+            rung.data.latent_cache_dir = latent_cache_dir
     return rung
 
 
@@ -81,17 +60,14 @@ def table(config) -> list[dict]:
 
 def _tokens_per_clip(config) -> int:
     """Video tokens of the ladder's nominal (largest) clip."""
-    import math
-
-    from configs import scaling
-    from sora_jax.scaling import flops
-
-    shape = flops.DiTShape.from_config(config.model, scaling.VAE_CHANNELS)
-    return math.prod(shape.grid(scaling.latent_thw(config.ladder.clip)))
+    vae = config.ladder.get("vae") or vae_pipeline.geometry(config.vae_workdir)  # runs from before 2026-12-05
+    shape = flops.DiTShape.from_config(config.model, vae["channels"])
+    return math.prod(shape.grid(plan.latent_thw(config.ladder.clip, vae)))
 
 
 def format_table(rows: list[dict]) -> str:
-    header = f"{'budget':>6} {'FLOPs':>9} {'model':>8} {'params':>9} {'steps':>7} {'tok/param':>9} {'lr':>8} {'minutes':>8}"
+    header = (f"{'budget':>6} {'FLOPs':>9} {'model':>8} {'params':>9} {'steps':>7} {'tok/param':>9} {'lr':>8} "
+              f"{'minutes':>8}")
     lines = [header]
     for r in rows:
         lines.append(f"{r['budget']:>6} {r['compute_flops']:9.2e} {r['model']:>8} {r['params']:9,d} {r['steps']:7d} "
@@ -144,7 +120,8 @@ def summary(run_dir: pathlib.Path) -> dict:
             "depth": config["model"]["depth"], "width": config["model"]["width"], "params": config["ladder"]["params"],
             "planned_flops": config["ladder"]["compute_flops"], "compute_flops": final.get("compute_flops"),
             "steps": final["step"],
-            "tokens": final["step"] * config["data"]["batch_size"] * _tokens_per_clip(ml_collections.ConfigDict(config)),
+            "tokens": final["step"] * config["data"]["batch_size"]
+            * _tokens_per_clip(ml_collections.ConfigDict(config)),
             "val_loss": final["val_loss"],
             "val_loss_by_t": [final[k] for k in sorted((k for k in final if k.startswith("val_loss_t")),
                                                        key=lambda k: int(k[len("val_loss_t"):]))],

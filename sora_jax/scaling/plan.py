@@ -7,7 +7,7 @@ Model size follows `N = k · C^a` (N: non-embedding per-token parameters, C: tra
 The default rule is Chinchilla's 20 tokens per parameter (C = 6·N·D, D = 20·N, so a = 0.5 and
 k = 120^-0.5); published DiT laws disagree by ~15x at small budgets (`../shared/SCALING-NOTES.md`),
 so `experiments/fit.py` writes the project's own (k, a) from an IsoFLOP sweep, and
-`configs/scaling.py` takes it with `rule=fit`. The size is then the nearest shape of `MODEL_GRID`
+`sora_jax/configs/scaling.py` takes it with `rule=fit`. The size is then the nearest shape of `MODEL_GRID`
 (head dim 32, depth growing with width) in log N, and steps = C / FLOPs per step of that shape.
 """
 
@@ -17,6 +17,7 @@ import dataclasses
 import json
 import math
 import pathlib
+import re
 
 from sora_jax.scaling import flops
 
@@ -102,3 +103,71 @@ def plan_run(compute: float, model_config, latent_channels: int, latent_thw, bat
     return RunPlan(compute=compute, depth=depth, width=width, heads=shape.heads, params=counts["non_embedding"],
                    total_params=counts["total"], steps=steps, flops_per_step=per_step, tokens_per_step=tokens,
                    learning_rate=learning_rate(width))
+
+
+# --- Budgets on a config: what `sora_jax/configs/scaling.py` and the ladder's rungs share ------------------
+
+
+def parse_budget(budget: str) -> float:
+    """`4x` -> 4.0: a multiple of the preset's base compute."""
+    text = budget.strip().lower()
+    try:
+        multiplier = float(text[:-1] if text.endswith("x") else text)
+    except ValueError:
+        raise ValueError(f"budget {budget!r} is not a multiplier like 1x, 4x or 32x") from None
+    if multiplier <= 0:
+        raise ValueError(f"budget {budget!r} must be positive")
+    return multiplier
+
+
+def parse_size(size: str) -> tuple[int, int] | None:
+    """`L4d128` -> (4, 128); empty -> None (the rule decides)."""
+    if not size:
+        return None
+    match = re.fullmatch(r"L(\d+)d(\d+)", size.strip())
+    if not match:
+        raise ValueError(f"size {size!r} is not like L4d128 (depth 4, width 128)")
+    return int(match.group(1)), int(match.group(2))
+
+
+def latent_thw(clip, vae: dict) -> tuple[int, int, int]:
+    """Latent (t, h, w) of a (frames, height, width) clip under a VAE's {temporal, spatial}."""
+    frames, height, width = clip
+    return 1 + (frames - 1) // vae["temporal"], height // vae["spatial"], width // vae["spatial"]
+
+
+def planned_steps(config) -> tuple[int, float]:
+    """(steps, FLOPs per step) that spend `config.ladder.compute_flops` with the config's current
+    model and batch size (after any overrides)."""
+    vae = config.ladder.vae
+    shape = flops.DiTShape.from_config(config.model, vae["channels"])
+    per_step = flops.train_step_flops(shape, latent_thw(config.ladder.clip, vae), config.data.batch_size)
+    return max(1, round(config.ladder.compute_flops / per_step)), per_step
+
+
+def schedule(config) -> None:
+    """Steps that spend the budget with the config's current model and batch, and what follows
+    from them: warmup, checkpoint cadence (resumable in pieces), one evaluation at the end."""
+    config.total_steps, config.ladder.flops_per_step = planned_steps(config)
+    config.optimizer.warmup_steps = min(100, max(1, config.total_steps // 10))
+    config.checkpoint.every_steps = max(50, config.total_steps // 10)
+    config.log.eval_every_steps = config.total_steps  # after the cooldown
+
+
+def apply_budget(config, budget: str, size: str = "") -> None:
+    """Sizes a ladder config (`config.ladder`: base compute, clip, rule, VAE geometry) for
+    `budget`: the model by the rule (or `size`, e.g. L4d128), its LR, and the steps that spend it."""
+    ladder = config.ladder
+    compute = ladder.base_compute_flops * parse_budget(budget)
+    size_rule = rule(ladder.rule)
+    run = plan_run(compute, config.model, ladder.vae["channels"], latent_thw(ladder.clip, ladder.vae),
+                   config.data.batch_size, size_rule, parse_size(size))
+    config.model.variant = f"L{run.depth}d{run.width}"
+    config.model.depth, config.model.width, config.model.heads = run.depth, run.width, run.heads
+    config.optimizer.learning_rate = run.learning_rate
+    ladder.budget, ladder.size = budget, size
+    ladder.rule_k, ladder.rule_a = size_rule["k"], size_rule["a"]
+    ladder.compute_flops = compute
+    ladder.params = run.params
+    ladder.flops_per_step = run.flops_per_step
+    schedule(config)

@@ -74,11 +74,11 @@ class LatentSource:
 
 
 def latest_vae_step(vae_workdir) -> int:
-    from sora_jax.train.checkpoint import run_step
+    from sora_jax.checkpoints import run_step
 
     if not pathlib.Path(vae_workdir).exists():
         raise FileNotFoundError(f"vae_workdir {vae_workdir} does not exist: train the VAE first, e.g. "
-                                f"`sora-jax train --config=configs/vae.py:tiny --workdir={vae_workdir}`")
+                                f"`sora-jax train --config=sora_jax/configs/vae.py:tiny --workdir={vae_workdir}`")
     step = run_step(vae_workdir)
     if step is None:
         raise FileNotFoundError(f"vae_workdir {vae_workdir} holds no checkpoint: train the VAE first")
@@ -93,7 +93,7 @@ def fingerprint(vae_workdir, data_config, split: str, text_encoder: str, limit: 
 
 def _encode_clips(model: VideoVAE, params, stats: dict, source, limit: int | None):
     """Yields (index, normalized latent) for the clips of `source`, batched by shape."""
-    from sora_jax.train.vae_task import normalize_latents
+    from sora_jax.pipelines.vae import normalize_latents
 
     count = len(source) if limit is None else min(limit, len(source))
     shapes = pipeline.record_shapes(source) if hasattr(source, "shapes") else None
@@ -115,7 +115,7 @@ def build(directory: str | pathlib.Path, vae_workdir, data_config, split: str, t
     """Encodes the split into `directory`. `vae` (model, params, stats, config) and `stamp` (the
     fingerprint) come from `ensure`, which reads them on every process: Orbax's readers
     synchronize all processes, so process 0 alone must not call them."""
-    from sora_jax.train.vae_task import load_trained_vae
+    from sora_jax.pipelines.vae import load_trained_vae
 
     directory = pathlib.Path(directory)
     model, params, stats, _ = vae or load_trained_vae(vae_workdir)
@@ -154,7 +154,7 @@ def ensure(directory: str | pathlib.Path, vae_workdir, data_config, split: str, 
     Every process reads the fingerprint and, when stale, the VAE: Orbax's readers are collective."""
     from jax.experimental import multihost_utils
 
-    from sora_jax.train.vae_task import load_trained_vae
+    from sora_jax.pipelines.vae import load_trained_vae
 
     directory = pathlib.Path(directory)
     wanted = fingerprint(vae_workdir, data_config, split, text_encoder, limit)

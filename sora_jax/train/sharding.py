@@ -45,7 +45,8 @@ def make_mesh(mesh_config, devices=None) -> Mesh:
 
 
 def logical_rules(config) -> tuple[tuple[str, str | tuple[str, ...] | None], ...]:
-    return tuple((name, tuple(axes) if isinstance(axes, (list, tuple)) else axes) for name, axes in config.sharding.rules)
+    return tuple((name, tuple(axes) if isinstance(axes, (list, tuple)) else axes) for name,
+                 axes in config.sharding.rules)
 
 
 def tree_shardings(abstract_tree, mesh: Mesh, rules) -> object:

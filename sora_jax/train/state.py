@@ -18,7 +18,7 @@ class TrainState:
     skipped_steps: jax.Array  # updates skipped by the non-finite guard, in total
 
     @classmethod
-    def create(cls, params, optimizer: optax.GradientTransformation, rng: jax.Array) -> "TrainState":
+    def create(cls, params, optimizer: optax.GradientTransformation, rng: jax.Array) -> TrainState:
         return cls(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params),
                    ema_params=jax.tree.map(jnp.copy, params), rng=rng, skipped_steps=jnp.zeros((), jnp.int32))
 
@@ -34,7 +34,8 @@ def learning_rate_schedule(optimizer_config, total_steps: int) -> optax.Schedule
     elif optimizer_config.schedule == "cosine":
         return optax.warmup_cosine_decay_schedule(0.0, peak, max(warmup, 1), max(total_steps, warmup + 1), peak * 0.01)
     else:
-        raise ValueError(f"optimizer.schedule={optimizer_config.schedule!r}; valid: constant, constant_cooldown, cosine")
+        raise ValueError(f"optimizer.schedule={optimizer_config.schedule!r}; valid: constant, constant_cooldown, "
+                         "cosine")
     constant = max(total_steps - warmup - cooldown, 0)
     return optax.join_schedules(
         [optax.linear_schedule(0.0, peak, max(warmup, 1)), optax.constant_schedule(peak),

@@ -1,7 +1,9 @@
-"""The one trainer, in big_vision's sections: Mesh, Input, Model, Shard, Update, Checkpoint,
-Evals, Loop. A task (`vae_task.VaeTask`, ...) supplies the model, loss and evaluations.
+"""The one trainer, in big_vision's sections, in the order `train()` runs them: Checkpoint (opened
+first, so a workdir of another model is refused before any work), Mesh, Model, Shard, Update
+(`build`), Input, Restore, Evals, Loop. A task (`task.Task`: `vae_task.VaeTask`,
+`t2v_task.T2VTask`) supplies the model, loss and evaluations.
 
-    sora-jax train --config=configs/vae.py:tiny --workdir=runs/vae_tiny
+    sora-jax train --config=sora_jax/configs/vae.py:tiny --workdir=runs/vae_tiny
 
 A run restarted on the same workdir resumes from its latest complete checkpoint, data order
 included. SIGTERM / SIGINT write a checkpoint and exit cleanly.
@@ -20,13 +22,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.experimental import multihost_utils
 from absl import logging
+from jax.experimental import multihost_utils
 
+from sora_jax import checkpoints as checkpoint_lib
 from sora_jax import host_memory
-from sora_jax.train import checkpoint as checkpoint_lib
 from sora_jax.train import metrics as metrics_lib
-from sora_jax.train import sharding, state as state_lib, throughput, validate
+from sora_jax.train import sharding, throughput, validate
+from sora_jax.train import state as state_lib
+from sora_jax.train.task import Task
 
 # Steps dispatched but not finished, at most. JAX dispatches asynchronously, so the loop ran up to
 # `log.every_steps` steps ahead, and every step in flight held memory: the `small` VAE (4 GiB of
@@ -37,7 +41,7 @@ from sora_jax.train import sharding, state as state_lib, throughput, validate
 STEPS_IN_FLIGHT = 2
 
 
-def make_task(config, workdir):
+def make_task(config, workdir) -> Task:
     if config.task == "vae":
         from sora_jax.train.vae_task import VaeTask
 
@@ -185,12 +189,9 @@ def gather_params(params):
     return jax.device_get(params)
 
 
-def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
-    validate.check(config, jax.device_count())  # before anything is built or compiled
-    workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    # --- Checkpoint (opened first: a workdir holding another model is refused before anything
-    # is built, and before its config.json is touched)
+def open_checkpoints(config, workdir: pathlib.Path) -> tuple[checkpoint_lib.Checkpointer, int | None]:
+    """The run's checkpointer and its latest complete step; a workdir holding another model is
+    refused before anything is built, and before its config.json is touched."""
     checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.checkpoint.keep,
                                                async_save=config.checkpoint.async_save)
     start_step = checkpointer.latest_step()
@@ -201,143 +202,200 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
             raise validate.ConfigError(
                 f"{workdir} holds a checkpoint of a different model ({'; '.join(differences)}): use a new --workdir, "
                 f"or start a new run from it with --config.init_from={workdir}")
-    task = make_task(config, workdir)
-    if jax.process_index() == 0:
-        (workdir / "config.json").write_text(config.to_json_best_effort(indent=1))
+    return checkpointer, start_step
 
-    # --- Mesh, Model, Shard, Update
-    setup = build(config, task)
-    mesh, state, state_shardings, param_count = setup.mesh, setup.state, setup.state_shardings, setup.param_count
-    train_step = setup.train_step
-    schedule = state_lib.learning_rate_schedule(config.optimizer, config.total_steps)  # for logging
-    logging.info("mesh %s over %d devices, %d processes; %d parameters", dict(mesh.shape), jax.device_count(),
-                 jax.process_count(), param_count)
 
-    # --- Input
-    dataset, plan, source = task.make_dataset(setup.shards * config.optimizer.grad_accum_steps)
-    data_iterator = iter(dataset)
-    data_report = source.report() if hasattr(source, "report") else None
-    if data_report and data_report["skipped"] and jax.process_index() == 0:
-        (workdir / "data_report.json").write_text(json.dumps(data_report, indent=1))
-        print(f"data: {data_report['usable']} usable, {data_report['skipped']} skipped files "
+def open_input(task: Task, setup: Setup, config, workdir: pathlib.Path):
+    """(iterator over host-local batches, the data source's report or None); skipped user files
+    are named with their reasons in `data_report.json`."""
+    dataset, _, source = task.make_dataset(setup.shards * config.optimizer.grad_accum_steps)
+    report = source.report() if hasattr(source, "report") else None  # tfds sources have none
+    if report and report["skipped"] and jax.process_index() == 0:
+        (workdir / "data_report.json").write_text(json.dumps(report, indent=1))
+        print(f"data: {report['usable']} usable, {report['skipped']} skipped files "
               f"(each named with its reason in {workdir / 'data_report.json'})")
+    return iter(dataset), report
+
+
+class _Window:
+    """Throughput over the steps since the last log line: tokens, XLA FLOPs, steps, seconds."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.start, self.tokens, self.flops, self.steps = time.perf_counter(), 0, 0.0, 0
+
+    def rates(self, peak: float) -> dict[str, float]:
+        elapsed = time.perf_counter() - self.start
+        return dict(steps_per_s=self.steps / elapsed, tokens_per_s=self.tokens / elapsed,
+                    tflops_per_s=self.flops / elapsed / 1e12, mfu=self.flops / elapsed / peak)
+
+
+class TrainingRun:
+    """One run after its pieces are built: the loop, its logging, saves and evaluations. The
+    state it carries across resumes: train state, data position, FLOPs spent (the scaling laws' C)."""
+
+    def __init__(self, config, workdir: pathlib.Path, task: Task, setup: Setup,
+                 checkpointer: checkpoint_lib.Checkpointer, data_iterator, quiet: bool):
+        self.config, self.workdir, self.task, self.setup = config, workdir, task, setup
+        self.checkpointer, self.data_iterator = checkpointer, data_iterator
+        self.state = setup.state
+        self.compute_flops = 0.0
+        self.init_report = None
+        self.quiet = quiet
 
     # --- Restore or initialize
-    compute_flops = 0.0  # analytic model FLOPs spent so far (the scaling laws' C), kept across resumes
-    init_report = None
-    if start_step is not None:
-        state, meta = checkpointer.restore(start_step, state, state_shardings)
-        data_iterator.set_state(meta["data_state"])
-        compute_flops = float(meta.get("compute_flops", 0.0))
-        logging.info("resumed from step %d", start_step)
-    elif config.init_from:
-        state, init_report = _init_from(config.init_from, state)
-        print(f"init_from {config.init_from}: loaded {init_report['loaded']} arrays; fresh (new or reshaped): "
-              f"{len(init_report['fresh'])}; ignored (not in this model): {len(init_report['ignored'])}")
-    start_step = int(state.step)
+    def restore_or_init(self, start_step: int | None) -> None:
+        if start_step is not None:
+            self.state, meta = self.checkpointer.restore(start_step, self.state, self.setup.state_shardings)
+            self.data_iterator.set_state(meta["data_state"])
+            self.compute_flops = float(meta.get("compute_flops", 0.0))
+            logging.info("resumed from step %d", start_step)
+        elif self.config.init_from:
+            self.state, self.init_report = _init_from(self.config.init_from, self.state)
+            report = self.init_report
+            print(f"init_from {self.config.init_from}: loaded {report['loaded']} arrays; fresh (new or reshaped): "
+                  f"{len(report['fresh'])}; ignored (not in this model): {len(report['ignored'])}")
 
-    def save(step: int, force: bool = False, extra: dict | None = None):
-        meta = {"config": json.loads(config.to_json_best_effort()), "data_state": data_iterator.get_state(),
-                "task": task.name, "param_count": param_count, "compute_flops": compute_flops, **(extra or {})}
-        checkpointer.save(step, state, meta, force=force)
+    def save(self, step: int, force: bool = False, extra: dict | None = None) -> None:
+        meta = {"config": json.loads(self.config.to_json_best_effort()), "data_state": self.data_iterator.get_state(),
+                "task": self.task.name, "param_count": self.setup.param_count, "compute_flops": self.compute_flops,
+                **(extra or {})}
+        self.checkpointer.save(step, self.state, meta, force=force)
 
     # --- Evals
-    eval_clips = task.validation_clips(config.eval.num_clips)  # on every process: building a cache is collective
-    eval_clips = eval_clips if jax.process_index() == 0 else []
-    sample_clips = eval_clips[: config.eval.num_samples]
+    def open_evals(self) -> None:
+        clips = self.task.validation_clips(self.config.eval.num_clips)  # every process: building a cache is collective
+        self.eval_clips = clips if jax.process_index() == 0 else []
+        self.sample_clips = self.eval_clips[: self.config.eval.num_samples]
 
-    def evaluate(step: int) -> dict:
-        ema = gather_params(state.ema_params)
+    def evaluate(self, step: int) -> dict:
+        ema = gather_params(self.state.ema_params)
         if jax.process_index() != 0:
             return {}
-        results = task.evaluate(ema, eval_clips)
-        if compute_flops:
-            results["compute_flops"] = compute_flops
-        results.update(task.write_samples(ema, sample_clips, workdir / "samples" / f"step_{step:06d}", writer, step))
-        writer.write(step, results)
+        results = self.task.evaluate(ema, self.eval_clips)
+        if self.compute_flops:
+            results["compute_flops"] = self.compute_flops
+        out_dir = self.workdir / "samples" / f"step_{step:06d}"
+        results.update(self.task.write_samples(ema, self.sample_clips, out_dir, self.writer, step))
+        self.writer.write(step, results)
         return results
 
     # --- Loop
-    writer = metrics_lib.MetricWriter(workdir, config.total_steps, start_step, quiet=quiet)
-    peak = throughput.matmul_peak_flops() * jax.device_count()
-    compiled_by_shape: dict[tuple, tuple] = {}  # one compile per batch shape: (step, XLA FLOPs, model FLOPs)
-    multihost = jax.process_count() > 1
-    preemption = _Preemption(multihost)
-    results: dict = {}
-    pending: list = []
-    window_start, window_tokens, window_flops, window_steps = time.perf_counter(), 0, 0.0, 0
-    consecutive_skips = 0
-    step = start_step
-    try:
-        while step < config.total_steps:
-            local = next(data_iterator)
-            prepared = task.prepare_batch(local)
-            batch = sharding.global_batch(prepared, mesh)
-            shape_key = tuple((key, value.shape) for key, value in sorted(batch.items()))
-            if shape_key not in compiled_by_shape:
-                compiled = train_step.lower(state, batch).compile()
-                model_flops = task.step_flops(batch) if hasattr(task, "step_flops") else 0.0
-                compiled_by_shape[shape_key] = (compiled, throughput.compiled_flops(compiled), model_flops)
-            compiled, step_flops, model_flops = compiled_by_shape[shape_key]
-            state, step_metrics = compiled(state, batch)
-            step += 1
-            pending.append(step_metrics)
-            if len(pending) >= STEPS_IN_FLIGHT:
-                jax.block_until_ready(pending[-STEPS_IN_FLIGHT])
-                host_memory.release_excess()  # freed step buffers beyond a bound go back to the OS
-            window_tokens += task.tokens(prepared) * jax.process_count()
-            window_flops += step_flops
-            compute_flops += model_flops
-            window_steps += 1
-            if step % config.log.every_steps == 0 or step == config.total_steps:
-                fetched = jax.device_get(pending)
-                pending = []
-                for item in fetched:
-                    consecutive_skips = 0 if item["finite"] else consecutive_skips + 1
-                elapsed = time.perf_counter() - window_start
-                logged = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[-1] if k != "finite"}
-                logged.update(steps_per_s=window_steps / elapsed, tokens_per_s=window_tokens / elapsed,
-                              tflops_per_s=window_flops / elapsed / 1e12, mfu=window_flops / elapsed / peak,
-                              skipped_steps=int(state.skipped_steps), learning_rate=float(schedule(step)))
-                if compute_flops:
-                    logged["compute_flops"] = compute_flops
-                writer.write(step, logged)
-                writer.progress(step, {"loss": logged["loss"], "tok/s": logged["tokens_per_s"],
-                                       "TFLOP/s": logged["tflops_per_s"], "MFU": logged["mfu"]})
-                window_start, window_tokens, window_flops, window_steps = time.perf_counter(), 0, 0.0, 0
-                if consecutive_skips >= config.optimizer.max_consecutive_skips:
-                    raise FloatingPointError(
-                        f"{consecutive_skips} consecutive non-finite steps at step {step}: stopping; the last "
-                        f"good checkpoint in {checkpointer.directory} is intact")
-            if step % config.checkpoint.every_steps == 0 and step < config.total_steps:
-                save(step)
-            if step % config.log.eval_every_steps == 0 and step < config.total_steps:
-                results = evaluate(step)
-            if multihost and not preemption.requested and checkpointer.manager.reached_preemption(step):
-                preemption.requested = "SIGTERM (preemption sync point, all processes)"
-            if preemption.requested:
-                save(step, force=True)
-                checkpointer.wait()
-                print(f"{preemption.requested}: saved step {step} to {checkpointer.directory}; rerun to resume",
-                      flush=True)
-                return {"preempted": True, "step": step}
-        results = evaluate(step)
-        final_ema = gather_params(state.ema_params)
-        final_meta = task.finalize(final_ema) if jax.process_index() == 0 else {}
+    def loop(self) -> dict:
+        """Trains to `total_steps`; returns the final results, or {"preempted": True, "step"}."""
+        config, task, setup = self.config, self.task, self.setup
+        start_step = int(self.state.step)
+        self.writer = metrics_lib.MetricWriter(self.workdir, config.total_steps, start_step, quiet=self.quiet)
+        schedule = state_lib.learning_rate_schedule(config.optimizer, config.total_steps)  # for logging
+        peak = throughput.matmul_peak_flops() * jax.device_count()
+        compiled_by_shape: dict[tuple, tuple] = {}  # one compile per batch shape: (step, XLA FLOPs, model FLOPs)
+        multihost = jax.process_count() > 1
+        preemption = _Preemption(multihost)
+        window, pending, consecutive_skips = _Window(), [], 0
+        step = start_step
+        try:
+            while step < config.total_steps:
+                prepared = task.prepare_batch(next(self.data_iterator))
+                batch = sharding.global_batch(prepared, setup.mesh)
+                shape_key = tuple((key, value.shape) for key, value in sorted(batch.items()))
+                if shape_key not in compiled_by_shape:
+                    compiled = setup.train_step.lower(self.state, batch).compile()
+                    compiled_by_shape[shape_key] = (compiled, throughput.compiled_flops(compiled),
+                                                    task.step_flops(batch))
+                compiled, step_flops, model_flops = compiled_by_shape[shape_key]
+                self.state, step_metrics = compiled(self.state, batch)
+                step += 1
+                pending.append(step_metrics)
+                if len(pending) >= STEPS_IN_FLIGHT:
+                    jax.block_until_ready(pending[-STEPS_IN_FLIGHT])
+                    host_memory.release_excess()  # freed step buffers beyond a bound go back to the OS
+                window.tokens += task.tokens(prepared) * jax.process_count()
+                window.flops += step_flops
+                window.steps += 1
+                self.compute_flops += model_flops
+                if step % config.log.every_steps == 0 or step == config.total_steps:
+                    fetched, pending = jax.device_get(pending), []
+                    for item in fetched:
+                        consecutive_skips = 0 if item["finite"] else consecutive_skips + 1
+                    self._log(step, fetched, window.rates(peak), float(schedule(step)))
+                    window.reset()
+                    if consecutive_skips >= config.optimizer.max_consecutive_skips:
+                        raise FloatingPointError(
+                            f"{consecutive_skips} consecutive non-finite steps at step {step}: stopping; the last "
+                            f"good checkpoint in {self.checkpointer.directory} is intact")
+                if step % config.checkpoint.every_steps == 0 and step < config.total_steps:
+                    self.save(step)
+                if step % config.log.eval_every_steps == 0 and step < config.total_steps:
+                    self.evaluate(step)
+                if multihost and not preemption.requested and self.checkpointer.manager.reached_preemption(step):
+                    preemption.requested = "SIGTERM (preemption sync point, all processes)"
+                if preemption.requested:
+                    self.save(step, force=True)
+                    self.checkpointer.wait()
+                    print(f"{preemption.requested}: saved step {step} to {self.checkpointer.directory}; rerun to "
+                          f"resume", flush=True)
+                    return {"preempted": True, "step": step}
+            return self.finish(step)
+        finally:
+            preemption.restore()
+            self.writer.close()
+
+    def _log(self, step: int, fetched: list[dict], rates: dict, learning_rate: float) -> None:
+        logged = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[-1] if k != "finite"}
+        logged.update(**rates, skipped_steps=int(self.state.skipped_steps), learning_rate=learning_rate)
+        if self.compute_flops:
+            logged["compute_flops"] = self.compute_flops
+        self.writer.write(step, logged)
+        self.writer.progress(step, {"loss": logged["loss"], "tok/s": logged["tokens_per_s"],
+                                    "TFLOP/s": logged["tflops_per_s"], "MFU": logged["mfu"]})
+
+    # --- Checkpoint (final)
+    def finish(self, step: int) -> dict:
+        """The last evaluation, the final checkpoint with the task's meta, `final_metrics.json`."""
+        results = self.evaluate(step)
+        final_ema = gather_params(self.state.ema_params)
+        final_meta = self.task.finalize(final_ema) if jax.process_index() == 0 else {}
         final_meta = multihost_utils.broadcast_one_to_all(final_meta) if jax.process_count() > 1 else final_meta
-        save(step, force=True, extra=final_meta)
-        checkpointer.wait()
-        results = {**results, **final_meta, "step": step, "param_count": param_count}
-        if init_report:
-            results["init_from"] = init_report
+        self.save(step, force=True, extra=final_meta)
+        self.checkpointer.wait()
+        results = {**results, **final_meta, "step": step, "param_count": self.setup.param_count}
+        if self.init_report:
+            results["init_from"] = self.init_report
+        if self.compute_flops:
+            results["compute_flops"] = self.compute_flops
+        return results
+
+
+def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
+    validate.check(config, jax.device_count())  # before anything is built or compiled
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    # --- Checkpoint: opened first, so a workdir of another model is refused before any work
+    checkpointer, start_step = open_checkpoints(config, workdir)
+    try:
+        task: Task = make_task(config, workdir)
+        if jax.process_index() == 0:
+            (workdir / "config.json").write_text(config.to_json_best_effort(indent=1))
+        # --- Mesh, Model, Shard, Update
+        setup = build(config, task)
+        logging.info("mesh %s over %d devices, %d processes; %d parameters", dict(setup.mesh.shape),
+                     jax.device_count(), jax.process_count(), setup.param_count)
+        # --- Input
+        data_iterator, data_report = open_input(task, setup, config, workdir)
+        run = TrainingRun(config, workdir, task, setup, checkpointer, data_iterator, quiet)
+        run.restore_or_init(start_step)
+        # --- Evals
+        run.open_evals()
+        # --- Loop (and the final checkpoint)
+        results = run.loop()
+        if results.get("preempted"):
+            return results
         if data_report:
             results.update(data_usable=data_report["usable"], data_skipped=data_report["skipped"])
-        if compute_flops:
-            results["compute_flops"] = compute_flops
         if jax.process_index() == 0:
             (workdir / "final_metrics.json").write_text(json.dumps(results, indent=1))
         return results
     finally:
-        preemption.restore()
         checkpointer.close()
-        writer.close()

@@ -1,22 +1,21 @@
-"""The VAE as a task of the shared trainer: model, loss, validation, samples, latent statistics.
-
-A task tells the trainer how to build parameters, turn a data batch into model inputs, compute
-the loss, evaluate, and what to store with the final checkpoint (`finalize`).
+"""The VAE as a task of the shared trainer (`task.Task`): crops, loss, validation,
+reconstructions, and the latent statistics stored with the final checkpoint (`finalize`). The
+model and its finished form (load, encode, decode, reconstruction metrics) are
+`pipelines/vae.py`.
 """
 
 from __future__ import annotations
 
-import functools
 import pathlib
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from sora_jax.data import pipeline, video_io
-from sora_jax.evaluation import metrics as recon_metrics
 from sora_jax.models.vae import VideoVAE
+from sora_jax.pipelines import vae as vae_pipeline
 
 
 def _temporal_l1(recon, video):
@@ -41,22 +40,13 @@ LOSS_HOOKS: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
 }
 
 
-def build_model(model_config) -> VideoVAE:
-    return VideoVAE.from_variant(model_config.variant, spatial=model_config.spatial_compression,
-                                 temporal=model_config.temporal_compression,
-                                 latent_channels=model_config.latent_channels, patch=model_config.patch,
-                                 factorized=model_config.get("factorized", False))  # absent in older exports
-
-
 class VaeTask:
     name = "vae"
 
     def __init__(self, config):
         self.config = config
-        self.model = build_model(config.model)
-        unknown = set(config.loss.hooks) - set(LOSS_HOOKS)
-        if unknown:
-            raise ValueError(f"loss.hooks has unknown terms {sorted(unknown)}; registered: {sorted(LOSS_HOOKS)}")
+        self.model = vae_pipeline.build_model(config.model)
+        self.reconstructor = vae_pipeline.Reconstructor(self.model)
 
     def make_dataset(self, shard_multiple: int):
         data = self.config.data
@@ -90,6 +80,11 @@ class VaeTask:
         """Latent positions of a prepared batch (what a DiT would see as tokens before patching)."""
         return int(np.prod(self.model.latent_shape(batch["video"].shape)[:4]))
 
+    def step_flops(self, batch: dict) -> float:
+        """No analytic count for the VAE: its MFU comes from XLA's own count of the step."""
+        del batch
+        return 0.0
+
     # --- loss ------------------------------------------------------------------------------
     def loss(self, params, batch, rng):
         video = batch["video"]
@@ -108,12 +103,8 @@ class VaeTask:
         return total, aux
 
     # --- evaluation --------------------------------------------------------------------------
-    @functools.cached_property
-    def _reconstruct(self):
-        return jax.jit(lambda params, video: self.model.apply({"params": params}, video)[0])
-
     def reconstruct(self, params, video: np.ndarray) -> np.ndarray:
-        return np.asarray(self._reconstruct(params, jnp.asarray(video)))
+        return self.reconstructor.reconstruct(params, video)
 
     def validation_clips(self, count: int) -> list[dict]:
         data = self.config.data
@@ -121,25 +112,7 @@ class VaeTask:
         return [source[i] for i in range(min(count, len(source)))]
 
     def evaluate(self, params, clips: list[dict]) -> dict[str, float]:
-        """PSNR / SSIM / palette fidelity of reconstructions of uint8 clips, grouped by shape."""
-        by_shape: dict[tuple, list[np.ndarray]] = {}
-        for clip in clips:
-            by_shape.setdefault(clip["video"].shape, []).append(clip["video"])
-        originals, recons = [], []
-        for videos in by_shape.values():
-            batch = np.stack(videos).astype(np.float32) / 127.5 - 1.0
-            recons += list(video_io.as_uint8(self.reconstruct(params, batch)))
-            originals += videos
-        psnrs = [recon_metrics.psnr(o, r) for o, r in zip(originals, recons)]
-        ssims = [recon_metrics.ssim(o, r) for o, r in zip(originals, recons)]
-        fidelity = [f for f in (recon_metrics.palette_fidelity(o, r) for o, r in zip(originals, recons)) if f == f]
-        is_image = np.array([o.shape[0] == 1 for o in originals])
-        result = {"val_psnr": float(np.mean(psnrs)), "val_ssim": float(np.mean(ssims)),
-                  "val_palette_fidelity": float(np.mean(fidelity)) if fidelity else None}
-        if is_image.any() and (~is_image).any():
-            result["val_psnr_images"] = float(np.mean(np.array(psnrs)[is_image]))
-            result["val_psnr_videos"] = float(np.mean(np.array(psnrs)[~is_image]))
-        return result
+        return self.reconstructor.evaluate(params, clips)
 
     def write_samples(self, params, clips: list[dict], out_dir: pathlib.Path, writer=None, step: int = 0) -> dict:
         """Original | reconstruction, side by side, as MP4 and GIF per clip."""
@@ -170,30 +143,3 @@ class VaeTask:
         mean = total / n
         std = np.sqrt(np.maximum(total_sq / n - mean**2, 1e-12))
         return {"latent_stats": {"mean": mean.tolist(), "std": std.tolist(), "clips": count}}
-
-
-def load_trained_vae(workdir) -> tuple[VideoVAE, dict, dict, dict]:
-    """(model, EMA params, latent stats {mean, std} or {}, run config dict) of a finished VAE run
-    (a training workdir, or a directory written by `sora-jax export`)."""
-    import ml_collections
-
-    from sora_jax.train.checkpoint import load_params
-
-    try:
-        params, meta, _ = load_params(workdir)
-    except FileNotFoundError as error:
-        raise FileNotFoundError(f"{error}: train the VAE first, e.g. `sora-jax train "
-                                f"--config=configs/vae.py:tiny --workdir={workdir}`") from None
-    if meta.get("task") != "vae":
-        raise ValueError(f"{workdir} holds a {meta.get('task')!r} run, not a VAE")
-    config = ml_collections.ConfigDict(meta["config"])
-    return build_model(config.model), params, meta.get("latent_stats", {}), meta["config"]
-
-
-def normalize_latents(latents, stats: dict):
-    """Per-channel standardization with the VAE's stored statistics (what the DiT models)."""
-    return (latents - np.asarray(stats["mean"], np.float32)) / np.asarray(stats["std"], np.float32)
-
-
-def denormalize_latents(latents, stats: dict):
-    return latents * np.asarray(stats["std"], np.float32) + np.asarray(stats["mean"], np.float32)

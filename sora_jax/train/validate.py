@@ -49,7 +49,8 @@ def check(config, device_count: int) -> None:
     _require(config.optimizer.name == "adamw", f"optimizer.name={config.optimizer.name!r}; valid: adamw")
     _require(config.optimizer.schedule in ("constant", "constant_cooldown", "cosine"),
              f"optimizer.schedule={config.optimizer.schedule!r}; valid: constant, constant_cooldown, cosine")
-    _require(0.0 <= config.optimizer.ema_decay < 1.0, f"optimizer.ema_decay={config.optimizer.ema_decay} must be in [0, 1)")
+    _require(0.0 <= config.optimizer.ema_decay < 1.0, f"optimizer.ema_decay={config.optimizer.ema_decay} must be in "
+                                                      "[0, 1)")
     if "ladder" in config:
         _check_ladder(config)
     if config.task == "t2v":
@@ -59,9 +60,9 @@ def check(config, device_count: int) -> None:
 
 
 def _check_ladder(config) -> None:
-    from configs import scaling
+    from sora_jax.scaling import plan
 
-    steps, per_step = scaling.planned_steps(config)
+    steps, per_step = plan.planned_steps(config)
     _require(abs(config.total_steps - steps) <= 1,
              f"total_steps={config.total_steps} does not spend ladder.compute_flops={config.ladder.compute_flops:.3g} "
              f"at {per_step:.3g} FLOPs per step (model and data.batch_size as given): use total_steps={steps}, "
@@ -69,9 +70,9 @@ def _check_ladder(config) -> None:
 
 
 def _check_t2v(config, mesh_sizes: dict) -> None:
+    from sora_jax.checkpoints import run_step
     from sora_jax.diffusion import flow
     from sora_jax.models import dit
-    from sora_jax.train.checkpoint import run_step
 
     model = config.model
     _positive(config, "model.width", "model.depth", "model.heads", "model.text_length", "sample.steps")
@@ -85,14 +86,16 @@ def _check_t2v(config, mesh_sizes: dict) -> None:
     _require(model.layout in dit.LAYOUTS, f"model.layout={model.layout!r}; valid: {', '.join(dit.LAYOUTS)}")
     _require(model.remat in dit.REMAT_POLICIES, f"model.remat={model.remat!r}; valid: {', '.join(dit.REMAT_POLICIES)}")
     _require(model.dtype in dit.DTYPES, f"model.dtype={model.dtype!r}; valid: {', '.join(dit.DTYPES)}")
-    _require(model.text_encoder in ("bytes", "minilm"), f"model.text_encoder={model.text_encoder!r}; valid: bytes, minilm")
+    _require(model.text_encoder in ("bytes", "minilm"), f"model.text_encoder={model.text_encoder!r}; valid: bytes, "
+                                                        "minilm")
     _require(model.attention_implementation in dit.ATTENTION_IMPLEMENTATIONS,
              f"model.attention_implementation={model.attention_implementation!r}; "
              f"valid: {', '.join(dit.ATTENTION_IMPLEMENTATIONS)}")
     unknown = sorted(set(config.flow.tasks) - set(flow.TASKS))
     _require(not unknown, f"flow.tasks has unknown tasks {unknown}; valid: {', '.join(flow.TASKS)}")
     weights = [float(w) for w in config.flow.tasks.values()]
-    _require(min(weights) >= 0 and sum(weights) > 0, f"flow.tasks weights {dict(config.flow.tasks)} must be >= 0, sum > 0")
+    _require(min(weights) >= 0 and sum(weights) > 0, f"flow.tasks weights {dict(config.flow.tasks)} must be >= 0, sum "
+                                                     "> 0")
     _require(0.0 <= config.flow.text_dropout <= 1.0, f"flow.text_dropout={config.flow.text_dropout} must be in [0, 1]")
     _require(config.flow.logit_std > 0, f"flow.logit_std={config.flow.logit_std} must be positive")
     _require(config.sample.guidance >= 0, f"sample.guidance={config.sample.guidance} must be >= 0")
@@ -101,7 +104,7 @@ def _check_t2v(config, mesh_sizes: dict) -> None:
     except (OSError, ValueError):
         step = None
     _require(step is not None, f"vae_workdir={config.vae_workdir!r} holds no trained VAE: train the VAE first, e.g. "
-             f"`sora-jax train --config=configs/vae.py:tiny --workdir={config.vae_workdir}`")
+             f"`sora-jax train --config=sora_jax/configs/vae.py:tiny --workdir={config.vae_workdir}`")
 
 
 def _check_vae(config) -> None:
@@ -128,3 +131,7 @@ def _check_vae(config) -> None:
     for name, weight in config.loss.items():
         if name != "hooks":
             _require(weight >= 0, f"loss.{name}={weight} must be >= 0")
+    from sora_jax.train.vae_task import LOSS_HOOKS
+
+    unknown = sorted(set(config.loss.hooks) - set(LOSS_HOOKS))
+    _require(not unknown, f"loss.hooks has unknown terms {unknown}; registered: {sorted(LOSS_HOOKS)}")

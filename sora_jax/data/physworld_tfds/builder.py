@@ -62,6 +62,12 @@ BUILDER_CONFIGS = [
 ]
 
 
+def largest_clip(name: str) -> tuple[tuple[int, int], int]:
+    """((height, width), frames) of a variant's largest size and longest duration, e.g. `tiny`."""
+    spec = next(c for c in BUILDER_CONFIGS if c.name == name)
+    return spec.sizes[0], max(spec.durations)
+
+
 def example_seed(config: PhysworldConfig, split: str, index: int) -> list[int]:
     """The seed sequence of one example: distinct per config, split and index."""
     return [sum(map(ord, config.name)), _SPLIT_SEED[split], index]

@@ -1,0 +1,201 @@
+"""The checkpoint format, written by the trainer and read by everything else: Orbax checkpoints,
+one composite per step holding the train state and a JSON `meta` item (config, data-iterator
+state, and anything a task adds, such as the VAE's latent statistics), and exports (EMA
+parameters + meta, no optimizer state) that read like a workdir.
+
+A run restarted on the same workdir resumes from its latest *complete* checkpoint (Orbax writes
+into a temporary directory and renames it when done, so a save killed midway is never listed).
+Restoring takes abstract targets with shardings, so a checkpoint lands on any mesh.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import flax.serialization
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+
+class Checkpointer:
+    def __init__(self, workdir: str | pathlib.Path, keep: int = 3, async_save: bool = True):
+        self.directory = pathlib.Path(workdir).absolute() / "checkpoints"
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save, create=True)
+        handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
+        self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
+
+    def latest_step(self) -> int | None:
+        return self.manager.latest_step()
+
+    def save(self, step: int, state, meta: dict, force: bool = False) -> bool:
+        args = ocp.args.Composite(state=ocp.args.StandardSave(flax.serialization.to_state_dict(state)),
+                                  meta=ocp.args.JsonSave(meta))
+        return self.manager.save(int(step), args=args, force=force)
+
+    def restore(self, step: int, target_state, target_shardings) -> tuple[object, dict]:
+        """Restores `step` into the structure of `target_state`, placed by `target_shardings`."""
+        state_dict = flax.serialization.to_state_dict(target_state)
+        shardings = flax.serialization.to_state_dict(target_shardings)
+        abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=s), state_dict,
+                                shardings)
+        restored = self.manager.restore(int(step), args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+        return flax.serialization.from_state_dict(target_state, restored["state"]), dict(restored["meta"])
+
+    def read_meta(self, step: int) -> dict:
+        """The JSON meta of `step` alone (config, data state), without touching the arrays."""
+        restored = self.manager.restore(int(step), args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        return dict(restored["meta"])
+
+    def restore_params(self, step: int | None = None, ema: bool = True) -> tuple[dict, dict]:
+        """(params, meta) of a finished run, without knowing its shapes: replicated on this host."""
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"no complete checkpoint in {self.directory}")
+        metadata = self.manager.item_metadata(step)["state"]
+        sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), metadata)
+        restored = self.manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
+        return restored["state"]["ema_params" if ema else "params"], dict(restored["meta"])
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()
+
+
+EXPORT_META = "export.json"
+# Model fields that change how a step computes, never the parameters: free to differ on resume.
+COMPUTE_ONLY = ("variant", "dtype", "remat", "attention_implementation")
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def config_mismatch(saved: dict, config) -> list[str]:
+    """`field: checkpoint A, config B` for each task / model / VAE field where a checkpoint's
+    saved config and `config` disagree in a way that changes parameters or the latent space."""
+    current = json.loads(config.to_json_best_effort())
+    differences = []
+    for key in ("task", "vae_workdir"):
+        if key in current and saved.get(key) != current[key]:
+            differences.append(f"{key}: checkpoint {saved.get(key)!r}, config {current[key]!r}")
+    old, new = _flat(saved.get("model", {})), _flat(current.get("model", {}))
+    for key in sorted(set(old) | set(new)):
+        if key not in COMPUTE_ONLY and old.get(key) != new.get(key):
+            differences.append(f"model.{key}: checkpoint {old.get(key)!r}, config {new.get(key)!r}")
+    return differences
+
+
+def partial_load(target: dict, source: dict) -> tuple[dict, dict]:
+    """Parameters for fine-tuning: each array of `target` (a nested dict) taken from `source` where
+    the same path exists with the same shape, else kept. Returns (params, report) where the report
+    counts and names what was loaded, kept (fresh) and ignored (in source only)."""
+    flat_target, flat_source = _flat(target), _flat(source)
+    loaded, fresh = [], []
+    merged = {}
+    for path, value in flat_target.items():
+        candidate = flat_source.get(path)
+        if candidate is not None and tuple(np.shape(candidate)) == tuple(np.shape(value)):
+            merged[path] = np.asarray(candidate, value.dtype)
+            loaded.append(path)
+        else:
+            merged[path] = value
+            fresh.append(path)
+    ignored = sorted(set(flat_source) - set(flat_target))
+    nested: dict = {}
+    for path, value in merged.items():
+        node = nested
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested, {"loaded": len(loaded), "fresh": fresh, "ignored": ignored}
+
+
+def export(workdir: str | pathlib.Path, out: str | pathlib.Path, ema: bool = True) -> pathlib.Path:
+    """Writes a finished run's (EMA) parameters and meta, without optimizer state, to `out`:
+    small enough to commit or ship, and read by `load_params` like a workdir."""
+    checkpointer = Checkpointer(workdir, async_save=False)
+    try:
+        step = checkpointer.latest_step()
+        params, meta = checkpointer.restore_params(step, ema=ema)
+    finally:
+        checkpointer.close()
+    out = pathlib.Path(out).absolute()
+    if out.exists():
+        raise FileExistsError(f"{out} exists: remove it or pick another --out")
+    saver = ocp.StandardCheckpointer()
+    saver.save(out / "params", params)
+    saver.wait_until_finished()
+    meta = {key: value for key, value in meta.items() if key != "data_state"}
+    (out / EXPORT_META).write_text(json.dumps({**meta, "step": int(step), "ema": ema}, indent=1))
+    return out
+
+
+def run_step(workdir: str | pathlib.Path) -> int | None:
+    """The step `load_params` would read: an export's, or a workdir's latest complete one."""
+    path = pathlib.Path(workdir).absolute()
+    if (path / EXPORT_META).exists():
+        return int(json.loads((path / EXPORT_META).read_text())["step"])
+    if not (path / "checkpoints").exists():
+        return None
+    checkpointer = Checkpointer(path, async_save=False)
+    try:
+        return checkpointer.latest_step()
+    finally:
+        checkpointer.close()
+
+
+def read_run_meta(workdir: str | pathlib.Path) -> dict:
+    """The meta `load_params` would return (config, task, latent statistics, ...), without reading
+    any array: an export's JSON, or a workdir's latest complete checkpoint's meta item."""
+    path = pathlib.Path(workdir).absolute()
+    if (path / EXPORT_META).exists():
+        return json.loads((path / EXPORT_META).read_text())
+    if not (path / "checkpoints").exists():
+        raise FileNotFoundError(f"{workdir} holds no checkpoint or export")
+    checkpointer = Checkpointer(path, async_save=False)
+    try:
+        step = checkpointer.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"{workdir} holds no complete checkpoint")
+        return checkpointer.read_meta(step)
+    finally:
+        checkpointer.close()
+
+
+def load_params(workdir: str | pathlib.Path) -> tuple[dict, dict, int]:
+    """(params, meta, step) from a training workdir (EMA parameters of its latest checkpoint) or
+    from a directory written by `export`."""
+    path = pathlib.Path(workdir).absolute()
+    if (path / EXPORT_META).exists():
+        meta = json.loads((path / EXPORT_META).read_text())
+        reader = ocp.StandardCheckpointer()
+        sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding),
+                              reader.metadata(path / "params").item_metadata.tree)
+        return reader.restore(path / "params", target), meta, int(meta["step"])
+    if not path.exists():
+        raise FileNotFoundError(f"{workdir} does not exist")
+    checkpointer = Checkpointer(path, async_save=False)
+    try:
+        step = checkpointer.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"{workdir} holds no complete checkpoint")
+        params, meta = checkpointer.restore_params(step, ema=True)
+    finally:
+        checkpointer.close()
+    return params, meta, step

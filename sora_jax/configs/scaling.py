@@ -1,0 +1,69 @@
+r"""The compute ladder: one base compute per hardware preset, times a multiplier.
+
+    sora-jax ladder --config=sora_jax/configs/scaling.py:cpu --workdir=runs/ladder_cpu   # 1x, 4x, 32x
+    sora-jax ladder --config=sora_jax/configs/scaling.py:cpu --print                      # the table only
+    sora-jax train --config=sora_jax/configs/scaling.py:cpu,budget=4x --workdir=runs/ladder_cpu/4x
+
+`budget` is a multiple of the preset's base compute (`1x`, `4x`, `32x`, or any `Nx`); `rule`
+sizes the model for the budget (`chinchilla`: 20 tokens per parameter; `fit`: the project's own
+IsoFLOP fit, `experiments/results/isoflop_fit.json`); `size=L4d128` pins depth and width instead
+(IsoFLOP sweeps). Steps = budget / analytic FLOPs per step (`sora_jax/scaling/plan.py`); a
+constant LR with a linear cooldown over the last 20 %. Everything else follows
+`sora_jax/configs/t2v.py:tiny` (MiniLM captions, the committed tiny VAE, whose compression factors and
+latent channels are read from its export).
+"""
+
+import ml_collections
+
+from sora_jax.configs import common, t2v
+from sora_jax.pipelines import vae as vae_pipeline
+from sora_jax.scaling import plan
+
+# Per preset: training FLOPs of a 1x run, the data, the nominal (largest) clip and its batch, and
+# the sustained model FLOP/s assumed for the "expected time" column (measured: docs/scaling.md).
+PRESETS = {
+    # demo: 1x + 4x + 32x and the comparison in about 30 minutes on 2 CPU cores (`make demo`).
+    "demo": dict(base=1.5e12, dataset="physworld/tiny", clip=(17, 32, 56), batch=16, flops_per_s=6.9e10),
+    # cpu: the 1x run is about ten minutes of this 2-core machine; 32x about three to four hours.
+    "cpu": dict(base=2.5e13, dataset="physworld/tiny", clip=(17, 32, 56), batch=16, flops_per_s=6.9e10),
+    # gpu: one H100 at an assumed 40 % MFU of its dense bf16 peak.
+    "gpu": dict(base=1e17, dataset="physworld/small", clip=(33, 64, 112), batch=64, flops_per_s=4e14),
+    # tpu: a v5e-64 slice at an assumed 40 % MFU.
+    "tpu": dict(base=1e18, dataset="physworld/base", clip=(33, 128, 224), batch=256, flops_per_s=5e15),
+}
+LADDER = ("1x", "4x", "32x")
+
+
+def get_config(arg: str | None = None):
+    arg = common.parse_arg(arg, variant="cpu", budget="1x", rule="chinchilla", size="")
+    preset = common.check_variant(arg.variant, PRESETS)
+    config = t2v.get_config("tiny")
+    config.unlock()
+    config.data.dataset = preset["dataset"]
+    config.data.batch_size = preset["batch"]
+    config.data.max_batch_size = 4 * preset["batch"]
+    config.optimizer.schedule = "constant_cooldown"
+    config.optimizer.cooldown_fraction = 0.2
+    config.eval.num_samples = 4
+    # Common random numbers: every rung sees the same held-out clips, timesteps and noise.
+    config.eval.num_clips = 64
+    config.eval.timestep_quantiles = 8
+
+    config.ladder = ml_collections.ConfigDict()
+    config.ladder.preset = arg.variant
+    config.ladder.rule = arg.rule
+    config.ladder.base_compute_flops = preset["base"]
+    config.ladder.clip = preset["clip"]
+    config.ladder.vae = vae_pipeline.geometry(config.vae_workdir)  # {temporal, spatial, channels}
+    # Filled by plan.apply_budget for this budget:
+    config.ladder.budget, config.ladder.size = arg.budget, arg.size
+    config.ladder.rule_k = config.ladder.rule_a = 0.0
+    config.ladder.compute_flops = config.ladder.flops_per_step = 0.0
+    config.ladder.params = 0
+    config.ladder.assumed_flops_per_s = preset["flops_per_s"]
+    config.ladder.rungs = LADDER
+    config.ladder.probe_samples = 128  # generated videos per rung scored by the world probes
+    config.ladder.voe_quads = 32  # violation-of-expectation quadruplets per kind
+    plan.apply_budget(config, arg.budget, arg.size)
+    config.lock()
+    return config
