@@ -35,12 +35,12 @@ def kernel_at(revision: str):
 
 
 flags.DEFINE_string("baseline", None, "a git revision, or flash_jax")
-flags.DEFINE_multi_integer("tokens", [2048], 'tokens')
-flags.DEFINE_multi_integer("heads", [3, 6], 'heads')
-flags.DEFINE_integer("batch", 1, 'batch')
-flags.DEFINE_integer("head_dim", 64, 'head dim')
-flags.DEFINE_integer("repeats", 7, 'repeats')
-flags.DEFINE_string("out", "out/ab_amx_kernel.json", 'out')
+flags.DEFINE_multi_integer("tokens", [2048], 'Tokens per sequence (repeat the flag for several).')
+flags.DEFINE_multi_integer("heads", [3, 6], 'Attention heads (repeat for several).')
+flags.DEFINE_integer("batch", 1, 'Sequences (clips) per batch.')
+flags.DEFINE_integer("head_dim", 64, 'Width of one attention head.')
+flags.DEFINE_integer("repeats", 7, 'Timed repetitions; the best (or median) is reported.')
+flags.DEFINE_string("out", "out/ab_amx_kernel.json", 'Where to write the output.')
 flags.mark_flag_as_required("baseline")
 
 

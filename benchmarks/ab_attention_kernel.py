@@ -27,11 +27,12 @@ KERNEL = "sora_jax/models/attention.py"
 
 
 flags.DEFINE_string("baseline", None, "a git revision")
-flags.DEFINE_enum("implementation", "flash", attention.IMPLEMENTATIONS, 'implementation')
-flags.DEFINE_multi_integer("tokens", [2048], 'tokens')
-flags.DEFINE_multi_integer("heads", [3, 6], 'heads')
-flags.DEFINE_integer("repeats", 5, 'repeats')
-flags.DEFINE_string("out", "out/ab_attention_kernel.json", 'out')
+flags.DEFINE_enum("implementation", "flash", attention.IMPLEMENTATIONS,
+                  'Attention implementation (model.attention_implementation).')
+flags.DEFINE_multi_integer("tokens", [2048], 'Tokens per sequence (repeat the flag for several).')
+flags.DEFINE_multi_integer("heads", [3, 6], 'Attention heads (repeat for several).')
+flags.DEFINE_integer("repeats", 5, 'Timed repetitions; the best (or median) is reported.')
+flags.DEFINE_string("out", "out/ab_attention_kernel.json", 'Where to write the output.')
 flags.mark_flag_as_required("baseline")
 
 

@@ -39,11 +39,12 @@ def whole_step(module, width: int, dtype: str):
 
 
 flags.DEFINE_string("baseline", None, "a git revision")
-flags.DEFINE_multi_integer("widths", [192, 384], 'widths')
-flags.DEFINE_multi_enum("dtypes", ["mixed", "float32"], list(dit.DTYPES), 'dtypes')
-flags.DEFINE_integer("repeats", 11, 'repeats')
+flags.DEFINE_multi_integer("widths", [192, 384], 'Model widths to measure (repeat for several).')
+flags.DEFINE_multi_enum("dtypes", ["mixed", "float32"], list(dit.DTYPES),
+                        'model.dtype values to measure (repeat for several).')
+flags.DEFINE_integer("repeats", 11, 'Timed repetitions; the best (or median) is reported.')
 flags.DEFINE_bool("whole_step", False, "time the whole training step, not one block")
-flags.DEFINE_string("out", "out/ab_dit_block.json", 'out')
+flags.DEFINE_string("out", "out/ab_dit_block.json", 'Where to write the output.')
 flags.mark_flag_as_required("baseline")
 
 

@@ -32,16 +32,17 @@ def device_memory_bytes() -> int | None:
     return stats.get("bytes_limit")
 
 
-flags.DEFINE_multi_integer("tokens", [1024, 2048, 4096], 'tokens')
-flags.DEFINE_integer("batch", 1, 'batch')
-flags.DEFINE_integer("heads", 3, 'heads')
-flags.DEFINE_integer("head_dim", 64, 'head dim')
-flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], 'dtype')
-flags.DEFINE_enum("operand_dtype", None, ["bfloat16"], "matmul operands of flash (mixed precision: f32 inputs, bf16 "
-                                                       "operands)")
-flags.DEFINE_multi_string("implementations", list(attention.IMPLEMENTATIONS), 'implementations')
-flags.DEFINE_integer("repeats", 5, 'repeats')
-flags.DEFINE_string("out", "out/bench_attention.json", 'out')
+flags.DEFINE_multi_integer("tokens", [1024, 2048, 4096], 'Tokens per sequence (repeat the flag for several).')
+flags.DEFINE_integer("batch", 1, 'Sequences (clips) per batch.')
+flags.DEFINE_integer("heads", 3, 'Attention heads (repeat for several).')
+flags.DEFINE_integer("head_dim", 64, 'Width of one attention head.')
+flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], 'Compute dtype.')
+flags.DEFINE_enum("operand_dtype", None, ["bfloat16"],
+                  'matmul operands of flash (mixed precision: f32 inputs, bf16 operands)')
+flags.DEFINE_multi_string("implementations", list(attention.IMPLEMENTATIONS),
+                          'Attention implementations to measure (repeat for several).')
+flags.DEFINE_integer("repeats", 5, 'Timed repetitions; the best (or median) is reported.')
+flags.DEFINE_string("out", "out/bench_attention.json", 'Where to write the output.')
 
 
 def main(argv: list[str]) -> None:

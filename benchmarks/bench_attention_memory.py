@@ -42,8 +42,8 @@ def temp_bytes(implementation: str, frames: int, matmul_dtype=None) -> tuple[int
     return compiled.memory_analysis().temp_size_in_bytes, time.perf_counter() - started
 
 
-flags.DEFINE_multi_integer("frames", [4, 8, 16, 32, 64], 'frames')
-flags.DEFINE_string("out", "out/bench_attention_memory.json", 'out')
+flags.DEFINE_multi_integer("frames", [4, 8, 16, 32, 64], 'Frames (or latent frames) per clip to measure.')
+flags.DEFINE_string("out", "out/bench_attention_memory.json", 'Where to write the output.')
 
 
 def main(argv: list[str]) -> None:

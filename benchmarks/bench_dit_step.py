@@ -75,18 +75,19 @@ def _timed(run, faults: list | None = None) -> float:
     return seconds
 
 
-flags.DEFINE_multi_integer("widths", [192, 384], 'widths')
-flags.DEFINE_integer("depth", 4, 'depth')
+flags.DEFINE_multi_integer("widths", [192, 384], 'Model widths to measure (repeat for several).')
+flags.DEFINE_integer("depth", 4, 'Transformer blocks.')
 flags.DEFINE_integer("heads_dim", 64, "head dimension (heads = width / this)")
-flags.DEFINE_multi_integer("latent", [8, 16, 64], 'latent')
-flags.DEFINE_integer("batch", 1, 'batch')
-flags.DEFINE_multi_enum("dtypes", ["float32", "mixed", "bfloat16"], list(DTYPES), 'dtypes')
-flags.DEFINE_multi_string("attention", ["xla"], 'attention')
-flags.DEFINE_integer("repeats", 5, 'repeats')
-flags.DEFINE_string("torch_python", None, 'torch python')
-flags.DEFINE_bool("torch_retain_malloc", False, "run the PyTorch process with glibc configured as sora_jax.host_memory "
-                                                "configures it")
-flags.DEFINE_string("out", "out/bench_dit_step.json", 'out')
+flags.DEFINE_multi_integer("latent", [8, 16, 64], 'Latent t, h, w (repeat the flag three times).')
+flags.DEFINE_integer("batch", 1, 'Sequences (clips) per batch.')
+flags.DEFINE_multi_enum("dtypes", ["float32", "mixed", "bfloat16"], list(DTYPES),
+                        'model.dtype values to measure (repeat for several).')
+flags.DEFINE_multi_string("attention", ["xla"], 'Attention implementation(s) (model.attention_implementation).')
+flags.DEFINE_integer("repeats", 5, 'Timed repetitions; the best (or median) is reported.')
+flags.DEFINE_string("torch_python", None, 'A Python with PyTorch, for the mirror step.')
+flags.DEFINE_bool("torch_retain_malloc", False,
+                  'run the PyTorch process with glibc configured as sora_jax.host_memory configures it')
+flags.DEFINE_string("out", "out/bench_dit_step.json", 'Where to write the output.')
 
 
 def main(argv: list[str]) -> None:

@@ -57,12 +57,12 @@ def run_child(args, allocator: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-flags.DEFINE_integer("width", 192, 'width')
-flags.DEFINE_enum("dtype", "mixed", ["float32", "mixed", "bfloat16"], 'dtype')
-flags.DEFINE_integer("steps", 10, 'steps')
-flags.DEFINE_integer("rounds", 3, 'rounds')
-flags.DEFINE_bool("child", False, 'child')
-flags.DEFINE_string("out", "out/bench_host_memory.json", 'out')
+flags.DEFINE_integer("width", 192, 'Model width.')
+flags.DEFINE_enum("dtype", "mixed", ["float32", "mixed", "bfloat16"], 'Compute dtype.')
+flags.DEFINE_integer("steps", 10, 'Steps (sampling or training) to run.')
+flags.DEFINE_integer("rounds", 3, 'Interleaved rounds per setting.')
+flags.DEFINE_bool("child", False, 'Internal: run as the measured child process.')
+flags.DEFINE_string("out", "out/bench_host_memory.json", 'Where to write the output.')
 
 
 def main(argv: list[str]) -> None:

@@ -48,7 +48,7 @@ def init_compile(variant: str) -> tuple[float, int]:
     return seconds, len(jax.tree.leaves(compiled(jax.random.PRNGKey(0))))
 
 
-flags.DEFINE_string("out", "", 'out')
+flags.DEFINE_string("out", "", 'Where to write the output.')
 
 
 def main(argv: list[str]) -> None:

@@ -36,10 +36,10 @@ def batches_per_s(data_config, source=None, batches: int = 50, skip: int = 5) ->
     return batches / (time.perf_counter() - started)
 
 
-flags.DEFINE_string("vae_run", "runs/vae_tiny", 'vae run')
+flags.DEFINE_string("vae_run", "runs/vae_tiny", 'A trained VAE run for the input-pipeline measurement.')
 flags.DEFINE_string("t2v_run", "out/ladder_demo/32x", 't2v run')
-flags.DEFINE_integer("batches", 50, 'batches')
-flags.DEFINE_string("out", "out/bench_input_pipeline.json", 'out')
+flags.DEFINE_integer("batches", 50, 'Batches to time.')
+flags.DEFINE_string("out", "out/bench_input_pipeline.json", 'Where to write the output.')
 
 
 def main(argv: list[str]) -> None:

@@ -32,9 +32,9 @@ def measure(config: builder.PhysworldConfig, seconds: float) -> dict:
             "clips_per_s": round(clips / elapsed, 1), "frames_per_s": round(frames / elapsed, 1)}
 
 
-flags.DEFINE_string("configs", "tiny,small", 'configs')
-flags.DEFINE_float("seconds", 5.0, 'seconds')
-flags.DEFINE_string("out", "out/bench_physworld.json", 'out')
+flags.DEFINE_string("configs", "tiny,small", 'PhysWorld variants, comma-separated.')
+flags.DEFINE_float("seconds", 5.0, 'Seconds to spend per measurement (video seconds for make_scale_doc).')
+flags.DEFINE_string("out", "out/bench_physworld.json", 'Where to write the output.')
 
 
 def main(argv: list[str]) -> None:

@@ -17,11 +17,11 @@ from absl import app, flags
 
 from sora_jax import generate
 
-flags.DEFINE_string("workdir", "runs/t2v_tiny", 'workdir')
-flags.DEFINE_multi_integer("steps", [10, 20, 30, 50], 'steps')
-flags.DEFINE_multi_string("samplers", ["euler", "heun", "ab2"], 'samplers')
-flags.DEFINE_integer("repeats", 3, 'repeats')
-flags.DEFINE_string("out", "out/bench_sampling.json", 'out')
+flags.DEFINE_string("workdir", "runs/t2v_tiny", "A trained run's workdir or export.")
+flags.DEFINE_multi_integer("steps", [10, 20, 30, 50], 'Steps (sampling or training) to run.')
+flags.DEFINE_multi_string("samplers", ["euler", "heun", "ab2"], 'Samplers to measure (repeat for several).')
+flags.DEFINE_integer("repeats", 3, 'Timed repetitions; the best (or median) is reported.')
+flags.DEFINE_string("out", "out/bench_sampling.json", 'Where to write the output.')
 
 
 def main(argv: list[str]) -> None:

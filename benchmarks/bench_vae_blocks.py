@@ -67,8 +67,8 @@ def _train_step():
     return run
 
 
-flags.DEFINE_integer("repeats", 30, 'repeats')
-flags.DEFINE_string("out", "", 'out')
+flags.DEFINE_integer("repeats", 30, 'Timed repetitions; the best (or median) is reported.')
+flags.DEFINE_string("out", "", 'Where to write the output.')
 
 
 def main(argv: list[str]) -> None:

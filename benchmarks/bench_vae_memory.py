@@ -41,11 +41,11 @@ print(json.dumps({"mode": mode, "frames": frames, "side": side, "added_mb": (pea
 """
 
 
-flags.DEFINE_string("frames", "17,33,65", 'frames')
-flags.DEFINE_integer("side", 128, 'side')
-flags.DEFINE_string("variant", "tiny", 'variant')
+flags.DEFINE_string("frames", "17,33,65", 'Frames (or latent frames) per clip to measure.')
+flags.DEFINE_integer("side", 128, 'Frame height and width in pixels.')
+flags.DEFINE_string("variant", "tiny", 'VAE variant (sora_jax/configs/vae.py).')
 flags.DEFINE_integer("chunk", 8, "frames per chunk (a multiple of 4)")
-flags.DEFINE_string("out", "out/bench_vae_memory.json", 'out')
+flags.DEFINE_string("out", "out/bench_vae_memory.json", 'Where to write the output.')
 
 
 def main(argv: list[str]) -> None:

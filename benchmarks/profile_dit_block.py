@@ -59,10 +59,11 @@ def dot_layouts(heads: int, repeats: int) -> dict[str, float]:
     return {name: flops / best_seconds(jax.jit(fn), args, repeats) / 1e9 for name, (fn, args) in cases.items()}
 
 
-flags.DEFINE_integer("width", 384, 'width')
-flags.DEFINE_enum("attention", "flash", dit.ATTENTION_IMPLEMENTATIONS, 'attention')
-flags.DEFINE_integer("repeats", 5, 'repeats')
-flags.DEFINE_string("out", "out/profile_dit_block.json", 'out')
+flags.DEFINE_integer("width", 384, 'Model width.')
+flags.DEFINE_enum("attention", "flash", dit.ATTENTION_IMPLEMENTATIONS,
+                  'Attention implementation(s) (model.attention_implementation).')
+flags.DEFINE_integer("repeats", 5, 'Timed repetitions; the best (or median) is reported.')
+flags.DEFINE_string("out", "out/profile_dit_block.json", 'Where to write the output.')
 
 
 def main(argv: list[str]) -> None:

@@ -45,11 +45,13 @@ def sweep(width: int, latent: tuple[int, int, int], blocks: list[int], depth: in
             "speed_vs_first": {str(b): medians[blocks[0]] / m for b, m in medians.items()}}
 
 
-flags.DEFINE_multi_string("shapes", ["192:8,16,64", "384:8,16,64", "192:8,16,32", "192:8,32,128"], 'shapes')
-flags.DEFINE_multi_integer("blocks", [1024, 512, 256, 128], 'blocks')
-flags.DEFINE_integer("depth", 4, 'depth')
-flags.DEFINE_integer("repeats", 7, 'repeats')
-flags.DEFINE_string("out", "out/sweep_flash_block.json", 'out')
+flags.DEFINE_multi_string("shapes", ["192:8,16,64", "384:8,16,64", "192:8,16,32", "192:8,32,128"],
+                          'WIDTH:T,H,W latent shapes (repeat for several).')
+flags.DEFINE_multi_integer("blocks", [1024, 512, 256, 128],
+                           'Flash-attention query blocks to sweep (repeat for several).')
+flags.DEFINE_integer("depth", 4, 'Transformer blocks.')
+flags.DEFINE_integer("repeats", 7, 'Timed repetitions; the best (or median) is reported.')
+flags.DEFINE_string("out", "out/sweep_flash_block.json", 'Where to write the output.')
 
 
 def main(argv: list[str]) -> None:

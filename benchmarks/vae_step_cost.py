@@ -39,9 +39,10 @@ def step_cost(variant: str, steps: int) -> dict:
     return row
 
 
-flags.DEFINE_multi_enum("variants", ["tiny", "small"], ["micro", "tiny", "small", "base"], 'variants')
+flags.DEFINE_multi_enum("variants", ["tiny", "small"], ["micro", "tiny", "small", "base"],
+                        'VAE variants of sora_jax/configs/vae.py (repeat for several).')
 flags.DEFINE_integer("steps", 3, "timed steps after a warm-up one; 0 = compile only")
-flags.DEFINE_string("out", "out/vae_step_cost.json", 'out')
+flags.DEFINE_string("out", "out/vae_step_cost.json", 'Where to write the output.')
 
 
 def main(argv: list[str]) -> None:

@@ -13,9 +13,9 @@ from absl import app, flags
 from sora_jax import generate
 from sora_jax.data import physworld
 
-flags.DEFINE_string("workdir", "runs/t2v_tiny", 'workdir')
-flags.DEFINE_string("out", "docs/images/modes", 'out')
-flags.DEFINE_integer("seed", 0, 'seed')
+flags.DEFINE_string("workdir", "runs/t2v_tiny", "A trained run's workdir or export.")
+flags.DEFINE_string("out", "docs/images/modes", 'Where to write the output.')
+flags.DEFINE_integer("seed", 0, 'Random seed.')
 
 
 def main(argv: list[str]) -> None:

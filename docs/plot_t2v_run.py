@@ -20,9 +20,9 @@ import numpy as np  # noqa: E402
 
 from sora_jax.data import video_io  # noqa: E402
 
-flags.DEFINE_string("workdir", None, 'workdir')
-flags.DEFINE_string("out", "docs/images", 'out')
-flags.DEFINE_integer("frames", 6, 'frames')
+flags.DEFINE_string("workdir", None, "A trained run's workdir or export.")
+flags.DEFINE_string("out", "docs/images", 'Where to write the output.')
+flags.DEFINE_integer("frames", 6, 'Frames (or latent frames) per clip to measure.')
 flags.mark_flag_as_required("workdir")
 
 

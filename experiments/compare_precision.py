@@ -28,9 +28,9 @@ def summary(workdir: pathlib.Path) -> dict:
             "median_mfu": statistics.median(r["mfu"] for r in rows if "mfu" in r)}
 
 
-flags.DEFINE_string("reference", None, 'reference')
-flags.DEFINE_string("candidate", None, 'candidate')
-flags.DEFINE_string("out", "out/compare_precision.json", 'out')
+flags.DEFINE_string("reference", None, "The float32 run's workdir.")
+flags.DEFINE_string("candidate", None, "The mixed-precision run's workdir.")
+flags.DEFINE_string("out", "out/compare_precision.json", 'Where to write the output.')
 flags.mark_flag_as_required("reference")
 flags.mark_flag_as_required("candidate")
 

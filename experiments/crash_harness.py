@@ -49,13 +49,13 @@ def write_summary(args, trials: list[dict], max_delay: float) -> dict:
     return summary
 
 
-flags.DEFINE_integer("trials", 20, 'trials')
-flags.DEFINE_integer("steps", 10, 'steps')
+flags.DEFINE_integer("trials", 20, 'Kill-and-resume trials.')
+flags.DEFINE_integer("steps", 10, 'Steps (sampling or training) to run.')
 flags.DEFINE_float("max_delay", None, "seconds; default: the reference run's duration, so kills land anywhere in a run")
-flags.DEFINE_string("data_dir", "data/tfds", 'data dir')
-flags.DEFINE_string("vae_workdir", "assets/vae_tiny", 'vae workdir')
-flags.DEFINE_integer("seed", 0, 'seed')
-flags.DEFINE_string("out", "out/crash_harness.json", 'out')
+flags.DEFINE_string("data_dir", "data/tfds", 'Where prepared datasets live.')
+flags.DEFINE_string("vae_workdir", "assets/vae_tiny", 'The VAE the micro T2V run trains on.')
+flags.DEFINE_integer("seed", 0, 'Random seed.')
+flags.DEFINE_string("out", "out/crash_harness.json", 'Where to write the output.')
 
 
 def main(argv: list[str]) -> None:

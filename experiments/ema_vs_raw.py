@@ -52,7 +52,7 @@ def score_run(workdir: str) -> dict:
         checkpointer.close()
 
 
-flags.DEFINE_multi_string("workdirs", None, 'workdirs')
+flags.DEFINE_multi_string("workdirs", None, 'Finished runs to score (repeat for several).')
 flags.DEFINE_string("out", None, "JSON file for the results")
 flags.mark_flag_as_required("workdirs")
 

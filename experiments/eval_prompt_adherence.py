@@ -16,9 +16,9 @@ from absl import app, flags
 from sora_jax import generate
 from sora_jax.train.t2v_task import T2VTask
 
-flags.DEFINE_string("workdir", "runs/t2v_tiny", 'workdir')
-flags.DEFINE_integer("prompts", 32, 'prompts')
-flags.DEFINE_string("out", None, 'out')
+flags.DEFINE_string("workdir", "runs/t2v_tiny", "A trained run's workdir or export.")
+flags.DEFINE_integer("prompts", 32, 'Validation prompts to sample.')
+flags.DEFINE_string("out", None, 'Where to write the output.')
 
 
 def main(argv: list[str]) -> None:

@@ -31,7 +31,7 @@ def batch_for(task, process_index=0, process_count=1):
     latent = rng.normal(size=(8, 3, 4, 6, task.vae.latent_channels)).astype(np.float32)
     captions = [f"a {c} circle moves right" for c in ("red", "green", "blue", "yellow", "magenta", "cyan", "red",
                                                       "blue")]
-    batch = {"latent": latent, **task.encode_prompts(captions)}
+    batch = {"latent": latent, **task.pipeline.encode_prompts(captions)}
     return {k: np.array_split(v, process_count)[process_index] for k, v in batch.items()}
 
 

@@ -104,10 +104,7 @@ def test_folder_with_nothing_usable_fails_clearly(tmp_path):
 
 
 def test_a_hundred_bad_inputs_are_each_skipped_or_handled_never_a_crash(tmp_path):
-    import sys
-
-    sys.path.insert(0, "experiments")
-    from fuzz_folder import fuzz
+    from sora_jax.data.fuzz import fuzz
 
     report = fuzz(tmp_path / "folder", seed=1, batches=4)
     assert report["cases"] >= 100

@@ -110,5 +110,4 @@ def common_config() -> ml_collections.ConfigDict:
     config.log = ml_collections.ConfigDict()
     config.log.every_steps = 10
     config.log.eval_every_steps = 200
-    config.log.sample_every_steps = 500
     return config

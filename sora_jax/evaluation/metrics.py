@@ -57,3 +57,18 @@ def palette_fidelity(reference: np.ndarray, test: np.ndarray, core_distance: flo
     if not core.any():
         return float("nan")
     return float((palette.nearest_palette_index(out[core]) == labels[core]).mean())
+
+
+def reconstruction_report(originals: list[np.ndarray], reconstructions: list[np.ndarray]) -> dict[str, float]:
+    """Mean PSNR / SSIM / palette fidelity of uint8 reconstructions; PSNR of images and videos
+    apart when both are present."""
+    psnrs = [psnr(o, r) for o, r in zip(originals, reconstructions)]
+    ssims = [ssim(o, r) for o, r in zip(originals, reconstructions)]
+    fidelity = [f for f in (palette_fidelity(o, r) for o, r in zip(originals, reconstructions)) if f == f]
+    is_image = np.array([o.shape[0] == 1 for o in originals])
+    result = {"val_psnr": float(np.mean(psnrs)), "val_ssim": float(np.mean(ssims)),
+              "val_palette_fidelity": float(np.mean(fidelity)) if fidelity else None}
+    if is_image.any() and (~is_image).any():
+        result["val_psnr_images"] = float(np.mean(np.array(psnrs)[is_image]))
+        result["val_psnr_videos"] = float(np.mean(np.array(psnrs)[~is_image]))
+    return result

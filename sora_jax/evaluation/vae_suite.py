@@ -20,6 +20,7 @@ import numpy as np
 from sora_jax.data import pipeline as data_pipeline
 from sora_jax.data import video_folder, video_io
 from sora_jax.data.physworld_tfds import builder
+from sora_jax.evaluation import metrics
 from sora_jax.pipelines import vae as vae_pipeline
 
 REAL_CLIPS = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4")
@@ -67,6 +68,10 @@ def _throughput(model, params, shape: tuple[int, ...], repeats: int = 3) -> dict
     return timings
 
 
+def _scores(reconstructor: vae_pipeline.Reconstructor, params, clips: list[dict]) -> dict[str, float]:
+    return metrics.reconstruction_report(*reconstructor.reconstruct_clips(params, clips))
+
+
 def run(workdir: str | pathlib.Path, num_clips: int | None = None) -> dict:
     workdir = pathlib.Path(workdir)
     model, params, stats, config_dict = vae_pipeline.load_trained_vae(workdir)
@@ -80,12 +85,12 @@ def run(workdir: str | pathlib.Path, num_clips: int | None = None) -> dict:
     footage = real_footage(physworld_config.sizes, frames)
     per_item = {}
     for item in footage:
-        per_item[item["name"]] = reconstructor.evaluate(params, [item])
+        per_item[item["name"]] = _scores(reconstructor, params, [item])
     height, width = physworld_config.sizes[0]
     latent = model.latent_shape((1, frames, height, width, 3))
     report = {
         "workdir": str(workdir),
-        "physworld_validation": {"clips": len(clips), **reconstructor.evaluate(params, clips)},
+        "physworld_validation": {"clips": len(clips), **_scores(reconstructor, params, clips)},
         "real_footage": {
             "clips": [i["name"] for i in footage if i["video"].shape[0] > 1],
             "photos": [i["name"] for i in footage if i["video"].shape[0] == 1],

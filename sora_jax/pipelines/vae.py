@@ -19,7 +19,6 @@ import numpy as np
 
 from sora_jax import checkpoints
 from sora_jax.data import video_io
-from sora_jax.evaluation import metrics as recon_metrics
 from sora_jax.models.vae import VideoVAE
 
 
@@ -84,8 +83,8 @@ class Reconstructor:
         """float videos in [-1, 1] [B, T, H, W, 3] -> their reconstructions, same range."""
         return np.asarray(self._reconstruct(params, jnp.asarray(video)))
 
-    def evaluate(self, params, clips: list[dict]) -> dict[str, float]:
-        """PSNR / SSIM / palette fidelity of reconstructions of uint8 clips, grouped by shape."""
+    def reconstruct_clips(self, params, clips: list[dict]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """(originals, reconstructions), uint8, of clips {"video": uint8 [T, H, W, 3]}, batched by shape."""
         by_shape: dict[tuple, list[np.ndarray]] = {}
         for clip in clips:
             by_shape.setdefault(clip["video"].shape, []).append(clip["video"])
@@ -94,16 +93,7 @@ class Reconstructor:
             batch = np.stack(videos).astype(np.float32) / 127.5 - 1.0
             recons += list(video_io.as_uint8(self.reconstruct(params, batch)))
             originals += videos
-        psnrs = [recon_metrics.psnr(o, r) for o, r in zip(originals, recons)]
-        ssims = [recon_metrics.ssim(o, r) for o, r in zip(originals, recons)]
-        fidelity = [f for f in (recon_metrics.palette_fidelity(o, r) for o, r in zip(originals, recons)) if f == f]
-        is_image = np.array([o.shape[0] == 1 for o in originals])
-        result = {"val_psnr": float(np.mean(psnrs)), "val_ssim": float(np.mean(ssims)),
-                  "val_palette_fidelity": float(np.mean(fidelity)) if fidelity else None}
-        if is_image.any() and (~is_image).any():
-            result["val_psnr_images"] = float(np.mean(np.array(psnrs)[is_image]))
-            result["val_psnr_videos"] = float(np.mean(np.array(psnrs)[~is_image]))
-        return result
+        return originals, recons
 
 
 @dataclasses.dataclass

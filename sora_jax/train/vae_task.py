@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sora_jax.data import pipeline, video_io
+from sora_jax.evaluation import metrics as recon_metrics
 from sora_jax.models.vae import VideoVAE
 from sora_jax.pipelines import vae as vae_pipeline
 
@@ -112,7 +113,8 @@ class VaeTask:
         return [source[i] for i in range(min(count, len(source)))]
 
     def evaluate(self, params, clips: list[dict]) -> dict[str, float]:
-        return self.reconstructor.evaluate(params, clips)
+        """PSNR / SSIM / palette fidelity of reconstructions of uint8 clips."""
+        return recon_metrics.reconstruction_report(*self.reconstructor.reconstruct_clips(params, clips))
 
     def write_samples(self, params, clips: list[dict], out_dir: pathlib.Path, writer=None, step: int = 0) -> dict:
         """Original | reconstruction, side by side, as MP4 and GIF per clip."""
