@@ -12,12 +12,11 @@ to their largest magnitude. Nothing here is a test: numbers depend on the machin
 
 import json
 import pathlib
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import flags
+from absl import app, flags
 
 from harness import module_at
 from sora_jax.models import attention
@@ -70,4 +69,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    app.run(main)

@@ -16,12 +16,11 @@ with its reason, not skipped silently. Nothing here is a test: numbers depend on
 
 import json
 import pathlib
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import flags
+from absl import app, flags
 
 from sora_jax.models import attention
 from sora_jax.train import throughput
@@ -113,4 +112,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    app.run(main)

@@ -29,12 +29,11 @@ import os
 import pathlib
 import statistics
 import subprocess
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
-from absl import flags
+from absl import app, flags
 
 from harness import TEXT, jax_steps
 from sora_jax import host_memory
@@ -190,4 +189,4 @@ def write_json(path: str, payload: dict) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    app.run(main)

@@ -10,6 +10,7 @@ Restoring takes abstract targets with shardings, so a checkpoint lands on any me
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pathlib
 
@@ -159,6 +160,20 @@ def run_step(workdir: str | pathlib.Path) -> int | None:
         checkpointer.close()
 
 
+@contextlib.contextmanager
+def _latest_checkpoint(workdir: str | pathlib.Path):
+    """(checkpointer, its latest complete step) of a workdir, closed afterwards; raises
+    FileNotFoundError when there is none."""
+    checkpointer = Checkpointer(pathlib.Path(workdir).absolute(), async_save=False)
+    try:
+        step = checkpointer.latest_step()
+        if step is None:
+            raise FileNotFoundError(f"{workdir} holds no complete checkpoint")
+        yield checkpointer, step
+    finally:
+        checkpointer.close()
+
+
 def read_run_meta(workdir: str | pathlib.Path) -> dict:
     """The meta `load_params` would return (config, task, latent statistics, ...), without reading
     any array: an export's JSON, or a workdir's latest complete checkpoint's meta item."""
@@ -167,14 +182,8 @@ def read_run_meta(workdir: str | pathlib.Path) -> dict:
         return json.loads((path / EXPORT_META).read_text())
     if not (path / "checkpoints").exists():
         raise FileNotFoundError(f"{workdir} holds no checkpoint or export")
-    checkpointer = Checkpointer(path, async_save=False)
-    try:
-        step = checkpointer.latest_step()
-        if step is None:
-            raise FileNotFoundError(f"{workdir} holds no complete checkpoint")
+    with _latest_checkpoint(workdir) as (checkpointer, step):
         return checkpointer.read_meta(step)
-    finally:
-        checkpointer.close()
 
 
 def load_params(workdir: str | pathlib.Path) -> tuple[dict, dict, int]:
@@ -190,12 +199,6 @@ def load_params(workdir: str | pathlib.Path) -> tuple[dict, dict, int]:
         return reader.restore(path / "params", target), meta, int(meta["step"])
     if not path.exists():
         raise FileNotFoundError(f"{workdir} does not exist")
-    checkpointer = Checkpointer(path, async_save=False)
-    try:
-        step = checkpointer.latest_step()
-        if step is None:
-            raise FileNotFoundError(f"{workdir} holds no complete checkpoint")
+    with _latest_checkpoint(workdir) as (checkpointer, step):
         params, meta = checkpointer.restore_params(step, ema=True)
-    finally:
-        checkpointer.close()
     return params, meta, step
