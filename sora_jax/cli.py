@@ -142,8 +142,11 @@ def _sample() -> None:
         raise UserError(str(error)) from None
     base = pathlib.Path(out)
     for number, result in enumerate(results):
-        if result.meta["enriched_prompt"] != result.meta["prompt"]:
+        enrichment = result.meta.get("enrichment") or {}
+        if logging.get_verbosity() >= logging.INFO and result.meta["enriched_prompt"] != result.meta["prompt"]:
             print(f"prompt:   {result.meta['prompt']}\nenriched: {result.meta['enriched_prompt']}")
+        for note in enrichment.get("unhonoured", []):
+            print(f"not honoured: {note}")
         target = base if len(results) == 1 else base.with_name(f"{base.stem}_{number:03d}{base.suffix}")
         paths = generate.write(result, target)
         print(f"{result.meta['mode']}: {result.meta['frames']} frames of {result.meta['height']}x"
@@ -227,6 +230,12 @@ def verb_help(verb: str, full: bool = False) -> str:
 VERB_FLAG_NAMES = sorted({name for _, names in VERBS.values() for name in names})
 
 
+def verbose_flag(argv: list[str]) -> list[str]:
+    """A bare `-v` (absl's verbosity flag wants a number) means `--verbosity=0`: INFO, which
+    shows the enriched caption of `sample` and the trainer's log lines."""
+    return ["--verbosity=0" if arg == "-v" else arg for arg in argv]
+
+
 def resolve_config_paths(argv: list[str]) -> list[str]:
     """`--config=configs/t2v.py:tiny` (or any config path that does not exist as given) -> the
     package's `sora_jax/configs/t2v.py:tiny`, so commands written before the move keep working."""
@@ -300,12 +309,13 @@ def run() -> None:
         print(text)
         sys.exit(0)
     try:
-        argv = flags.FLAGS(resolve_config_paths(sys.argv))
+        argv = flags.FLAGS(resolve_config_paths(verbose_flag(sys.argv)))
     except (flags.Error, KeyError, AttributeError, ValueError) as error:
         key = f"bad flag or config key ({type(error).__name__})"
         print(f"sora-jax: {key}: {_one_line(error)}", file=sys.stderr)
         sys.exit(2)
-    logging.set_verbosity(logging.WARNING)
+    if not any(a == "-v" or a.startswith(("--v=", "--verbosity", "-v=")) for a in sys.argv[1:]):
+        logging.set_verbosity(logging.WARNING)
     try:
         app.run(main, argv=argv, flags_parser=lambda a: a)
     except UserError as error:

@@ -68,6 +68,16 @@ class Result:
     meta: dict
 
 
+def _caption(request: Request, frames: int) -> tuple[str, dict | None]:
+    """(the caption the model sees, the enrichment behind it for the sidecar: the scene it
+    describes and what the prompt asked that the world cannot draw; None without enrichment)."""
+    if not request.enrich:
+        return request.prompt, None
+    enrichment = prompts.enrichment(request.prompt, frames=frames, seed=request.seed)
+    return enrichment.caption, {"objects": enrichment.objects, "occluders": enrichment.occluders,
+                                "camera": enrichment.camera, "unhonoured": enrichment.unhonoured}
+
+
 class UserInputError(ValueError):
     """A mistake in the request (sizes, frames, files): reported in one line."""
 
@@ -205,8 +215,7 @@ class Generator:
         window = request.window or self.train_window
         if window < 2 and mode not in ("t2i", "edit"):
             raise UserInputError(f"window={window} latent frames leaves no room to generate; use at least 2")
-        enriched = prompts.enrich(request.prompt, frames=frames,
-                                  seed=request.seed) if request.enrich else request.prompt
+        enriched, enrichment = _caption(request, frames)
         h, w = size[0] // self.vae.spatial, size[1] // self.vae.spatial
         channels = self.vae.latent_channels
         trim = 0  # output frames to drop at the end (loop)
@@ -273,7 +282,8 @@ class Generator:
             reference = self.decode(video[: trim // self.temporal])[1:]
             extra["loop_closure_psnr"] = float(psnr(reference, out[len(out) - closing_frames :]))
             out = out[: len(out) - trim]
-        meta = {"prompt": request.prompt, "enriched_prompt": enriched, "mode": mode, "seed": request.seed,
+        meta = {"prompt": request.prompt, "enriched_prompt": enriched, "enrichment": enrichment, "mode": mode,
+                "seed": request.seed,
                 "sampler": request.sampler, "steps": request.steps or self.config.sample.steps,
                 "guidance": self.config.sample.guidance if request.guidance is None else request.guidance,
                 "strength": request.strength if mode == "edit" else None, "frames": int(out.shape[0]),
@@ -312,22 +322,23 @@ def generate_batch(generator: Generator, requests: list[Request]) -> list[Result
         generator._check_size(*size)
         shape = (latent_frames, size[0] // generator.vae.spatial, size[1] // generator.vae.spatial,
                  generator.vae.latent_channels)
-        captions = []
+        captions, enrichments = [], []
         for i in members:
             request = requests[i]
-            frames = 1 if request.mode == "t2i" else request.frames
-            captions.append(prompts.enrich(request.prompt, frames=frames, seed=request.seed) if request.enrich
-                            else request.prompt)
+            caption, enrichment = _caption(request, 1 if request.mode == "t2i" else request.frames)
+            captions.append(caption)
+            enrichments.append(enrichment)
         noise = np.concatenate([np.asarray(jax.random.normal(jax.random.PRNGKey(requests[i].seed), (1, *shape)))
                                 for i in members])
         latents = generator.pipeline.sample_latents(generator.params, captions, shape, steps=steps, guidance=guidance,
                                                 noise=jnp.asarray(noise), method=sampler)
         videos = generator.pipeline.decode(latents)
         seconds = (time.perf_counter() - started) / len(members)
-        for i, caption, video in zip(members, captions, videos):
+        for i, caption, enrichment, video in zip(members, captions, enrichments, videos):
             request = requests[i]
             results[i] = Result(video, {
-                "prompt": request.prompt, "enriched_prompt": caption, "mode": request.mode, "seed": request.seed,
+                "prompt": request.prompt, "enriched_prompt": caption, "enrichment": enrichment, "mode": request.mode,
+                "seed": request.seed,
                 "sampler": sampler, "steps": steps or generator.config.sample.steps,
                 "guidance": generator.config.sample.guidance if guidance is None else guidance,
                 "frames": int(video.shape[0]), "height": int(video.shape[1]), "width": int(video.shape[2]),

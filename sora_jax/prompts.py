@@ -3,21 +3,24 @@
     enrich("a red ball", seed=0)
     # -> "On a dark background, a small red ball bounces off the walls. The camera is still."
 
-The `RuleEnricher` reads what the prompt specifies (objects: color, shape, size, motion, paint;
-occluders; camera) with the training captions' own synonym tables, fills everything else with
+The `RuleEnricher` keeps what the prompt names — read by `prompt_parser.parse`: objects with
+their count, color, shape, size, motion and trail, occluders, camera; coordination, subordinate
+and relative clauses, counts announced before the objects — fills only what it leaves open with
 draws from the training distribution (`physworld.WorldConfig`), and writes the caption with the
-training captioner (`captions.describe`), so phrasing matches too. Deterministic given the seed.
-Another enricher (a language model, say) plugs in through the `Enricher` protocol.
+training captioner (`captions.describe`), so phrasing matches too. What the world cannot draw
+(a direction, a position, a speed, an unknown color) is never silently changed: it is listed in
+`Enrichment.unhonoured`, which `sora-jax sample` writes to the sidecar. Deterministic given the
+seed. Another enricher (a language model, say) plugs in through the `Enricher` protocol.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Protocol
 
 import numpy as np
 
+from sora_jax import prompt_parser
 from sora_jax.data import captions, palette, physworld
 
 
@@ -35,102 +38,87 @@ class _Scene:
     camera: int
 
 
-def _index_of_word(text: str, table: dict[str, tuple[str, ...]]) -> int | None:
-    for index, name in enumerate(table):
-        if any(re.search(rf"\b{re.escape(word)}s?\b", text) for word in table[name]):
-            return index
-    return None
+@dataclasses.dataclass
+class Enrichment:
+    """A caption and what went into it: the scene it describes (named fields kept, the rest
+    drawn) and what the prompt asked that the world cannot draw. Written to sample sidecars."""
 
-
-_MOTION_KEYS = {"bounce": ("bounc", "rebound", "glid", "moves"), "fall": ("fall", "drop", "gravity"),
-                "still": ("still", "rest", "does not move", "static", "stays")}
-_PAINT_KEYS = ("trail", "paint", "path", "line")
-_NUMBERS = {"two": 2, "2": 2, "three": 3, "3": 3}
-
-
-def _mentions(prompt: str) -> list[str]:
-    """Object mentions: pieces that name a color or a shape, split on 'and', ';' and ','."""
-    pieces = re.split(r"\band\b|;|,", prompt.lower())
-    shape_words = [w for words in captions.SHAPE_WORDS.values() for w in words]
-    return [p for p in pieces if any(re.search(rf"\b{w}s?\b", p) for w in (*palette.COLOR_NAMES, *shape_words))]
-
-
-def _specified_object(mention: str) -> dict:
-    spec = {"color": next((i for i, c in enumerate(palette.COLOR_NAMES) if re.search(rf"\b{c}\b", mention)), None),
-            "shape": _index_of_word(mention, captions.SHAPE_WORDS),
-            "size": _index_of_word(mention, captions.SIZE_WORDS),
-            "motion": next((palette.MOTION_NAMES.index(m) for m, keys in _MOTION_KEYS.items()
-                            if any(k in mention for k in keys)), None),
-            "paints": True if any(k in mention for k in _PAINT_KEYS) else None}
-    return spec
+    prompt: str
+    caption: str
+    objects: list[dict]  # {color, shape, size, motion, paints} names, in the prompt's order
+    occluders: int
+    camera: str
+    unhonoured: list[str]
 
 
 class RuleEnricher:
-    """Fills what a prompt leaves open with draws from the PhysWorld training distribution."""
+    """Keeps what a prompt names (`prompt_parser.parse`), draws the rest from the PhysWorld
+    training distribution, and writes the caption with the training captioner."""
 
     def __init__(self, world: physworld.WorldConfig | None = None):
         self.world = world or physworld.WorldConfig()
 
     def __call__(self, prompt: str, *, frames: int, seed: int) -> str:
+        return self.enrichment(prompt, frames=frames, seed=seed).caption
+
+    def enrichment(self, prompt: str, *, frames: int, seed: int) -> Enrichment:
         rng = np.random.default_rng([seed, 7919])
-        text = prompt.lower()
-        mentions = _mentions(text)
-        if not mentions:
-            count = int(rng.integers(self.world.min_objects, self.world.max_objects + 1))
-            mentions = [""] * count
-        counted = []
-        for mention in mentions:  # "two blue squares" -> two objects
-            number = next((n for word, n in _NUMBERS.items() if re.search(rf"\b{word}\b", mention)), 1)
-            counted += [mention] * number
-        objects = []
-        for mention in counted[: physworld.MAX_OBJECTS]:
-            spec = _specified_object(mention)
-            shape = spec["shape"]
-            if spec["color"] is None:
-                spec["color"] = int(rng.integers(len(palette.COLOR_NAMES)))
-            if shape is None:
-                allowed = [i for i, s in enumerate(palette.SHAPE_NAMES)
-                           if (palette.COLOR_NAMES[spec["color"]], s) not in self.world.holdout]
-                shape = int(rng.choice(allowed))
-            size = spec["size"] if spec["size"] is not None else int(rng.integers(len(palette.SIZE_NAMES)))
-            motion = spec["motion"]
-            if motion is None:
-                motion = int(rng.choice(len(palette.MOTION_NAMES), p=self.world.motion_probs))
-            if frames == 1:
-                motion, paints = palette.MOTION_NAMES.index("still"), False
-            else:
-                paints = spec["paints"] if spec["paints"] is not None else bool(rng.random() < self.world.painter_prob)
-                paints = paints and motion != palette.MOTION_NAMES.index("still")
-            objects.append(physworld.ObjectSpec(spec["color"], shape, size, motion, paints, 0.0, (0.0, 0.0), (0.0,
-                                                                                                              0.0)))
-        occluders = self._occluders(text, rng)
-        camera = self._camera(text, rng, frames)
-        return captions.describe(_Scene(frames, tuple(objects), occluders, camera), rng)
+        request = prompt_parser.parse(prompt, frames)
+        named = request.objects or [prompt_parser.ObjectRequest() for _ in range(
+            int(rng.integers(self.world.min_objects, self.world.max_objects + 1)))]
+        objects = [self._object(obj, frames, rng) for obj in named]
+        occluders = request.occluders
+        if occluders is None:
+            occluders = int(rng.integers(0, self.world.max_occluders + 1))
+        camera = self._camera(request.camera, frames, rng)
+        scene = _Scene(frames, tuple(objects), ((0.0, 0.0, 0.0, 0.0),) * occluders, camera)
+        caption = captions.describe(scene, rng)
+        described = [{"color": palette.COLOR_NAMES[o.color], "shape": palette.SHAPE_NAMES[o.shape],
+                      "size": palette.SIZE_NAMES[o.size], "motion": palette.MOTION_NAMES[o.motion],
+                      "paints": bool(o.paints)} for o in objects]
+        return Enrichment(prompt, caption, described, occluders, palette.CAMERA_NAMES[camera],
+                          list(request.unhonoured))
 
-    def _occluders(self, text: str, rng) -> tuple:
-        if re.search(r"\b(two|2)\b.*\b(walls?|pillars?)\b", text):
-            count = 2
-        elif re.search(r"\b(walls?|pillars?|occluders?)\b", text):
-            count = 1
-        elif re.search(r"\bnothing blocks\b|\bno walls?\b", text):
-            count = 0
+    def _object(self, obj: prompt_parser.ObjectRequest, frames: int, rng) -> physworld.ObjectSpec:
+        color = palette.COLOR_NAMES.index(obj.color) if obj.color else int(rng.integers(len(palette.COLOR_NAMES)))
+        if obj.shape:
+            shape = palette.SHAPE_NAMES.index(obj.shape)
         else:
-            count = int(rng.integers(0, self.world.max_occluders + 1))
-        return ((0.0, 0.0, 0.0, 0.0),) * count
+            allowed = [i for i, name in enumerate(palette.SHAPE_NAMES)
+                       if (palette.COLOR_NAMES[color], name) not in self.world.holdout]
+            shape = int(rng.choice(allowed))
+        size = palette.SIZE_NAMES.index(obj.size) if obj.size else int(rng.integers(len(palette.SIZE_NAMES)))
+        probs = np.asarray(self.world.motion_probs, np.float64)
+        if obj.motion in palette.MOTION_NAMES:
+            motion = palette.MOTION_NAMES.index(obj.motion)
+        elif obj.motion == "moving":  # named as moving (a verb, a trail, a direction): bounce or fall
+            moving = probs * (np.arange(len(probs)) != palette.MOTION_NAMES.index("still"))
+            motion = int(rng.choice(len(probs), p=moving / moving.sum()))
+        else:
+            motion = int(rng.choice(len(probs), p=probs))
+        still = motion == palette.MOTION_NAMES.index("still")
+        if frames == 1 or still:
+            paints = False
+        elif obj.paints is not None:
+            paints = obj.paints
+        else:
+            paints = bool(rng.random() < self.world.painter_prob)
+        return physworld.ObjectSpec(color, shape, size, motion, paints, 0.0, (0.0, 0.0), (0.0, 0.0))
 
-    def _camera(self, text: str, rng, frames: int) -> int:
+    def _camera(self, named: str | None, frames: int, rng) -> int:
         if frames == 1:
             return palette.CAMERA_NAMES.index("static")
-        if re.search(r"\b(pans?|slides?)\s+(to the\s+)?left\b", text):
-            return palette.CAMERA_NAMES.index("pan_left")
-        if re.search(r"\b(pans?|slides?)\s+(to the\s+)?right\b", text):
-            return palette.CAMERA_NAMES.index("pan_right")
-        if re.search(r"camera (is still|does not move)|static camera", text):
-            return palette.CAMERA_NAMES.index("static")
-        if rng.random() < self.world.pan_prob:
+        if named in palette.CAMERA_NAMES:
+            return palette.CAMERA_NAMES.index(named)
+        if named == "pan" or rng.random() < self.world.pan_prob:
             return palette.CAMERA_NAMES.index(str(rng.choice(["pan_left", "pan_right"])))
         return palette.CAMERA_NAMES.index("static")
 
 
 def enrich(prompt: str, *, frames: int = 17, seed: int = 0, enricher: Enricher | None = None) -> str:
     return (enricher or RuleEnricher())(prompt, frames=frames, seed=seed)
+
+
+def enrichment(prompt: str, *, frames: int = 17, seed: int = 0) -> Enrichment:
+    """The rule enricher's caption with the scene it describes and its unhonoured requests."""
+    return RuleEnricher().enrichment(prompt, frames=frames, seed=seed)

@@ -1,6 +1,7 @@
 """Every prompting mode on one model: given frames come back through the decoder, edits, loops,
 connections, seeds, and clear errors for bad requests."""
 
+import json
 import re
 
 import numpy as np
@@ -109,12 +110,16 @@ def test_bad_requests_fail_clearly(generator, kwargs, message):
 
 
 def test_cli_writes_video_gif_png_and_sidecar(micro_t2v, tmp_path):
-    result = run_cli("sample", f"--workdir={micro_t2v}", "--prompt=a blue square", "--mode=t2i", "--steps=2",
-                     f"--out={tmp_path}/image.png")
+    result = run_cli("sample", f"--workdir={micro_t2v}", "--prompt=a blue square on the left", "--mode=t2i",
+                     "--steps=2", f"--out={tmp_path}/image.png", "-v")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "enriched:" in result.stdout
+    assert "enriched:" in result.stdout  # -v shows the caption the model saw
+    assert "not honoured: a position" in result.stdout  # what the world cannot draw is said, always
     for suffix in (".mp4", ".gif", ".png", ".json"):
         assert (tmp_path / f"image{suffix}").stat().st_size > 0
+    sidecar = json.loads((tmp_path / "image.json").read_text())
+    assert sidecar["enrichment"]["objects"][0]["color"] == "blue" and sidecar["enrichment"]["unhonoured"]
+    assert sidecar["enriched_prompt"].count("blue") >= 1
     bad = run_cli("sample", f"--workdir={micro_t2v}", "--height=30", f"--out={tmp_path}/x.mp4")
     assert bad.returncode == 2 and "nearest valid" in bad.stderr and "Traceback" not in bad.stderr
 
