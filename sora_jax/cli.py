@@ -48,6 +48,8 @@ _STEPS = flags.DEFINE_integer("steps", None, "Sampling steps; default: the run's
 _GUIDANCE = flags.DEFINE_float("guidance", None, "Classifier-free guidance; default: config.sample.guidance.")
 _SAMPLER = flags.DEFINE_string("sampler", "euler", "euler, heun or ab2.")
 _NO_ENRICH = flags.DEFINE_bool("no_enrich", False, "Use the prompt as given, without enrichment.")
+_ALLOW_LONG = flags.DEFINE_bool("allow_long", False, "Go ahead with a generation estimated past 10 minutes or half "
+                                "the machine's memory (the estimate is printed first).")
 # ladder
 _PRINT = flags.DEFINE_bool("print", False, "ladder: print the plan (params, steps, expected time) and stop.")
 _BUDGETS = flags.DEFINE_list("budgets", None, "ladder: the rungs to run (default: the config's 1x, 4x, 32x).")
@@ -61,7 +63,7 @@ VERBS = {
     "train": ("train a model from a config; rerun to resume", ("config", "workdir")),
     "sample": ("generate videos or images from a trained text-to-video run",
                ("workdir", "out", "prompt", "prompts_file", "mode", "frames", "height", "width", "image", "video",
-                "video2", "strength", "seed", "steps", "guidance", "sampler", "no_enrich")),
+                "video2", "strength", "seed", "steps", "guidance", "sampler", "no_enrich", "allow_long")),
     "eval": ("evaluate a trained VAE (reconstruction in and out of domain, throughput)", ("workdir", "suite")),
     "data": ("data prepare: build a tfds dataset; data preview: a gallery of clips",
              ("dataset", "data_dir", "split", "out", "count")),
@@ -120,10 +122,9 @@ def _train() -> None:
 def _sample() -> None:
     workdir = _require(_WORKDIR, "workdir")
     out = _require(_OUT, "out")
-    from sora_jax import generate
+    from sora_jax import generate, request_checks
 
     try:
-        generator = generate.Generator(workdir)
         if _PROMPTS_FILE.value:
             try:
                 lines = pathlib.Path(_PROMPTS_FILE.value).read_text(encoding="utf-8").splitlines()
@@ -135,8 +136,13 @@ def _sample() -> None:
         requests = [generate.Request(
             prompt=text, mode=_MODE.value, frames=_FRAMES.value, height=_HEIGHT.value, width=_WIDTH.value,
             image=_IMAGE.value, video=_VIDEO.value, video2=_VIDEO2.value, strength=_STRENGTH.value, seed=_SEED.value,
-            steps=_STEPS.value, guidance=_GUIDANCE.value, sampler=_SAMPLER.value, enrich=not _NO_ENRICH.value)
+            steps=_STEPS.value, guidance=_GUIDANCE.value, sampler=_SAMPLER.value, enrich=not _NO_ENRICH.value,
+            allow_long=_ALLOW_LONG.value)
             for text in texts]
+        for request in requests:  # before the model loads: a bad value costs nothing
+            request_checks.check_request(request)
+        request_checks.check_output(out)
+        generator = generate.Generator(workdir)
         results = generate.generate_batch(generator, requests)
     except generate.UserInputError as error:
         raise UserError(str(error)) from None

@@ -15,18 +15,21 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import tqdm
 
-from sora_jax import prompts
+from sora_jax import prompts, request_checks
 from sora_jax.data import video_folder, video_io
-from sora_jax.diffusion import flow, samplers
+from sora_jax.diffusion import flow
 from sora_jax.evaluation.metrics import psnr
 from sora_jax.models.vae import VideoVAE, nearest_frame_counts, nearest_multiples
 from sora_jax.pipelines import t2v as t2v_pipeline
+from sora_jax.request_checks import UserInputError
 
 # Each prompting mode and what it needs (shown by `sora-jax sample --help`).
 MODE_NEEDS = {
@@ -60,6 +63,7 @@ class Request:
     enrich: bool = True
     window: int | None = None  # latent frames per denoising call; None: the longest training clip
     overlap: int = 1  # latent frames carried between autoregressive chunks
+    allow_long: bool = False  # go past request_checks' time and memory bounds
 
 
 @dataclasses.dataclass
@@ -78,8 +82,6 @@ def _caption(request: Request, frames: int) -> tuple[str, dict | None]:
                                 "camera": enrichment.camera, "unhonoured": enrichment.unhonoured}
 
 
-class UserInputError(ValueError):
-    """A mistake in the request (sizes, frames, files): reported in one line."""
 
 
 def _load_frames(value, name: str) -> np.ndarray:
@@ -172,11 +174,29 @@ class Generator:
             noise=None if noise is None else jnp.asarray(noise[None]), method=request.sampler)
         return out[0]
 
+    def _check_cost(self, request: Request, frames: int, size: tuple[int, int], window: int) -> None:
+        """Before a generation longer than one window: its estimated time and memory, printed, and
+        refused past request_checks' bounds unless `allow_long`."""
+        if request.mode not in ("t2v", "i2v", "extend_forward", "extend_backward"):
+            return
+        new = self._frames_to_latents(frames, new=request.mode.startswith("extend"))
+        if new <= window:
+            return
+        cost = request_checks.estimate(self, request, new, size)
+        print(f"sora-jax: {request.mode} of {frames} frames: {cost.describe()}", file=sys.stderr, flush=True)
+        request_checks.check_cost(cost, request.allow_long)
+
     def _extend(self, caption: str, latents: np.ndarray, new: int, request: Request, window: int,
                 backward: bool = False) -> np.ndarray:
         """Appends (or prepends) `new` latent frames, at most `window` per call, each call
-        conditioned on the nearest `overlap`.. frames already there."""
+        conditioned on the nearest `overlap`.. frames already there; a bar shows windows done."""
         chunk = 0
+        windows, have, left = 0, len(latents), new
+        while left > 0:  # the loop below without sampling: how many windows it will run
+            context = min(have, max(request.overlap, window - left), window - 1)
+            step = min(left, window - context)
+            have, left, windows = have + step, left - step, windows + 1
+        bar = tqdm.tqdm(total=windows, desc="windows", unit="window", disable=windows < 3, file=sys.stderr)
         while new > 0:
             context = min(len(latents), max(request.overlap, window - new), window - 1)
             step_new = min(new, window - context)
@@ -193,16 +213,13 @@ class Generator:
                        else np.concatenate([latents, sampled[context:]]))
             new -= step_new
             chunk += 1
+            bar.update(1)
+        bar.close()
         return latents
 
     def generate(self, request: Request) -> Result:
         started = time.perf_counter()
-        if request.mode not in MODES:
-            raise UserInputError(f"--mode={request.mode!r} is unknown; valid: {', '.join(MODES)}")
-        if request.sampler not in samplers.SAMPLERS:
-            raise UserInputError(f"--sampler={request.sampler!r} is unknown; valid: {', '.join(samplers.SAMPLERS)}")
-        if not 0.0 <= request.strength <= 1.0:
-            raise UserInputError(f"--strength={request.strength} must be in [0, 1]")
+        request_checks.check_request(request)
         mode = request.mode
         frames = 1 if mode == "t2i" else request.frames
         size = (request.height or self.default_size[0], request.width or self.default_size[1])
@@ -215,6 +232,7 @@ class Generator:
         window = request.window or self.train_window
         if window < 2 and mode not in ("t2i", "edit"):
             raise UserInputError(f"window={window} latent frames leaves no room to generate; use at least 2")
+        self._check_cost(request, frames, size, window)
         enriched, enrichment = _caption(request, frames)
         h, w = size[0] // self.vae.spatial, size[1] // self.vae.spatial
         channels = self.vae.latent_channels
@@ -355,6 +373,8 @@ def write(result: Result, out: str | pathlib.Path, fps: float = 8.0) -> list[pat
     scale = max(1, 128 // result.video.shape[1])
     paths = [video_io.write_video(base.with_suffix(".mp4"), result.video, fps=fps),
              video_io.write_video(base.with_suffix(".gif"), result.video, fps=fps, scale=scale)]
+    if pathlib.Path(out).suffix.lower() == ".webm":
+        paths.append(video_io.write_video(base.with_suffix(".webm"), result.video, fps=fps))
     if result.video.shape[0] == 1:
         import imageio.v3 as iio
 

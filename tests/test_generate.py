@@ -2,6 +2,7 @@
 connections, seeds, and clear errors for bad requests."""
 
 import json
+import os
 import re
 
 import numpy as np
@@ -147,3 +148,48 @@ def test_batched_prompts_equal_one_by_one(generator, tmp_path):
                      "--steps=2", f"--out={tmp_path}/many.mp4")
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "many_000.gif").exists() and (tmp_path / "many_001.json").exists()
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(steps=0), "--steps=0 must be at least 1"),
+    (dict(guidance=float("nan")), "--guidance=nan must be a finite number"),
+    (dict(guidance=-1.0), "must be a finite number >= 0"),
+    (dict(frames=0), "--frames=0 must be at least 1"),
+    (dict(sampler="rk4"), "--sampler='rk4' is unknown"),
+])
+def test_bad_sampling_values_are_refused_without_a_model(kwargs, message):
+    from sora_jax import request_checks
+
+    with pytest.raises(generate.UserInputError, match=re.escape(message)):
+        request_checks.check_request(_request(**kwargs))
+
+
+def test_bad_outputs_are_refused_before_the_model_loads(tmp_path):
+    from sora_jax import request_checks
+
+    with pytest.raises(generate.UserInputError, match="unknown suffix '.docx'"):
+        request_checks.check_output(tmp_path / "a.docx")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if not os.access(locked, os.W_OK):  # root may write anywhere
+            with pytest.raises(generate.UserInputError, match="not writable"):
+                request_checks.check_output(locked / "a.mp4")
+    finally:
+        locked.chmod(0o700)
+    assert request_checks.check_output(tmp_path / "new" / "a.webm").parent.is_dir()
+    # The CLI checks before it loads anything: a missing workdir is not what it reports.
+    for flag, message in (("--steps=0", "--steps=0"), (f"--out={tmp_path}/a.docx", "unknown suffix")):
+        result = run_cli("sample", "--workdir=/nonexistent", "--prompt=a red ball", f"--out={tmp_path}/a.mp4", flag)
+        assert result.returncode == 2 and message in result.stderr and "nonexistent" not in result.stderr
+
+
+def test_a_very_long_generation_is_estimated_and_refused_unless_allowed(generator, tmp_path, capsys):
+    with pytest.raises(generate.UserInputError, match="--allow_long"):
+        generator.generate(_request(frames=100001, steps=2))
+    assert "latent frames in" in capsys.readouterr().err  # the estimate is printed before refusing
+    result = generator.generate(_request(frames=33, steps=2))  # several windows, within the bounds
+    assert result.video.shape[0] == 33
+    paths = generate.write(result, tmp_path / "long.webm")
+    assert [p.suffix for p in paths] == [".mp4", ".gif", ".webm", ".json"] and all(p.stat().st_size for p in paths)

@@ -107,7 +107,7 @@ def _read_video(path: pathlib.Path, suffix: str, max_frames: int | None) -> tupl
 
 
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = 8.0, scale: int = 1) -> pathlib.Path:
-    """Writes uint8 or [-1, 1] float frames as MP4 (H.264) or GIF, chosen by suffix."""
+    """Writes uint8 or [-1, 1] float frames as MP4 (H.264), WebM (VP9), GIF or an image, by suffix."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frames = as_uint8(frames)
@@ -125,10 +125,16 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = 8.0, s
             path, frames, plugin="FFMPEG", fps=fps, codec="libx264",
             pixelformat="yuv420p", output_params=["-crf", "12"], macro_block_size=1,
         )
+    elif suffix == ".webm":
+        pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2  # yuv420p: even sides, as for MP4
+        if pad_h or pad_w:
+            frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+        iio.imwrite(path, frames, plugin="FFMPEG", fps=fps, codec="libvpx-vp9", pixelformat="yuv420p",
+                    output_params=["-crf", "12", "-b:v", "0"], macro_block_size=1)
     elif suffix in IMAGE_SUFFIXES:
         iio.imwrite(path, frames[0])
     else:
-        raise ValueError(f"cannot write {suffix!r}: use .mp4, .gif or an image suffix")
+        raise ValueError(f"cannot write {suffix!r}: use .mp4, .webm, .gif or an image suffix")
     return path
 
 
