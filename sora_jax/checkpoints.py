@@ -19,10 +19,22 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from sora_jax import checkpoint_integrity as integrity
+
 
 class Checkpointer:
+    """Orbax's manager with integrity around it: leftovers of unfinished saves cleared when it
+    opens, a manifest written for every finalized step, free space checked before each save,
+    and `resume_step` that verifies the latest step and falls back past damaged ones."""
+
     def __init__(self, workdir: str | pathlib.Path, keep: int = 3, async_save: bool = True):
-        self.directory = pathlib.Path(workdir).absolute() / "checkpoints"
+        self.workdir = pathlib.Path(workdir).absolute()
+        self.directory = self.workdir / "checkpoints"
+        if jax.process_index() == 0:
+            cleared = integrity.clear_leftovers(self.directory)
+            if cleared:
+                print(f"checkpoints: removed {len(cleared)} unfinished save(s) in {self.directory}: "
+                      f"{', '.join(cleared)}", flush=True)
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save, create=True)
         handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()}
         self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
@@ -30,10 +42,56 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
+    def step_directory(self, step: int) -> pathlib.Path:
+        return self.directory / str(int(step))
+
+    def write_manifests(self) -> None:
+        """A manifest for every finished step that lacks one (process 0; call with no save running)."""
+        if jax.process_index() != 0:
+            return
+        for step in self.manager.all_steps():
+            directory = self.step_directory(step)
+            if directory.exists() and not integrity.has_manifest(directory):
+                integrity.write_manifest(directory)
+
     def save(self, step: int, state, meta: dict, force: bool = False) -> bool:
+        """Saves `state` and `meta` at `step` (asynchronously). Raises DiskFull first when the
+        checkpoint (the state's size, or the last checkpoint's if larger) will not fit."""
+        self.manager.wait_until_finished()  # Orbax would wait here anyway: the last save is final now
+        self.write_manifests()
+        last = self.latest_step()
+        last_bytes = integrity.checkpoint_bytes(self.step_directory(last)) if last is not None else 0
+        state_bytes = sum(int(np.prod(np.shape(x))) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(state))
+        integrity.check_free_space(self.directory, last, max(last_bytes, state_bytes))
         args = ocp.args.Composite(state=ocp.args.StandardSave(flax.serialization.to_state_dict(state)),
                                   meta=ocp.args.JsonSave(meta))
         return self.manager.save(int(step), args=args, force=force)
+
+    def resume_step(self, refuse_damaged: bool = False) -> int | None:
+        """The newest step to resume from: the latest is verified against its manifest; a damaged
+        one is named with why, moved to `damaged_checkpoints/`, and the next newest is tried
+        (`refuse_damaged`: CheckpointDamaged instead)."""
+        while (step := self.latest_step()) is not None:
+            directory = self.step_directory(step)
+            verdict = integrity.verify(directory)
+            if verdict.status == "unverified":
+                print(f"checkpoints: step {step} has no manifest (saved before manifests, or killed before "
+                      f"it was written): resuming from it unverified", flush=True)
+            if verdict.status != "damaged":
+                return step
+            message = f"checkpoint {step} in {directory} is damaged ({verdict.describe()})"
+            if refuse_damaged:
+                raise integrity.CheckpointDamaged(f"{message}: stopping (checkpoint.on_damage=refuse); move it "
+                                                  f"aside to resume from the one before")
+            if jax.process_index() == 0:
+                moved = integrity.quarantine(directory, self.workdir)
+                print(f"{message}: moved to {moved}; resuming from the newest intact checkpoint", flush=True)
+            if jax.process_count() > 1:
+                from jax.experimental import multihost_utils
+
+                multihost_utils.sync_global_devices(f"checkpoints:quarantine:{step}")
+            self.manager.reload()
+        return None
 
     def restore(self, step: int, target_state, target_shardings) -> tuple[object, dict]:
         """Restores `step` into the structure of `target_state`, placed by `target_shardings`."""
@@ -64,9 +122,10 @@ class Checkpointer:
 
     def wait(self) -> None:
         self.manager.wait_until_finished()
+        self.write_manifests()
 
     def close(self) -> None:
-        self.manager.wait_until_finished()
+        self.wait()
         self.manager.close()
 
 
@@ -143,7 +202,20 @@ def export(workdir: str | pathlib.Path, out: str | pathlib.Path, ema: bool = Tru
     saver.wait_until_finished()
     meta = {key: value for key, value in meta.items() if key != "data_state"}
     (out / EXPORT_META).write_text(json.dumps({**meta, "step": int(step), "ema": ema}, indent=1))
+    integrity.write_manifest(out)
     return out
+
+
+def verify_run(workdir: str | pathlib.Path) -> dict[str, integrity.Verdict]:
+    """{name: verdict} for every checkpoint of a workdir, or for an export (`sora-jax verify`)."""
+    path = pathlib.Path(workdir).absolute()
+    if (path / EXPORT_META).exists():
+        return {"export": integrity.verify(path)}
+    checkpoints = path / "checkpoints"
+    if not checkpoints.is_dir():
+        raise FileNotFoundError(f"{workdir} holds no checkpoints/ and is not an export")
+    steps = sorted((p for p in checkpoints.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+    return {f"step {p.name}": integrity.verify(p) for p in steps}
 
 
 def run_step(workdir: str | pathlib.Path) -> int | None:

@@ -23,6 +23,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from sora_jax.checkpoint_integrity import CheckpointDamaged
+
 _CONFIG = config_flags.DEFINE_config_file("config", None, "A config file and its argument, e.g. "
                                           "sora_jax/configs/vae.py:tiny; override fields with --config.a.b=v.",
                                           lock_config=True)
@@ -68,6 +70,7 @@ VERBS = {
     "data": ("data prepare: build a tfds dataset; data preview: a gallery of clips",
              ("dataset", "data_dir", "split", "out", "count")),
     "export": ("write a run's EMA parameters without optimizer state (small enough to commit)", ("workdir", "out")),
+    "verify": ("check every checkpoint of a run (or an export) against its manifest of checksums", ("workdir",)),
     "ladder": ("train the compute ladder's rungs (1x, 4x, 32x) and compare them",
                ("config", "workdir", "print", "budgets", "publish")),
 }
@@ -172,6 +175,19 @@ def _export() -> None:
     print(f"exported the EMA parameters of {workdir} to {path} ({size / 1e6:.1f} MB)")
 
 
+def _verify() -> None:
+    workdir = _require(_WORKDIR, "workdir")
+    from sora_jax import checkpoints
+
+    verdicts = checkpoints.verify_run(workdir)
+    for name, verdict in verdicts.items():
+        print(f"{name}: {verdict.describe()}")
+    damaged = [name for name, verdict in verdicts.items() if verdict.status == "damaged"]
+    if damaged:
+        raise UserError(f"{len(damaged)} of {len(verdicts)} damaged in {workdir}: {', '.join(damaged)}")
+    print(f"{workdir}: {len(verdicts)} checked, none damaged")
+
+
 def _eval() -> None:
     workdir = _require(_WORKDIR, "workdir")
     from sora_jax.evaluation import vae_suite
@@ -269,6 +285,8 @@ def main(argv: list[str]) -> None:
         return _eval()
     if verb == "export":
         return _export()
+    if verb == "verify":
+        return _verify()
     if verb == "sample":
         return _sample()
     return _ladder()
@@ -327,9 +345,12 @@ def run() -> None:
     except UserError as error:
         print(f"sora-jax: {error}", file=sys.stderr)
         sys.exit(2)
-    except (OSError, ValueError) as error:  # OSError: also a config file that failed to load
+    except (OSError, ValueError) as error:  # OSError: also a config file that failed to load, a full disk
         print(f"sora-jax: {_one_line(error)}", file=sys.stderr)
         sys.exit(2)
+    except (FloatingPointError, CheckpointDamaged) as error:  # a run that could not train; a damaged checkpoint
+        print(f"sora-jax: {_one_line(error)}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

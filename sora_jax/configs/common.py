@@ -106,6 +106,11 @@ def common_config() -> ml_collections.ConfigDict:
     config.checkpoint.every_steps = 200
     config.checkpoint.keep = 3
     config.checkpoint.async_save = True
+    # The latest checkpoint is verified before a resume: "fallback" moves a damaged one aside and
+    # resumes from the newest intact one; "refuse" stops instead.
+    config.checkpoint.on_damage = "fallback"
+    # Not enough disk for the next checkpoint: "stop" (one line, clean exit) or "continue" unsaved.
+    config.checkpoint.on_full_disk = "stop"
 
     config.log = ml_collections.ConfigDict()
     config.log.every_steps = 10

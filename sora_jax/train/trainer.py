@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-import signal
 import time
 
 import flax.linen as nn
@@ -25,9 +24,11 @@ import optax
 from absl import logging
 from jax.experimental import multihost_utils
 
+from sora_jax import checkpoint_integrity as integrity
 from sora_jax import checkpoints as checkpoint_lib
 from sora_jax import host_memory
 from sora_jax.train import metrics as metrics_lib
+from sora_jax.train import preemption as preemption_lib
 from sora_jax.train import sharding, throughput, validate
 from sora_jax.train import state as state_lib
 from sora_jax.train.task import Task
@@ -51,32 +52,6 @@ def make_task(config, workdir) -> Task:
 
         return T2VTask(config, workdir)
     raise ValueError(f"config.task={config.task!r} has no trainer task; valid: vae, t2v")
-
-
-class _Preemption:
-    """Turns SIGTERM / SIGINT into a flag the loop checks between steps.
-
-    With several processes, SIGTERM is left to JAX's preemption service (started by
-    `jax.distributed.initialize`): a signal reaching any one process makes every process agree
-    on the step to save at (`CheckpointManager.reached_preemption`), so no process waits in a
-    collective for one that left. A Python handler here would replace the service's."""
-
-    def __init__(self, multihost: bool = False):
-        self.requested = None
-        self._previous = {}
-        for sig in (signal.SIGINT,) if multihost else (signal.SIGTERM, signal.SIGINT):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: leave signals alone
-                pass
-
-    def _handle(self, signum, frame):
-        del frame
-        self.requested = signal.Signals(signum).name
-
-    def restore(self):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 def _ema_decay(config, step: jax.Array) -> jax.Array:
@@ -105,6 +80,11 @@ def _value_and_grad(task, params, batch, rng, accumulate: int):
     return jax.tree.map(lambda x: x / accumulate, total)
 
 
+def _all_finite(tree) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
 def make_train_step(task, optimizer, config):
     accumulate = config.optimizer.grad_accum_steps
 
@@ -112,9 +92,10 @@ def make_train_step(task, optimizer, config):
         rng = jax.random.fold_in(state.rng, state.step)
         (loss, aux), grads = _value_and_grad(task, state.params, batch, rng, accumulate)
         grad_norm = optax.global_norm(grads)
-        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        # What the update writes is checked too: finite gradients can still overflow a parameter.
+        finite = (jnp.isfinite(loss) & jnp.isfinite(grad_norm) & _all_finite(params) & _all_finite(opt_state))
         ema = state_lib.ema_update(state.ema_params, params, _ema_decay(config, state.step))
 
         def keep_if_finite(new, old):  # a non-finite step changes nothing but the counters
@@ -194,7 +175,11 @@ def open_checkpoints(config, workdir: pathlib.Path) -> tuple[checkpoint_lib.Chec
     refused before anything is built, and before its config.json is touched."""
     checkpointer = checkpoint_lib.Checkpointer(workdir, keep=config.checkpoint.keep,
                                                async_save=config.checkpoint.async_save)
-    start_step = checkpointer.latest_step()
+    try:
+        start_step = checkpointer.resume_step(refuse_damaged=config.checkpoint.get("on_damage") == "refuse")
+    except integrity.CheckpointDamaged:
+        checkpointer.close()
+        raise
     if start_step is not None:
         differences = checkpoint_lib.config_mismatch(checkpointer.read_meta(start_step).get("config", {}), config)
         if differences:
@@ -244,6 +229,8 @@ class TrainingRun:
         self.compute_flops = 0.0
         self.init_report = None
         self.quiet = quiet
+        self.warned_disk = False
+        self.last_window_skipped = False
 
     # --- Restore or initialize
     def restore_or_init(self, start_step: int | None) -> None:
@@ -262,7 +249,14 @@ class TrainingRun:
         meta = {"config": json.loads(self.config.to_json_best_effort()), "data_state": self.data_iterator.get_state(),
                 "task": self.task.name, "param_count": self.setup.param_count, "compute_flops": self.compute_flops,
                 **(extra or {})}
-        self.checkpointer.save(step, self.state, meta, force=force)
+        try:
+            self.checkpointer.save(step, self.state, meta, force=force)
+        except integrity.DiskFull as error:
+            if self.config.checkpoint.get("on_full_disk", "stop") != "continue" or extra is not None:
+                raise  # stop cleanly (the final checkpoint is never skipped)
+            if not self.warned_disk:
+                print(f"{error}: training on without saving (checkpoint.on_full_disk=continue)", flush=True)
+                self.warned_disk = True
 
     # --- Evals
     def open_evals(self) -> None:
@@ -292,7 +286,7 @@ class TrainingRun:
         peak = throughput.matmul_peak_flops() * jax.device_count()
         compiled_by_shape: dict[tuple, tuple] = {}  # one compile per batch shape: (step, XLA FLOPs, model FLOPs)
         multihost = jax.process_count() > 1
-        preemption = _Preemption(multihost)
+        preemption = preemption_lib.Preemption(multihost)
         window, pending, consecutive_skips = _Window(), [], 0
         step = start_step
         try:
@@ -319,6 +313,7 @@ class TrainingRun:
                     fetched, pending = jax.device_get(pending), []
                     for item in fetched:
                         consecutive_skips = 0 if item["finite"] else consecutive_skips + 1
+                    self.last_window_skipped = not any(item["finite"] for item in fetched)
                     self._log(step, fetched, window.rates(peak), float(schedule(step)))
                     window.reset()
                     if consecutive_skips >= config.optimizer.max_consecutive_skips:
@@ -354,6 +349,10 @@ class TrainingRun:
     # --- Checkpoint (final)
     def finish(self, step: int) -> dict:
         """The last evaluation, the final checkpoint with the task's meta, `final_metrics.json`."""
+        if self.last_window_skipped:
+            raise FloatingPointError(
+                f"the last steps up to {step} were all non-finite and skipped, so the run did not train to its end; "
+                f"no final checkpoint written; the last good one in {self.checkpointer.directory} is intact")
         results = self.evaluate(step)
         final_ema = gather_params(self.state.ema_params)
         final_meta = self.task.finalize(final_ema) if jax.process_index() == 0 else {}

@@ -49,6 +49,10 @@ def check(config, device_count: int) -> None:
     _require(config.optimizer.name == "adamw", f"optimizer.name={config.optimizer.name!r}; valid: adamw")
     _require(config.optimizer.schedule in ("constant", "constant_cooldown", "cosine"),
              f"optimizer.schedule={config.optimizer.schedule!r}; valid: constant, constant_cooldown, cosine")
+    _require(config.checkpoint.get("on_damage", "fallback") in ("fallback", "refuse"),
+             f"checkpoint.on_damage={config.checkpoint.get('on_damage')!r}; valid: fallback, refuse")
+    _require(config.checkpoint.get("on_full_disk", "stop") in ("stop", "continue"),
+             f"checkpoint.on_full_disk={config.checkpoint.get('on_full_disk')!r}; valid: stop, continue")
     _require(0.0 <= config.optimizer.ema_decay < 1.0, f"optimizer.ema_decay={config.optimizer.ema_decay} must be in "
                                                       "[0, 1)")
     if "ladder" in config:
