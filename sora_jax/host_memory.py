@@ -102,3 +102,12 @@ def _is_glibc() -> bool:  # without platform.libc_ver (reads the interpreter's b
 def minor_faults() -> int:
     """Minor page faults of this process so far (a counter benchmarks read before and after)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def resident_bytes() -> int:
+    """This process's resident memory now (Linux: /proc/self/statm; elsewhere the peak so far)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -6,7 +6,9 @@ when JAX starts). Prints one JSON line. Used by tests/test_train_t2v.py.
 MODE: sharded (1 device vs a data2/fsdp2/tensor2 mesh), restore_mesh (save on data 8, restore
 onto data2/fsdp2/tensor2), single (one device), multiprocess (2 processes, jax.distributed),
 context (1 device vs data2 x context4, full attention over a sequence-sharded mesh), train (2
-processes run the micro T2V trainer: `train VAE_WORKDIR WORKDIR PROCESS_ID PORT DATA_DIR`).
+processes run the micro T2V trainer: `train VAE_WORKDIR WORKDIR PROCESS_ID PORT DATA_DIR`), topology
+(the micro trainer in 1 or 2 processes to a step, resumable: `topology VAE_WORKDIR WORKDIR PROCESS_ID
+PORT DATA_DIR PROCESSES TOTAL_STEPS`).
 """
 
 import json
@@ -45,9 +47,11 @@ def step(config, task, mesh, local_batch):
 
 def main():
     mode, vae_workdir = sys.argv[1], sys.argv[2]
-    if mode in ("multiprocess", "train"):
+    processes = int(sys.argv[7]) if mode == "topology" else 2
+    if mode in ("multiprocess", "train") or (mode == "topology" and processes > 1):
         process_id, port = int(sys.argv[4]), sys.argv[5]
-        jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2, process_id=process_id)
+        jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=processes,
+                                   process_id=process_id)
     from sora_jax import checkpoints
     from sora_jax.train import sharding, t2v_task, trainer
 
@@ -58,6 +62,17 @@ def main():
         config.total_steps, config.log.every_steps, config.checkpoint.every_steps = 100_000, 1, 100_000
         config.checkpoint.async_save = False
         print(json.dumps(trainer.train(config, sys.argv[3], quiet=True)), flush=True)
+        return
+    if mode == "topology":  # the micro trainer to TOTAL_STEPS on 4 devices in all, in PROCESSES processes
+        config.data.data_dir = sys.argv[6]
+        config.data.cache_limit, config.data.batch_size, config.data.max_batch_size = 48, 4, 8
+        config.total_steps, config.log.every_steps, config.checkpoint.every_steps = int(sys.argv[8]), 1, 2
+        config.optimizer.schedule, config.optimizer.warmup_steps = "constant", 1  # steps not tied to total_steps
+        config.eval.num_clips, config.eval.num_samples = 2, 0
+        config.checkpoint.async_save = False
+        results = trainer.train(config, sys.argv[3], quiet=True)
+        print(json.dumps({"step": results["step"], "processes": jax.process_count(), "devices": jax.device_count()}),
+              flush=True)
         return
     task = t2v_task.T2VTask(config, sys.argv[3] if len(sys.argv) > 3 else "/tmp/unused")
     if mode in ("single", "multiprocess"):

@@ -61,7 +61,8 @@ def test_cli_ladder_prints_its_plan_and_refuses_a_non_ladder_config():
     result = run_cli("ladder", "--config=sora_jax/configs/scaling.py:cpu", "--print")
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()
-    assert len(lines) == 4 and lines[0].split()[:3] == ["budget", "FLOPs", "model"]
+    assert len(lines) == 4 and lines[0].split()[:3] == ["budget", "FLOPs", "model"] and lines[0].split()[-1] == "epochs"
+    assert float(lines[3].split()[-1]) > float(lines[1].split()[-1]) > 1  # passes over the 2,048 training clips
     assert [line.split()[0] for line in lines[1:]] == ["1x", "4x", "32x"]
     result = run_cli("ladder", "--config=sora_jax/configs/t2v.py:tiny", "--print")
     assert result.returncode == 2 and "compute-ladder config" in result.stderr

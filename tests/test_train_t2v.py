@@ -147,3 +147,35 @@ def test_export_is_read_like_the_workdir(micro_vae, tmp_path):
         np.testing.assert_array_equal(a, b)
     again = run_cli("export", f"--workdir={micro_vae}", f"--out={tmp_path / 'export'}")
     assert again.returncode == 2 and "exists" in again.stderr
+
+
+def _losses(workdir) -> dict[int, float]:
+    rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    return {row["step"]: row["loss"] for row in rows if "loss" in row}  # the last logged value of each step
+
+
+def _train_in(processes: int, workdir, micro_vae, data_dir, total_steps: int) -> None:
+    """The micro trainer on 4 devices in all, as 1 process of 4 or 2 processes of 2."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    workers = [_worker("topology", micro_vae, workdir, i, port, data_dir, processes, total_steps,
+                       devices=4 // processes) for i in range(processes)]
+    results = [_result(w) for w in workers]
+    assert all(r["processes"] == processes and r["devices"] == 4 and r["step"] == total_steps for r in results)
+
+
+@pytest.mark.slow  # five runs from scratch, two of them in two processes: ~5 min on 2 cores
+def test_resume_across_a_change_of_process_count_keeps_the_global_data_order(physworld_tiny, micro_vae, tmp_path):
+    """Saved by two processes, resumed in one, and the other way round: the steps after the
+    resume see the same global batches as an uninterrupted run (losses agree; a different batch
+    would move them by far more than the collectives' summation order does)."""
+    _train_in(1, tmp_path / "reference", micro_vae, physworld_tiny, 6)
+    expected = _losses(tmp_path / "reference")
+    for first, then in ((2, 1), (1, 2)):
+        workdir = tmp_path / f"{first}_then_{then}"
+        _train_in(first, workdir, micro_vae, physworld_tiny, 4)
+        _train_in(then, workdir, micro_vae, physworld_tiny, 6)
+        resumed = _losses(workdir)
+        for step in (5, 6):
+            assert resumed[step] == pytest.approx(expected[step], rel=1e-5), (first, then, step)

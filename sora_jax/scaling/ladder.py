@@ -54,8 +54,21 @@ def table(config) -> list[dict]:
                      "params": rung.ladder.params, "steps": rung.total_steps,
                      "tokens_per_param": round(rung.total_steps * rung.data.batch_size
                                                * _tokens_per_clip(rung) / rung.ladder.params, 1),
-                     "learning_rate": rung.optimizer.learning_rate, "expected_minutes": round(minutes, 1)})
+                     "learning_rate": rung.optimizer.learning_rate, "expected_minutes": round(minutes, 1),
+                     "epochs": _epochs(rung)})
     return rows
+
+
+def _epochs(config) -> float | None:
+    """Passes over the training split at the nominal batch (a lower bound: buckets of smaller clips
+    take bigger batches); None for a user folder, whose size is known only once scanned."""
+    dataset = config.data.dataset
+    if not dataset.startswith("physworld/"):
+        return None
+    from sora_jax.data.physworld_tfds import builder
+
+    spec = next(c for c in builder.BUILDER_CONFIGS if c.name == dataset.split("/")[1])
+    return round(config.total_steps * config.data.batch_size / spec.num_examples["train"], 1)
 
 
 def _tokens_per_clip(config) -> int:
@@ -67,11 +80,12 @@ def _tokens_per_clip(config) -> int:
 
 def format_table(rows: list[dict]) -> str:
     header = (f"{'budget':>6} {'FLOPs':>9} {'model':>8} {'params':>9} {'steps':>7} {'tok/param':>9} {'lr':>8} "
-              f"{'minutes':>8}")
+              f"{'minutes':>8} {'epochs':>7}")
     lines = [header]
     for r in rows:
+        epochs = "?" if r["epochs"] is None else f"{r['epochs']:.1f}"
         lines.append(f"{r['budget']:>6} {r['compute_flops']:9.2e} {r['model']:>8} {r['params']:9,d} {r['steps']:7d} "
-                     f"{r['tokens_per_param']:9.1f} {r['learning_rate']:8.2e} {r['expected_minutes']:8.1f}")
+                     f"{r['tokens_per_param']:9.1f} {r['learning_rate']:8.2e} {r['expected_minutes']:8.1f} {epochs:>7}")
     return "\n".join(lines)
 
 

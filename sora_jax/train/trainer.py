@@ -339,7 +339,8 @@ class TrainingRun:
 
     def _log(self, step: int, fetched: list[dict], rates: dict, learning_rate: float) -> None:
         logged = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[-1] if k != "finite"}
-        logged.update(**rates, skipped_steps=int(self.state.skipped_steps), learning_rate=learning_rate)
+        logged.update(**rates, skipped_steps=int(self.state.skipped_steps), learning_rate=learning_rate,
+                      resident_gib=host_memory.resident_bytes() / 2**30)
         if self.compute_flops:
             logged["compute_flops"] = self.compute_flops
         self.writer.write(step, logged)
