@@ -7,11 +7,13 @@ maps them onto mesh axes. Batches are split over `data` and `fsdp` on their lead
 
 from __future__ import annotations
 
+import json
 import math
 
 import flax.linen as nn
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 MESH_AXES = ("data", "fsdp", "tensor", "context")
@@ -71,3 +73,15 @@ def global_batch(local: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Arra
     """Process-local numpy batch -> global jax.Arrays sharded over (data, fsdp)."""
     sharding = batch_sharding(mesh)
     return {key: jax.make_array_from_process_local_data(sharding, value) for key, value in local.items()}
+
+
+def broadcast_json(value: dict) -> dict:
+    """Process 0's JSON-able `value` on every process. (`broadcast_one_to_all` takes arrays of one
+    shape on every process: strings, ragged lists and a dict only process 0 has are not that.)"""
+    if jax.process_count() == 1:
+        return value
+    data = np.frombuffer(json.dumps(value).encode(), np.uint8) if jax.process_index() == 0 else np.zeros(0, np.uint8)
+    length = int(multihost_utils.broadcast_one_to_all(np.int32(len(data))))
+    padded = np.zeros(length, np.uint8)
+    padded[: len(data)] = data
+    return json.loads(bytes(np.asarray(multihost_utils.broadcast_one_to_all(padded))).decode())

@@ -357,7 +357,7 @@ class TrainingRun:
         results = self.evaluate(step)
         final_ema = gather_params(self.state.ema_params)
         final_meta = self.task.finalize(final_ema) if jax.process_index() == 0 else {}
-        final_meta = multihost_utils.broadcast_one_to_all(final_meta) if jax.process_count() > 1 else final_meta
+        final_meta = sharding.broadcast_json(final_meta)
         self.save(step, force=True, extra=final_meta)
         self.checkpointer.wait()
         results = {**results, **final_meta, "step": step, "param_count": self.setup.param_count}
