@@ -146,3 +146,26 @@ def test_a_run_whose_last_steps_were_all_skipped_does_not_end_as_trained(physwor
     with pytest.raises(FloatingPointError, match="non-finite and skipped"):
         trainer.train(config, tmp_path, quiet=True)
     assert not (tmp_path / "final_metrics.json").exists()
+
+
+def test_background_thread_failures_go_to_the_run_log_not_the_terminal(tmp_path, capsys):
+    import threading
+
+    from absl import logging
+
+    from sora_jax.train import run_log
+
+    def failing_save():
+        raise OSError(28, "No space left on device")
+
+    with run_log.to_workdir(tmp_path) as path:
+        for _ in range(5):  # as Orbax's writer threads each fail on a full disk
+            thread = threading.Thread(target=failing_save, name="async_save")
+            thread.start()
+            thread.join()
+        logging.error("orbax: could not write %s", "state/d/0")
+    err = capsys.readouterr().err
+    assert err.count("a background thread failed: OSError") == 1 and str(path) in err
+    assert "Traceback" not in err and "could not write" not in err
+    text = path.read_text()
+    assert text.count("No space left on device") >= 5 and "could not write state/d/0" in text

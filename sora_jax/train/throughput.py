@@ -46,3 +46,18 @@ def seconds_per_call(fn, args, repeats: int = 5, statistic=statistics.median) ->
         jax.block_until_ready(fn(*args))
         times.append(time.perf_counter() - started)
     return statistic(times)
+
+
+class Window:
+    """Throughput over the steps since the last log line: tokens, XLA FLOPs, steps, seconds."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.start, self.tokens, self.flops, self.steps = time.perf_counter(), 0, 0.0, 0
+
+    def rates(self, peak: float) -> dict[str, float]:
+        elapsed = time.perf_counter() - self.start
+        return dict(steps_per_s=self.steps / elapsed, tokens_per_s=self.tokens / elapsed,
+                    tflops_per_s=self.flops / elapsed / 1e12, mfu=self.flops / elapsed / peak)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-import time
 
 import flax.linen as nn
 import jax
@@ -29,7 +28,7 @@ from sora_jax import checkpoints as checkpoint_lib
 from sora_jax import host_memory
 from sora_jax.train import metrics as metrics_lib
 from sora_jax.train import preemption as preemption_lib
-from sora_jax.train import sharding, throughput, validate
+from sora_jax.train import run_log, sharding, throughput, validate
 from sora_jax.train import state as state_lib
 from sora_jax.train.task import Task
 
@@ -202,21 +201,6 @@ def open_input(task: Task, setup: Setup, config, workdir: pathlib.Path):
     return iter(dataset), report
 
 
-class _Window:
-    """Throughput over the steps since the last log line: tokens, XLA FLOPs, steps, seconds."""
-
-    def __init__(self):
-        self.reset()
-
-    def reset(self) -> None:
-        self.start, self.tokens, self.flops, self.steps = time.perf_counter(), 0, 0.0, 0
-
-    def rates(self, peak: float) -> dict[str, float]:
-        elapsed = time.perf_counter() - self.start
-        return dict(steps_per_s=self.steps / elapsed, tokens_per_s=self.tokens / elapsed,
-                    tflops_per_s=self.flops / elapsed / 1e12, mfu=self.flops / elapsed / peak)
-
-
 class TrainingRun:
     """One run after its pieces are built: the loop, its logging, saves and evaluations. The
     state it carries across resumes: train state, data position, FLOPs spent (the scaling laws' C)."""
@@ -287,7 +271,7 @@ class TrainingRun:
         compiled_by_shape: dict[tuple, tuple] = {}  # one compile per batch shape: (step, XLA FLOPs, model FLOPs)
         multihost = jax.process_count() > 1
         preemption = preemption_lib.Preemption(multihost)
-        window, pending, consecutive_skips = _Window(), [], 0
+        window, pending, consecutive_skips = throughput.Window(), [], 0
         step = start_step
         try:
             while step < config.total_steps:
@@ -372,6 +356,12 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
     validate.check(config, jax.device_count())  # before anything is built or compiled
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    name = "train.log" if jax.process_index() == 0 else f"train.process_{jax.process_index()}.log"
+    with run_log.to_workdir(workdir, name):  # logs and background threads' tracebacks: a file, not the terminal
+        return _train(config, workdir, quiet)
+
+
+def _train(config, workdir: pathlib.Path, quiet: bool) -> dict:
     # --- Checkpoint: opened first, so a workdir of another model is refused before any work
     checkpointer, start_step = open_checkpoints(config, workdir)
     try:
