@@ -119,8 +119,8 @@ def six_steps(physworld_tiny, tmp_path_factory):
     return first
 
 
-@pytest.mark.parametrize("kind", ["metadata", pytest.param("array data", marks=pytest.mark.slow),
-                                  pytest.param("deleted file", marks=pytest.mark.slow)])
+@pytest.mark.slow  # three micro VAE runs: ~2 min; make test keeps the unit tests of the manifest above
+@pytest.mark.parametrize("kind", ["metadata", "array data", "deleted file"])
 def test_a_damaged_latest_checkpoint_is_named_moved_aside_and_resumed_past_bitwise(six_steps, physworld_tiny,
                                                                                     tmp_path, kind):
     workdir = tmp_path / "run"
