@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sora_jax.diffusion import samplers
+from sora_jax.scaling import flops
 
 OUTPUT_SUFFIXES = (".mp4", ".gif", ".png", ".webm")
 # Past these a generation needs `allow_long` (`--allow_long`): ten minutes, half the machine's memory.
@@ -90,7 +91,7 @@ def estimate(generator, request, latent_frames: int, size: tuple[int, int]) -> C
     overlap = max(1, min(request.overlap, window - 1))
     windows = 1 + max(0, math.ceil((latent_frames - window) / (window - overlap)))
     steps = request.steps or generator.config.sample.steps
-    calls_per_window = {"euler": steps, "ab2": steps, "heun": 2 * steps - 1}[request.sampler]
+    calls_per_window = flops.sampler_evaluations(request.sampler, steps)
     h, w = size[0] // generator.vae.spatial, size[1] // generator.vae.spatial
     shape = (min(window, latent_frames), h, w, generator.vae.latent_channels)
     call_seconds, decode_seconds, decode_bytes = _window_costs(generator, shape)

@@ -52,7 +52,7 @@ def _physworld_buckets(dataset: str):
     from sora_jax.data.physworld_tfds import builder
 
     name = dataset.split("/")[1]
-    config = next(c for c in builder.BUILDER_CONFIGS if c.name == name)
+    config = builder.variant(name)
     return config.sizes, config.durations
 
 

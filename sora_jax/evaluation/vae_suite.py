@@ -78,7 +78,7 @@ def run(workdir: str | pathlib.Path, num_clips: int | None = None) -> dict:
     config = ml_collections.ConfigDict(config_dict)
     reconstructor = vae_pipeline.Reconstructor(model)
     name = config.data.dataset.split("/")[-1]
-    physworld_config = next(c for c in builder.BUILDER_CONFIGS if c.name == name)
+    physworld_config = builder.variant(name)
     source = data_pipeline.open_source(config.data.dataset, config.data.data_dir, config.data.eval_split)
     clips = [source[i] for i in range(min(num_clips or config.eval.num_clips, len(source)))]
     frames = max(physworld_config.durations)

@@ -67,8 +67,8 @@ def _epochs(config) -> float | None:
         return None
     from sora_jax.data.physworld_tfds import builder
 
-    spec = next(c for c in builder.BUILDER_CONFIGS if c.name == dataset.split("/")[1])
-    return round(config.total_steps * config.data.batch_size / spec.num_examples["train"], 1)
+    train_clips = builder.variant(dataset.split("/")[1]).num_examples["train"]
+    return round(config.total_steps * config.data.batch_size / train_clips, 1)
 
 
 def _tokens_per_clip(config) -> int:

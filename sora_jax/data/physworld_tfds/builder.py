@@ -62,9 +62,14 @@ BUILDER_CONFIGS = [
 ]
 
 
+def variant(name: str) -> PhysworldConfig:
+    """The builder config of a variant, e.g. `tiny`."""
+    return next(c for c in BUILDER_CONFIGS if c.name == name)
+
+
 def largest_clip(name: str) -> tuple[tuple[int, int], int]:
     """((height, width), frames) of a variant's largest size and longest duration, e.g. `tiny`."""
-    spec = next(c for c in BUILDER_CONFIGS if c.name == name)
+    spec = variant(name)
     return spec.sizes[0], max(spec.durations)
 
 
