@@ -17,7 +17,9 @@ def _mean(scores, key):
 def test_ground_truth_renders_score_near_the_ceiling():
     clips = [physworld.render_clip(70_000 + i, 17, 32, 56) for i in range(48)]
     scores = [probes.score_video(c.video, c.truth["objects"], c.scene.camera) for c in clips]
-    for key, floor in (("caption_colors", 0.95), ("caption_shapes", 0.9), ("caption_count", 0.9),
+    # caption_count: two objects of one color that touch in the first frame are one detection (PhysWorld
+    # 2.0's larger objects touch more often: ground truth scores ~0.86-0.89).
+    for key, floor in (("caption_colors", 0.95), ("caption_shapes", 0.9), ("caption_count", 0.85),
                        ("permanence", 0.97), ("continuity", 0.97), ("color_constancy", 0.95),
                        ("trail_persistence", 0.9), ("pan_direction", 0.95)):
         assert _mean(scores, key) >= floor, key

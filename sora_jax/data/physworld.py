@@ -36,6 +36,11 @@ class WorldConfig:
     motion_probs: tuple[float, float, float] = (0.45, 0.3, 0.25)  # bounce, fall, still
     holdout: tuple[tuple[str, str], ...] = (("green", "triangle"),)
     only_holdout: bool = False  # sample *only* held-out pairs: a generalization test set
+    # Object half-extent as a multiple of 9 % / 16 % of the short side (small / large); trails
+    # scale with it. 1.0 is PhysWorld 1.x; 1.4 since 2.0.0, chosen by measuring what a 4x VAE
+    # keeps (docs/scaling.md, "World scale against tokenizer resolution"). A scale changes sizes
+    # only: the same seed draws the same scene otherwise.
+    object_scale: float = 1.4
 
     def __post_init__(self):
         if not 1 <= self.min_objects <= self.max_objects <= MAX_OBJECTS:
@@ -47,6 +52,8 @@ class WorldConfig:
                 raise ValueError(f"holdout pair ({color!r}, {shape!r}) is not a color/shape pair")
         if self.only_holdout and not self.holdout:
             raise ValueError("only_holdout=True needs a non-empty holdout")
+        if not 0.5 <= self.object_scale <= 2.5:
+            raise ValueError(f"object_scale must be in [0.5, 2.5], got {self.object_scale}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,12 +137,12 @@ def sample_scene(
     for _ in range(count):
         color, shape = pairs[int(rng.integers(len(pairs)))]
         size = int(rng.integers(2))
-        radius = float(short * (0.09 if size == 0 else 0.16) * rng.uniform(0.9, 1.1))
+        radius = float(short * (0.09 if size == 0 else 0.16) * config.object_scale * rng.uniform(0.9, 1.1))
         motion = 2 if is_image else int(rng.choice(3, p=config.motion_probs))
         paints = (not is_image) and motion != 2 and rng.random() < config.painter_prob
         # Start where the camera sees the object at frame 0, inside the walls.
         x = float(rng.uniform(radius, width - radius) + camera_offsets[0])
-        y = float(rng.uniform(radius, height * (0.5 if motion == 1 else 1.0) - radius))
+        y = float(rng.uniform(radius, max(2 * radius, height * (0.5 if motion == 1 else 1.0)) - radius))
         velocity = (0.0, 0.0)
         if motion == 0:
             angle, speed_px = rng.uniform(0, 2 * np.pi), rng.uniform(0.05, 0.11) * short

@@ -32,6 +32,7 @@ from sora_jax.evaluation.metrics import to_unit
 
 COLORS = len(palette.COLOR_NAMES)
 TRAIL, OCCLUDER, BACKGROUND = COLORS, 2 * COLORS, 2 * COLORS + 1  # label offsets (palette.nearest_palette_index)
+HIDDEN_COVER = 0.25  # permanence: a vanished object may hide where this much of its old place is covered
 MIN_AREA = 6  # pixels: a small PhysWorld object covers ~17-26 at 32 px
 FILL_SHAPES = ((0.68, "triangle"), (0.93, "circle"), (np.inf, "square"))  # area / bbox area thresholds
 
@@ -81,6 +82,12 @@ def _near(mask: np.ndarray, box, margin: int) -> bool:
     return bool(mask[max(0, y0 - margin):y1 + margin, max(0, x0 - margin):x1 + margin].any())
 
 
+def _covered(mask: np.ndarray, box, margin: int) -> float:
+    """Fraction of the box grown by `margin` px that `mask` covers."""
+    y0, x0, y1, x1 = box
+    return float(mask[max(0, y0 - margin):y1 + margin, max(0, x0 - margin):x1 + margin].mean())
+
+
 def _at_border(box, shape, margin: int) -> bool:
     y0, x0, y1, x1 = box
     return y0 <= margin or x0 <= margin or y1 >= shape[0] - margin or x1 >= shape[1] - margin
@@ -90,7 +97,7 @@ def caption_adherence(detections: list[list[Detection]], objects: np.ndarray, la
     """Against the scene's object table (physworld.object_table: color, shape, ...; -1 padded):
     prompted colors found and the count per color right on the first frame (where every object
     starts in view; NaN when an occluder touches one), each large object's shape right by majority
-    over the frames where it is whole (not at an occluder or border)."""
+    over the frames where it is whole (not at an occluder, another object or the border)."""
     wanted = [(int(c), palette.SHAPE_NAMES[int(s)]) for c, s, *_ in objects if c >= 0]
     large = {(int(c), palette.SHAPE_NAMES[int(s)]) for c, s, size, *_ in objects if c >= 0 and size == 1}
     first = {d.color for d in detections[0]} if detections else set()
@@ -102,6 +109,9 @@ def caption_adherence(detections: list[list[Detection]], objects: np.ndarray, la
         whole = [d for d in found if not _near(occluder[t], d.box, 1)
                  and not _at_border(d.box, labels.shape[1:], 0)]
         for d in whole:
+            # An object of another color in front (or behind) cuts the outline: no shape vote.
+            if _near((labels[t] < COLORS) & (labels[t] != d.color), d.box, 1):
+                continue
             if d.color in shape_votes:
                 shape_votes[d.color].append(d.shape)
         if t == 0 and len(whole) == len(found):  # every object starts in view; an occluder may split one
@@ -119,13 +129,23 @@ def permanence(labels: np.ndarray, detections: list[list[Detection]], margin: in
     from occluders, other objects and the border."""
     hiding = (labels == OCCLUDER) | (labels < COLORS)
     shape = labels.shape[1:]
+    peak = {}  # per color, its largest detection: how big the object is when whole
+    for d in (d for found in detections for d in found):
+        peak[d.color] = max(peak.get(d.color, 0), d.area)
     for t in range(1, len(detections)):
         before = {d.color for d in detections[t - 1]}
         after = {d.color for d in detections[t]}
         for d, others in [(d, t) for d in detections[t - 1] if d.color not in after] + \
                          [(d, t - 1) for d in detections[t] if d.color not in before]:
             own = labels[others] == d.color  # the frame where it is missing: what covers its place
-            if not _near(hiding[others] & ~own, d.box, margin) and not _at_border(d.box, shape, margin):
+            # It may have gone behind (or come out from) something near only if that now covers a
+            # good part of where it was (objects move a few px a frame) or only a sliver of it showed
+            # (already mostly hidden); only an object already touching the frame's edge can leave
+            # through it.
+            cover = hiding[others] & ~own
+            hidden = _near(cover, d.box, margin) and (_covered(cover, d.box, margin) >= HIDDEN_COVER
+                                                     or d.area < 0.5 * peak[d.color])
+            if not hidden and not _at_border(d.box, shape, 1):
                 return 0.0
     return 1.0
 
