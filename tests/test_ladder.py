@@ -8,7 +8,7 @@ import pytest
 
 from sora_jax.configs import scaling
 from sora_jax.data import video_io
-from sora_jax.scaling import ladder
+from sora_jax.scaling import compare, ladder
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,10 @@ def test_rungs_spend_their_budgets_with_the_overrides_carried(toy_ladder):
 
 
 def test_outputs_are_real_files_and_a_rerun_skips_finished_rungs(toy_ladder):
-    config, workdir, _ = toy_ladder
+    config, workdir, report = toy_ladder
+    table = compare.terminal_table(report).splitlines()
+    assert table[0].split() == ["probe", "0.0005x", "0.0015x", "VAE", "truth"]
+    assert any(line.startswith("caption_colors") for line in table) and "better than" in table[-1]
     video, _ = video_io.read_frames(workdir / "side_by_side.mp4")
     assert video.ndim == 4 and video.shape[0] == 17
     for name in ("ladder.md", "loss_vs_compute.png", "probes_vs_compute.png", "side_by_side.gif"):

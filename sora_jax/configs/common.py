@@ -82,6 +82,9 @@ def common_config() -> ml_collections.ConfigDict:
     config.data.num_workers = 0  # grain worker processes; 0 reads in the main process
     config.data.prefetch = 2
     config.data.fps = 8.0  # user folders: clips are resampled to this frame rate
+    # Training clips read: 0 = the train split as prepared. PhysWorld renders clips past the
+    # prepared ones from their seeds (a ladder sizes this so no rung repeats a clip > ~4 times).
+    config.data.num_train = 0
 
     # Mesh axis sizes; -1 takes the devices left over. The product must equal the device count.
     config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1, context=1))

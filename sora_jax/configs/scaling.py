@@ -42,6 +42,11 @@ def get_config(arg: str | None = None):
     config.data.dataset = preset["dataset"]
     config.data.batch_size = preset["batch"]
     config.data.max_batch_size = 4 * preset["batch"]
+    # Mixed precision (bf16 matmul operands, f32 params and the rest): 1.53x the steps/s of f32 at
+    # equal validation loss on the tiny DiT (experiments/results/precision_tiny.json); a training
+    # step of the demo rungs' shapes 1.34x (width 64) and 1.60x (width 128) faster
+    # (benchmarks/results/cpu/bench_dit_step_ladder_shapes.json, command in docs/performance.md).
+    config.model.dtype = "mixed"
     config.optimizer.schedule = "constant_cooldown"
     config.optimizer.cooldown_fraction = 0.2
     config.eval.num_samples = 4
@@ -64,6 +69,9 @@ def get_config(arg: str | None = None):
     config.ladder.rungs = LADDER
     config.ladder.probe_samples = 128  # generated videos per rung scored by the world probes
     config.ladder.voe_quads = 32  # violation-of-expectation quadruplets per kind
+    # Fresh data at every budget: data.num_train grows so no rung sees a clip more than this many
+    # times (Muennighoff et al. 2023: past ~4 epochs repeated data is worth much less than new).
+    config.ladder.max_epochs = 4.0
     plan.apply_budget(config, arg.budget, arg.size)
     config.lock()
     return config

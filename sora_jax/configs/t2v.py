@@ -35,6 +35,9 @@ def get_config(arg: str | None = None):
     config.data.cache_limit = 0  # encode only the first N clips of each split into the cache; 0 = all
     # where the latent cache lives; "" = <workdir>/latent_cache (the ladder shares one)
     config.data.latent_cache_dir = ""
+    # When the cache is (re)built, encode at least this many training clips (0 = what the run
+    # reads): the ladder builds one cache for its largest rung, and smaller rungs read a prefix.
+    config.data.cache_build_count = 0
     # The trained VAE whose latent the DiT models: a workdir, or an export (`sora-jax export`).
     # assets/vae_tiny is the committed tiny VAE (made by the README's VAE commands).
     config.vae_workdir = "assets/vae_tiny"

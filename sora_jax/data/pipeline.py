@@ -26,12 +26,31 @@ from sora_jax.data import video_folder
 EPOCHS_AHEAD = 10**6  # a plan this long never runs out; batches are computed lazily
 
 
-def open_source(dataset: str, data_dir: str, split: str, *, sizes=None, durations=None, fps=8.0, seed=0):
-    """A random-access source: `physworld/<config>` (tfds) or `folder:<path>` (the user's clips)."""
+def open_source(dataset: str, data_dir: str, split: str, *, sizes=None, durations=None, fps=8.0, seed=0,
+                count: int = 0):
+    """A random-access source: `physworld/<config>` (tfds) or `folder:<path>` (the user's clips).
+
+    `count` > 0 asks for exactly that many examples: PhysWorld renders those past the prepared
+    records from their seeds (`builder.ProceduralSplit`); a folder is read whole and must hold at
+    least that many."""
     if dataset.startswith("folder:"):
         if sizes is None or durations is None:
             sizes, durations = _physworld_buckets("physworld/tiny")
-        return video_folder.FolderSource(dataset.removeprefix("folder:"), sizes, durations, fps=fps, seed=seed)
+        source = video_folder.FolderSource(dataset.removeprefix("folder:"), sizes, durations, fps=fps, seed=seed)
+        if count and count > len(source):
+            raise ValueError(f"{dataset} holds {len(source)} usable clips; num_train={count} asks for more "
+                             f"(only PhysWorld renders more clips on demand)")
+        return source
+    prepared = _prepared_source(dataset, data_dir, split)
+    if not count:
+        return prepared
+    from sora_jax.data.physworld_tfds import builder
+
+    shapes = record_shapes(prepared, _dataset_dir(dataset, data_dir) / f"shapes-{split}.json")
+    return builder.ProceduralSplit(prepared, builder.variant(dataset.split("/")[1]), split, count, shapes)
+
+
+def _prepared_source(dataset: str, data_dir: str, split: str):
     import tensorflow_datasets as tfds
 
     from sora_jax.data import physworld_tfds  # noqa: F401  (registers the builder)
@@ -178,7 +197,7 @@ def make_dataset(data_config, *, split: str | None = None, seed: int = 0, shuffl
     process_count = jax.process_count() if process_count is None else process_count
     if source is None:
         source = open_source(data_config.dataset, data_config.data_dir, split, sizes=sizes,
-                             durations=durations, fps=data_config.fps, seed=seed)
+                             durations=durations, fps=data_config.fps, seed=seed, count=train_count(data_config, split))
     cache = None
     if not data_config.dataset.startswith("folder:") and not hasattr(source, "shapes"):
         base = _dataset_dir(data_config.dataset, data_config.data_dir)
@@ -191,6 +210,12 @@ def make_dataset(data_config, *, split: str | None = None, seed: int = 0, shuffl
     if data_config.num_workers > 0:
         iter_dataset = iter_dataset.mp_prefetch(grain.MultiprocessingOptions(num_workers=data_config.num_workers))
     return iter_dataset, plan, source
+
+
+def train_count(data_config, split: str) -> int:
+    """How many examples a run reads from `split`: `data.num_train` for the train split (0 = as
+    prepared); every other split as prepared."""
+    return int(data_config.get("num_train", 0)) if split == data_config.train_split else 0
 
 
 def _dataset_dir(dataset: str, data_dir: str) -> pathlib.Path | None:

@@ -177,6 +177,10 @@ class MiniLMEncoder:
             length = int(mask[row].sum())
             self._cache[text] = (hidden[row, :length], pooled[row])
 
+    def forget(self) -> None:
+        """Drops the per-text cache (a latent cache build encodes ~10^5 distinct captions)."""
+        self._cache.clear()
+
     def encode(self, texts, batch_size: int = 64) -> TextEmbedding:
         texts = [str(t) for t in texts]
         missing = list(dict.fromkeys(t for t in texts if t not in self._cache))

@@ -72,7 +72,7 @@ def evaluate_rung(run_dir: pathlib.Path, scenes, probe_samples: int, voe_quads: 
     return result, videos, pipeline
 
 
-def label_strip(labels: list[str], width: int, height: int = 12) -> np.ndarray:
+def label_strip(labels: list[str], width: int, height: int = 14) -> np.ndarray:
     """uint8 [height, len(labels) * width, 3]: each label centred over its column."""
     from PIL import Image, ImageDraw
 
@@ -80,21 +80,53 @@ def label_strip(labels: list[str], width: int, height: int = 12) -> np.ndarray:
     draw = ImageDraw.Draw(strip)
     for index, label in enumerate(labels):
         left, _, right, _ = draw.textbbox((0, 0), label)
-        draw.text((index * width + (width - (right - left)) // 2, 0), label, fill=(0, 0, 0))
+        draw.text((index * width + (width - (right - left)) // 2, 1), label, fill=(0, 0, 0))
     return np.asarray(strip)
 
 
-def side_by_side(columns: dict[str, np.ndarray], rows: int, gap: int = 2) -> np.ndarray:
-    """columns {label: uint8 [N, T, H, W, 3]} -> one video [T, rows·(H+gap) + label, C·(W+gap), 3]."""
+def text_lines(text: str, width: int, line_height: int = 13, max_lines: int = 2) -> np.ndarray:
+    """uint8 [lines * line_height, width, 3]: `text` wrapped to `width` pixels, left-aligned."""
+    from PIL import Image, ImageDraw
+
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    lines, current = [], ""
+    for word in text.split():
+        trial = f"{current} {word}".strip()
+        if current and probe.textlength(trial) > width - 8:
+            lines.append(current)
+            current = word
+        else:
+            current = trial
+    lines.append(current)
+    if len(lines) > max_lines:
+        lines = lines[:max_lines - 1] + [lines[max_lines - 1] + " ..."]
+    image = Image.new("RGB", (width, line_height * len(lines)), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    for number, line in enumerate(lines):
+        draw.text((4, number * line_height), line, fill=(60, 60, 60))
+    return np.asarray(image)
+
+
+def side_by_side(columns: dict[str, np.ndarray], rows: int, prompts: list[str] | None = None, scale: int = 4,
+                 gap: int = 4) -> np.ndarray:
+    """columns {label: uint8 [N, T, H, W, 3]} -> one video [T, height, width, 3]: a header of
+    column labels, then per row its prompt above the clips, each clip enlarged `scale` times
+    (nearest neighbour: every generated pixel stays a sharp block)."""
     labels = list(columns)
     frames, height, width = next(iter(columns.values())).shape[1:4]
-    grid = np.full((frames, rows * (height + gap), len(labels) * (width + gap), 3), 255, np.uint8)
-    for c, label in enumerate(labels):
-        for r in range(rows):
-            grid[:, r * (height + gap):r * (height + gap) + height, c * (width + gap):c * (width + gap) + width] = \
-                columns[label][r]
-    header = label_strip(labels, width + gap)
-    return np.concatenate([np.broadcast_to(header, (frames, *header.shape)), grid], axis=1)
+    cell_h, cell_w = height * scale, width * scale
+    total_w = len(labels) * (cell_w + gap)
+    parts = [np.broadcast_to(label_strip(labels, cell_w + gap), (frames, 14, total_w, 3))]
+    for r in range(rows):
+        if prompts is not None:
+            caption = text_lines(prompts[r], total_w)
+            parts.append(np.broadcast_to(caption, (frames, *caption.shape)))
+        band = np.full((frames, cell_h + gap, total_w, 3), 255, np.uint8)
+        for c, label in enumerate(labels):
+            clip = np.repeat(np.repeat(columns[label][r], scale, axis=1), scale, axis=2)
+            band[:, :cell_h, c * (cell_w + gap):c * (cell_w + gap) + cell_w] = clip
+        parts.append(band)
+    return np.concatenate(parts, axis=1)
 
 
 def compare(workdir: str | pathlib.Path, summaries: list[dict], config=None, probe_samples: int = 128,
@@ -118,10 +150,11 @@ def compare(workdir: str | pathlib.Path, summaries: list[dict], config=None, pro
     if len(points) >= 2:
         report["loss_fit"] = fit.fit_power_law(*zip(*points))
     columns["truth"] = np.stack([s.video for s in scenes[:shown_rows]])
-    grid = side_by_side(columns, shown_rows)
-    video_io.write_video(workdir / "side_by_side.mp4", grid, scale=3)
-    video_io.write_video(workdir / "side_by_side.gif", grid, scale=2)  # GIFs are large
-    video_io.write_video(workdir / "side_by_side.png", grid[len(grid) * 3 // 4:], scale=2)  # one frame, for the README
+    prompts = [s.caption for s in scenes[:shown_rows]]
+    grid = side_by_side(columns, shown_rows, prompts, scale=4)
+    video_io.write_video(workdir / "side_by_side.mp4", grid)
+    video_io.write_video(workdir / "side_by_side.png", grid[len(grid) * 3 // 4:])  # one frame, for the README
+    video_io.write_video(workdir / "side_by_side.gif", side_by_side(columns, shown_rows, prompts, scale=2))
     (workdir / "ladder.json").write_text(json.dumps(report, indent=1, default=_jsonable))
     (workdir / "ladder.md").write_text(markdown_table(report))
     plots.plot_loss(report, workdir / "loss_vs_compute.png")
@@ -141,6 +174,43 @@ def _cell(stats: dict | None) -> str:
     if not stats or stats.get("mean") is None:
         return "–"
     return f"{stats['mean']:.3f} [{stats['low']:.3f}, {stats['high']:.3f}]"
+
+
+def separated(a: dict | None, b: dict | None) -> int:
+    """+1 if b's 95 % CI lies wholly above a's, -1 if wholly below, 0 if they overlap (or a value is missing)."""
+    if not a or not b or None in (a.get("low"), a.get("high"), b.get("low"), b.get("high")):
+        return 0
+    return 1 if b["low"] > a["high"] else -1 if b["high"] < a["low"] else 0
+
+
+LOWER_IS_BETTER = ("motion_residual_px", "background_flicker")
+
+
+def terminal_table(report: dict) -> str:
+    """One screen: each probe at every rung, the VAE ceiling and ground truth. A rung's value is
+    marked + (better) or - (worse) where its 95 % CI is clear of the first rung's."""
+    rungs = report["rungs"]
+    names = [r["budget"] for r in rungs] + ["VAE", "truth"]
+    lines = [f"{'probe':<20}" + "".join(f"{n:>10}" for n in names)]
+    lines.append(f"{'validation loss':<20}" + "".join(f"{r['val_loss']:>10.4f}" for r in rungs))
+    better_count = 0
+    for key in SHOWN:
+        if all((r["probes"].get(key) or {}).get("mean") is None for r in rungs):
+            continue
+        cells, first = [], rungs[0]["probes"].get(key)
+        for index, r in enumerate(rungs):
+            stats = r["probes"].get(key) or {}
+            sign = separated(first, stats) * (-1 if key in LOWER_IS_BETTER else 1) if index else 0
+            better_count += sign > 0 and index == len(rungs) - 1
+            mark = {1: "+", -1: "-", 0: " "}[sign]
+            cells.append("–".rjust(10) if stats.get("mean") is None else f"{stats['mean']:>9.3f}{mark}")
+        for name in ("vae", "truth"):
+            stats = report["ceilings"][name].get(key) or {}
+            cells.append("–".rjust(10) if stats.get("mean") is None else f"{stats['mean']:>9.3f} ")
+        lines.append(f"{key:<20}" + "".join(cells))
+    lines.append(f"+/-: 95 % CI clear of {rungs[0]['budget']}'s; {rungs[-1]['budget']} is better than "
+                 f"{rungs[0]['budget']} on {better_count} probes")
+    return "\n".join(lines)
 
 
 def markdown_table(report: dict) -> str:

@@ -55,20 +55,8 @@ def table(config) -> list[dict]:
                      "tokens_per_param": round(rung.total_steps * rung.data.batch_size
                                                * _tokens_per_clip(rung) / rung.ladder.params, 1),
                      "learning_rate": rung.optimizer.learning_rate, "expected_minutes": round(minutes, 1),
-                     "epochs": _epochs(rung)})
+                     "epochs": plan.epochs(rung), "clips": plan.train_clips(rung)})
     return rows
-
-
-def _epochs(config) -> float | None:
-    """Passes over the training split at the nominal batch (a lower bound: buckets of smaller clips
-    take bigger batches); None for a user folder, whose size is known only once scanned."""
-    dataset = config.data.dataset
-    if not dataset.startswith("physworld/"):
-        return None
-    from sora_jax.data.physworld_tfds import builder
-
-    train_clips = builder.variant(dataset.split("/")[1]).num_examples["train"]
-    return round(config.total_steps * config.data.batch_size / train_clips, 1)
 
 
 def _tokens_per_clip(config) -> int:
@@ -80,12 +68,14 @@ def _tokens_per_clip(config) -> int:
 
 def format_table(rows: list[dict]) -> str:
     header = (f"{'budget':>6} {'FLOPs':>9} {'model':>8} {'params':>9} {'steps':>7} {'tok/param':>9} {'lr':>8} "
-              f"{'minutes':>8} {'epochs':>7}")
+              f"{'minutes':>8} {'clips':>7} {'epochs':>7}")
     lines = [header]
     for r in rows:
         epochs = "?" if r["epochs"] is None else f"{r['epochs']:.1f}"
+        clips = "?" if r["clips"] is None else f"{r['clips']:d}"
         lines.append(f"{r['budget']:>6} {r['compute_flops']:9.2e} {r['model']:>8} {r['params']:9,d} {r['steps']:7d} "
-                     f"{r['tokens_per_param']:9.1f} {r['learning_rate']:8.2e} {r['expected_minutes']:8.1f} {epochs:>7}")
+                     f"{r['tokens_per_param']:9.1f} {r['learning_rate']:8.2e} {r['expected_minutes']:8.1f} "
+                     f"{clips:>7} {epochs:>7}")
     return "\n".join(lines)
 
 
@@ -98,8 +88,13 @@ def train_rungs(config, workdir: str | pathlib.Path, budgets=None, size: str | N
     workdir.mkdir(parents=True, exist_ok=True)
     cache = str(workdir / "latent_cache")
     summaries = []
-    for budget in budgets or config.ladder.rungs:
+    budgets = budgets or config.ladder.rungs
+    # One latent cache for every rung: built once, for the rung that reads the most clips.
+    build_count = max(rung_config(config, b, size).data.num_train for b in budgets)
+    for budget in budgets:
         rung = rung_config(config, budget, size, latent_cache_dir=cache)
+        with rung.unlocked():
+            rung.data.cache_build_count = build_count
         run_dir = workdir / (budget if size is None else f"{budget}_{size}")
         if not (run_dir / "final_metrics.json").exists():
             if rung.data.dataset.startswith("physworld/"):
@@ -150,6 +145,7 @@ def run(config, workdir: str | pathlib.Path, budgets=None) -> dict:
     workdir = pathlib.Path(workdir)
     summaries = train_rungs(config, workdir, budgets)
     report = compare.compare(workdir, summaries, config, config.ladder.probe_samples, config.ladder.voe_quads)
+    print(compare.terminal_table(report))
     print(f"ladder: wrote {workdir / 'ladder.json'}, {workdir / 'side_by_side.mp4'} (and .gif), "
           f"{workdir / 'loss_vs_compute.png'}, {workdir / 'probes_vs_compute.png'}")
     return report

@@ -145,13 +145,65 @@ def planned_steps(config) -> tuple[int, float]:
     return max(1, round(config.ladder.compute_flops / per_step)), per_step
 
 
+def clips_per_step(config, sample: int = 4096) -> float | None:
+    """Mean clips in a training step over a PhysWorld variant's buckets, as `BatchPlan` cuts them:
+    `data.batch_size` for the largest latent, more for shorter clips and images (capped at
+    `data.max_batch_size`). None for a user folder (its buckets are known once scanned)."""
+    dataset = config.data.dataset
+    if not dataset.startswith("physworld/"):
+        return None
+    import numpy as np
+
+    from sora_jax.data import pipeline
+    from sora_jax.data.physworld_tfds import builder
+
+    variant = builder.variant(dataset.split("/")[1])
+    shapes = [latent_thw(variant.example_shape(builder.example_seed(variant, "train", i)), config.ladder.vae)
+              for i in range(sample)]
+    buckets, counts = np.unique(np.array(shapes, np.int64), axis=0, return_counts=True)
+    sizes = pipeline.bucket_batch_sizes(buckets, config.data.batch_size, config.data.max_batch_size, 1)
+    return float(1.0 / np.sum(counts / counts.sum() / sizes))
+
+
+def train_clips(config) -> int | None:
+    """Clips the run reads: `data.num_train`, else the prepared train split (None for a folder)."""
+    if config.data.get("num_train", 0):
+        return int(config.data.num_train)
+    if not config.data.dataset.startswith("physworld/"):
+        return None
+    from sora_jax.data.physworld_tfds import builder
+
+    return builder.variant(config.data.dataset.split("/")[1]).num_examples["train"]
+
+
+def epochs(config) -> float | None:
+    """Passes over the training clips that `total_steps` make (None for a user folder)."""
+    per_step, clips = clips_per_step(config), train_clips(config)
+    return None if per_step is None else config.total_steps * per_step / clips
+
+
+def size_data(config) -> None:
+    """`data.num_train` so no clip is seen more than `ladder.max_epochs` times (PhysWorld renders
+    what the prepared split lacks), in whole thousands (1,024), never below the prepared split."""
+    max_epochs = config.ladder.get("max_epochs", 0)
+    per_step = clips_per_step(config)
+    if not max_epochs or per_step is None:
+        return
+    config.data.num_train = 0
+    prepared = train_clips(config)
+    needed = math.ceil(config.total_steps * per_step / max_epochs / 1024) * 1024
+    config.data.num_train = max(prepared, needed)
+
+
 def schedule(config) -> None:
     """Steps that spend the budget with the config's current model and batch, and what follows
-    from them: warmup, checkpoint cadence (resumable in pieces), one evaluation at the end."""
+    from them: warmup, checkpoint cadence (resumable in pieces), one evaluation at the end, and
+    the training clips (`size_data`)."""
     config.total_steps, config.ladder.flops_per_step = planned_steps(config)
     config.optimizer.warmup_steps = min(100, max(1, config.total_steps // 10))
     config.checkpoint.every_steps = max(50, config.total_steps // 10)
     config.log.eval_every_steps = config.total_steps  # after the cooldown
+    size_data(config)
 
 
 def apply_budget(config, budget: str, size: str = "") -> None:

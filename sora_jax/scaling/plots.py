@@ -47,6 +47,16 @@ def plot_loss(report: dict, path: pathlib.Path) -> None:
     plt.close(figure)
 
 
+def _rung_ticks(axis, rungs: list[dict]) -> None:
+    """One tick per rung, labelled by its budget (1x, 4x, 32x): a log axis spanning under two
+    decades otherwise labels every minor tick, and the labels run into each other."""
+    from matplotlib import ticker
+
+    axis.xaxis.set_major_locator(ticker.FixedLocator([r["compute_flops"] for r in rungs]))
+    axis.xaxis.set_major_formatter(ticker.FixedFormatter([r["budget"] for r in rungs]))
+    axis.xaxis.set_minor_locator(ticker.NullLocator())
+
+
 def plot_probes(report: dict, path: pathlib.Path, shown) -> None:
     plt = _pyplot()
     rungs = report["rungs"]
@@ -67,6 +77,7 @@ def plot_probes(report: dict, path: pathlib.Path, shown) -> None:
             if ceiling is not None:
                 axis.axhline(ceiling, color=style[0], linestyle=style[1:], label=name)
         axis.set(xscale="log", title=key)
+        _rung_ticks(axis, rungs)
         axis.legend(fontsize=7)
     if voe:
         axis = axes.flat[len(panels)]
@@ -74,10 +85,12 @@ def plot_probes(report: dict, path: pathlib.Path, shown) -> None:
             axis.plot(compute, [r["voe"][kind]["mean"] for r in rungs], "o-", label=kind)
         axis.axhline(0.5, color="k", linestyle="--", label="chance")
         axis.set(xscale="log", title="VoE: possible preferred", ylim=(0, 1.05))
+        _rung_ticks(axis, rungs)
         axis.legend(fontsize=7)
     for axis in list(axes.flat)[count:]:
         axis.axis("off")
-    figure.supxlabel("training FLOPs")
+    figure.supxlabel("training compute (log scale; " + ", ".join(f"{r['budget']} = {r['compute_flops']:.1e}"
+                                                                   for r in rungs) + " FLOPs)")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -25,19 +25,25 @@ from sora_jax.data import pipeline
 from sora_jax.models import text as text_lib
 from sora_jax.models.vae import VideoVAE
 
-VERSION = 1
+VERSION = 2  # 2: records counted (a prefix of a bigger cache serves a smaller run), streamed to disk
+TEXT_CHUNK = 512  # captions encoded (and forgotten by the encoder) at a time
 
 
 class LatentSource:
     """Random access over a built cache; `shapes()` gives latent (t, h, w) for batching."""
 
-    def __init__(self, directory: str | pathlib.Path):
+    def __init__(self, directory: str | pathlib.Path, count: int | None = None):
+        """`count`: read only the first `count` records (a run that needs fewer than were built)."""
         self.directory = pathlib.Path(directory)
         self.index = json.loads((self.directory / "index.json").read_text())
         self.latents = np.load(self.directory / "latents.npy", mmap_mode="r")
-        self.captions = self.index["captions"]
-        self._shapes = np.array(self.index["shapes"], np.int64)
-        self._offsets = np.array(self.index["offsets"], np.int64)
+        stored = len(self.index["captions"])
+        if count is not None and count > stored:
+            raise ValueError(f"{self.directory} holds {stored} records, fewer than the {count} asked for")
+        count = stored if count is None else count
+        self.captions = self.index["captions"][:count]
+        self._shapes = np.array(self.index["shapes"], np.int64).reshape(-1, 4)[:count]
+        self._offsets = np.array(self.index["offsets"], np.int64)[:count]
         self.text = {}
         for key in ("text_tokens", "text_mask", "text_pooled"):
             path = self.directory / f"{key}.npy"
@@ -64,6 +70,8 @@ class LatentSource:
         return self.index.get("source_report")
 
     def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < len(self.captions):
+            raise IndexError(f"record {i} is outside this cache's {len(self.captions)}")
         shape = tuple(self._shapes[i])
         start = self._offsets[i]
         latent = np.asarray(self.latents[start : start + int(np.prod(shape))], np.float32).reshape(shape)
@@ -85,86 +93,146 @@ def latest_vae_step(vae_workdir) -> int:
     return step
 
 
-def fingerprint(vae_workdir, data_config, split: str, text_encoder: str, limit: int | None) -> dict:
+def fingerprint(vae_workdir, data_config, split: str, text_encoder: str) -> dict:
+    """What the cache's records are a function of; how many were built is stored beside it."""
     return {"version": VERSION, "vae_workdir": str(pathlib.Path(vae_workdir).resolve()),
             "vae_step": latest_vae_step(vae_workdir), "dataset": data_config.dataset, "split": split,
-            "text_encoder": text_encoder, "limit": limit}
+            "text_encoder": text_encoder}
 
 
-def _encode_clips(model: VideoVAE, params, stats: dict, source, limit: int | None):
-    """Yields (index, normalized latent) for the clips of `source`, batched by shape."""
+def wanted_count(data_config, split: str, limit: int | None) -> int:
+    """Records a run reads from `split`: `limit` (tests' `cache_limit`), else `data.num_train` for
+    the train split, else the split as prepared (opened to count it)."""
+    count = limit or pipeline.train_count(data_config, split)
+    if count:
+        return int(count)
+    return len(pipeline.open_source(data_config.dataset, data_config.data_dir, split))
+
+
+def _latent_layout(model: VideoVAE, shapes: np.ndarray) -> tuple[list[list[int]], np.ndarray]:
+    """Per record the latent shape [t, h, w, c], and where it starts in the flat latents array."""
+    latent_shapes = [list(model.latent_shape((1, *map(int, s), 3))[1:]) for s in shapes]
+    sizes = np.array([int(np.prod(s)) for s in latent_shapes], np.int64)
+    return latent_shapes, np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+
+
+def _encode_latents(model: VideoVAE, params, stats: dict, source, shapes: np.ndarray, out: np.ndarray,
+                    offsets: np.ndarray, latent_shapes, bar) -> list[str]:
+    """Writes every record's normalized latent (the posterior mean) into `out`, batched by shape;
+    returns the captions in record order."""
     from sora_jax.pipelines.vae import normalize_latents
 
-    count = len(source) if limit is None else min(limit, len(source))
-    shapes = pipeline.record_shapes(source) if hasattr(source, "shapes") else None
     by_shape: dict[tuple, list[int]] = {}
-    for i in range(count):
-        shape = tuple(shapes[i]) if shapes is not None else tuple(source[i]["video"].shape[:3])
-        by_shape.setdefault(shape, []).append(i)
+    for i, shape in enumerate(shapes):
+        by_shape.setdefault(tuple(shape), []).append(i)
     encode = jax.jit(lambda p, v: model.apply({"params": p}, v, method=VideoVAE.encode_mean))
+    captions: list[str | None] = [None] * len(shapes)
     for indices in by_shape.values():
         for start in range(0, len(indices), 16):
             chunk = indices[start : start + 16]
-            videos = np.stack([source[i]["video"] for i in chunk]).astype(np.float32) / 127.5 - 1.0
+            examples = [source[i] for i in chunk]
+            videos = np.stack([e["video"] for e in examples]).astype(np.float32) / 127.5 - 1.0
             latents = normalize_latents(np.asarray(encode(params, videos)), stats)
-            yield from zip(chunk, latents)
+            for i, example, latent in zip(chunk, examples, latents):
+                out[offsets[i]:offsets[i] + latent.size] = latent.reshape(-1)
+                captions[i] = pipeline._text(example["caption"])
+            bar.update(len(chunk))
+    return captions
+
+
+def _encode_text(frozen, captions: list[str], staging: pathlib.Path, bar) -> None:
+    """text_tokens float16 [N, L, D] (L: the longest caption's tokens), text_mask, text_pooled,
+    written a chunk at a time so memory stays flat however many captions there are."""
+    from numpy.lib.format import open_memmap
+
+    lengths = np.concatenate([frozen.tokenize(captions[i:i + 4096])[1].sum(1)
+                              for i in range(0, len(captions), 4096)])
+    length = min(int(lengths.max()), frozen.max_length)
+    tokens = open_memmap(staging / "text_tokens.npy", "w+", np.float16, (len(captions), length, frozen.width))
+    mask = open_memmap(staging / "text_mask.npy", "w+", bool, (len(captions), length))
+    pooled = open_memmap(staging / "text_pooled.npy", "w+", np.float32, (len(captions), frozen.width))
+    # Shortest first: each encoder batch pads to its longest caption, so similar lengths waste least.
+    order = np.argsort(lengths, kind="stable")
+    for start in range(0, len(captions), TEXT_CHUNK):
+        rows = order[start:start + TEXT_CHUNK]
+        embedded = frozen.encode([captions[i] for i in rows])
+        frozen.forget()
+        width = embedded.tokens.shape[1]
+        tokens[rows, :width] = embedded.tokens.astype(np.float16)
+        mask[rows, :width] = embedded.mask
+        pooled[rows] = embedded.pooled
+        bar.update(len(rows))
+    for array in (tokens, mask, pooled):
+        array.flush()
 
 
 def build(directory: str | pathlib.Path, vae_workdir, data_config, split: str, text_encoder: str,
-          text_length: int = 128, limit: int | None = None, vae=None, stamp: dict | None = None) -> LatentSource:
-    """Encodes the split into `directory`. `vae` (model, params, stats, config) and `stamp` (the
-    fingerprint) come from `ensure`, which reads them on every process: Orbax's readers
-    synchronize all processes, so process 0 alone must not call them."""
+          text_length: int = 128, count: int | None = None, vae=None, stamp: dict | None = None) -> LatentSource:
+    """Encodes the first `count` records of the split (all when None) into `directory`, streaming
+    to disk. `vae` (model, params, stats, config) and `stamp` (the fingerprint) come from `ensure`,
+    which reads them on every process: Orbax's readers synchronize all processes, so process 0
+    alone must not call them."""
+    import tqdm
+    from numpy.lib.format import open_memmap
+
     from sora_jax.pipelines.vae import load_trained_vae
 
     directory = pathlib.Path(directory)
     model, params, stats, _ = vae or load_trained_vae(vae_workdir)
     if not stats:
         raise ValueError(f"{vae_workdir} has no latent statistics: its run did not finish; train it to the end first")
-    source = pipeline.open_source(data_config.dataset, data_config.data_dir, split)
-    latents: dict[int, np.ndarray] = dict(_encode_clips(model, params, stats, source, limit))
-    order = sorted(latents)
-    captions = [pipeline._text(source[i]["caption"]) for i in order]
-    shapes = [list(latents[i].shape) for i in order]
-    sizes = [int(np.prod(s)) for s in shapes]
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64).tolist()
+    source = pipeline.open_source(data_config.dataset, data_config.data_dir, split, count=count or 0)
+    count = len(source) if count is None else count
+    shapes = pipeline.record_shapes(source)[:count] if hasattr(source, "shapes") else np.array(
+        [source[i]["video"].shape[:3] for i in range(count)], np.int64)
+    latent_shapes, offsets = _latent_layout(model, shapes)
 
     staging = directory.with_name(directory.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    np.save(staging / "latents.npy", np.concatenate([latents[i].reshape(-1) for i in order]).astype(np.float32))
+    total = int(offsets[-1] + np.prod(latent_shapes[-1]))
+    latents = open_memmap(staging / "latents.npy", "w+", np.float32, (total,))
+    with tqdm.tqdm(total=count, desc=f"latent cache {split}: clips", unit="clip", dynamic_ncols=True) as bar:
+        captions = _encode_latents(model, params, stats, source, shapes, latents, offsets, latent_shapes, bar)
+    latents.flush()
+    del latents
     frozen = text_lib.make_frozen_encoder(text_encoder, max_length=text_length)
     if frozen is not None:
-        embedded = frozen.encode(captions)
-        np.save(staging / "text_tokens.npy", embedded.tokens.astype(np.float16))
-        np.save(staging / "text_mask.npy", embedded.mask)
-        np.save(staging / "text_pooled.npy", embedded.pooled.astype(np.float32))
+        with tqdm.tqdm(total=count, desc=f"latent cache {split}: captions", unit="caption",
+                       dynamic_ncols=True) as bar:
+            _encode_text(frozen, captions, staging, bar)
     (staging / "index.json").write_text(json.dumps({
-        "fingerprint": stamp or fingerprint(vae_workdir, data_config, split, text_encoder, limit),
-        "latent_stats": stats, "captions": captions, "shapes": shapes, "offsets": offsets,
-        "records": order, "source_report": source.report() if hasattr(source, "report") else None}))
+        "fingerprint": stamp or fingerprint(vae_workdir, data_config, split, text_encoder),
+        "latent_stats": stats, "captions": captions, "shapes": latent_shapes, "offsets": offsets.tolist(),
+        "records": list(range(count)), "source_report": source.report() if hasattr(source, "report") else None}))
     shutil.rmtree(directory, ignore_errors=True)
     staging.rename(directory)
     return LatentSource(directory)
 
 
 def ensure(directory: str | pathlib.Path, vae_workdir, data_config, split: str, text_encoder: str,
-           text_length: int = 128, limit: int | None = None) -> LatentSource:
-    """The cache in `directory`, built (by process 0, the others waiting) when missing or stale.
-    Every process reads the fingerprint and, when stale, the VAE: Orbax's readers are collective."""
+           text_length: int = 128, limit: int | None = None, build_count: int = 0) -> LatentSource:
+    """The cache in `directory`, built (by process 0, the others waiting) when missing, stale or
+    holding fewer records than the run reads (`wanted_count`); a bigger one serves its prefix.
+    `build_count`: when building, encode at least this many (the ladder builds once for its
+    largest rung). Every process reads the fingerprint and, when stale, the VAE: Orbax's readers
+    are collective."""
     from jax.experimental import multihost_utils
 
     from sora_jax.pipelines.vae import load_trained_vae
 
     directory = pathlib.Path(directory)
-    wanted = fingerprint(vae_workdir, data_config, split, text_encoder, limit)
-    current = None
+    wanted = fingerprint(vae_workdir, data_config, split, text_encoder)
+    count = wanted_count(data_config, split, limit)
+    current, stored = None, 0
     if (directory / "index.json").exists():
-        current = json.loads((directory / "index.json").read_text()).get("fingerprint")
-    if current != wanted:
+        index = json.loads((directory / "index.json").read_text())
+        current, stored = index.get("fingerprint"), len(index.get("captions", ()))
+    if current != wanted or stored < count:
         vae = load_trained_vae(vae_workdir)
         if jax.process_index() == 0:
-            build(directory, vae_workdir, data_config, split, text_encoder, text_length, limit, vae=vae, stamp=wanted)
+            build(directory, vae_workdir, data_config, split, text_encoder, text_length,
+                  count if limit else max(count, build_count), vae=vae, stamp=wanted)
     if jax.process_count() > 1:
         multihost_utils.sync_global_devices(f"latent_cache:{split}")
-    return LatentSource(directory)
+    return LatentSource(directory, count)

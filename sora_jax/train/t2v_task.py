@@ -40,8 +40,9 @@ class T2VTask:
     def cache(self, split: str) -> latent_cache.LatentSource:
         limit = self.config.data.cache_limit or None
         root = pathlib.Path(self.config.data.latent_cache_dir or self.workdir / "latent_cache")
+        build_count = self.config.data.get("cache_build_count", 0) if split == self.config.data.train_split else 0
         return latent_cache.ensure(root / split, self.config.vae_workdir, self.config.data,
-                                   split, self.encoder, self.config.model.text_length, limit)
+                                   split, self.encoder, self.config.model.text_length, limit, build_count)
 
     def make_dataset(self, shard_multiple: int):
         return pipeline.make_dataset(self.config.data, seed=self.config.seed, shard_multiple=shard_multiple,

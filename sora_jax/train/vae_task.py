@@ -134,7 +134,8 @@ class VaeTask:
     def finalize(self, params) -> dict:
         """Per-channel latent mean / std over training clips, stored in the checkpoint's meta."""
         data = self.config.data
-        source = pipeline.open_source(data.dataset, data.data_dir, data.train_split)
+        source = pipeline.open_source(data.dataset, data.data_dir, data.train_split,
+                                      count=pipeline.train_count(data, data.train_split))
         count = min(self.config.eval.latent_stat_clips, len(source))
         encode = jax.jit(lambda p, v: self.model.apply({"params": p}, v, method=VideoVAE.encode).mean)
         total, total_sq, n = 0.0, 0.0, 0

@@ -37,6 +37,8 @@ def check(config, device_count: int) -> None:
     dataset = config.data.dataset
     _require(dataset.startswith("folder:") or dataset in ("physworld/tiny", "physworld/small", "physworld/base"),
              f"data.dataset={dataset!r}; valid: physworld/tiny, physworld/small, physworld/base, folder:<path>")
+    _require(config.data.get("num_train", 0) >= 0, f"data.num_train={config.data.get('num_train')} must be >= 0 "
+                                                    "(0 = the train split as prepared)")
     try:
         sizes = sharding.mesh_shape(config.mesh, device_count)
     except ValueError as error:

@@ -97,11 +97,42 @@ def make_example(config: PhysworldConfig, split: str, index: int) -> dict[str, n
     }
 
 
+class ProceduralSplit:
+    """`count` examples of a split: the prepared tfds records (examples 0..n-1, in the order tfds
+    shuffled them to), then examples n, n+1, ... rendered from their seeds. Every example is a pure
+    function of (config, split, index), so these are the examples a split prepared with `count`
+    records would hold: data grows with a run's budget without preparing (or storing) more."""
+
+    def __init__(self, prepared, config: PhysworldConfig, split: str, count: int, prepared_shapes: np.ndarray):
+        if count < 1:
+            raise ValueError(f"a split needs at least one example, got count={count}")
+        self.prepared, self.config, self.split, self.count = prepared, config, split, count
+        self.prepared_shapes = np.asarray(prepared_shapes, np.int64).reshape(-1, 3)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def shapes(self) -> np.ndarray:
+        """int [count, 3]: (T, H, W) of every example; past the records, from the seeds alone."""
+        rendered = [self.config.example_shape(example_seed(self.config, self.split, i))
+                    for i in range(len(self.prepared), self.count)]
+        return np.concatenate([self.prepared_shapes[:self.count], np.array(rendered, np.int64).reshape(-1, 3)])
+
+    def __getitem__(self, index: int) -> dict:
+        index = int(index)
+        if not 0 <= index < self.count:
+            raise IndexError(f"example {index} is outside this split's {self.count}")
+        if index < len(self.prepared):
+            return self.prepared[index]
+        return make_example(self.config, self.split, index)
+
+
 class Physworld(tfds.core.GeneratorBasedBuilder):
     """PhysWorld: procedural clips with captions and per-frame ground truth."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "First release."}
+    VERSION = tfds.core.Version("2.0.0")
+    RELEASE_NOTES = {"1.0.0": "First release.",
+                     "2.0.0": "Objects 1.4x larger (WorldConfig.object_scale): a 4x VAE keeps their shapes."}
     BUILDER_CONFIGS = BUILDER_CONFIGS
 
     def _info(self) -> tfds.core.DatasetInfo:
