@@ -88,11 +88,10 @@ def train_rungs(config, workdir: str | pathlib.Path, budgets=None, size: str | N
     workdir.mkdir(parents=True, exist_ok=True)
     cache = str(workdir / "latent_cache")
     summaries = []
-    budgets = budgets or config.ladder.rungs
+    rungs = {b: rung_config(config, b, size, latent_cache_dir=cache) for b in budgets or config.ladder.rungs}
     # One latent cache for every rung: built once, for the rung that reads the most clips.
-    build_count = max(rung_config(config, b, size).data.num_train for b in budgets)
-    for budget in budgets:
-        rung = rung_config(config, budget, size, latent_cache_dir=cache)
+    build_count = max(rung.data.num_train for rung in rungs.values())
+    for budget, rung in rungs.items():
         with rung.unlocked():
             rung.data.cache_build_count = build_count
         run_dir = workdir / (budget if size is None else f"{budget}_{size}")

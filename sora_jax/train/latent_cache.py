@@ -183,8 +183,7 @@ def build(directory: str | pathlib.Path, vae_workdir, data_config, split: str, t
         raise ValueError(f"{vae_workdir} has no latent statistics: its run did not finish; train it to the end first")
     source = pipeline.open_source(data_config.dataset, data_config.data_dir, split, count=count or 0)
     count = len(source) if count is None else count
-    shapes = pipeline.record_shapes(source)[:count] if hasattr(source, "shapes") else np.array(
-        [source[i]["video"].shape[:3] for i in range(count)], np.int64)
+    shapes = pipeline.record_shapes(source)[:count]  # a ProceduralSplit or a folder: shapes without decoding
     latent_shapes, offsets = _latent_layout(model, shapes)
 
     staging = directory.with_name(directory.name + ".partial")
