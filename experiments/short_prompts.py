@@ -84,10 +84,10 @@ def main(argv):
         for entry, video, table, camera in zip(report["per_prompt"], videos, tables, cameras):
             entry[run.name] = {k: probes.score_video(video, table, camera)[k] for k in KEPT}
         scores = report["rungs"][run.name]
-        print(f"{run.name}: " + ", ".join(f"{k} {compare._cell(scores[k])}" for k in KEPT[:3]), flush=True)
+        print(f"{run.name}: " + ", ".join(f"{k} {compare.cell(scores[k])}" for k in KEPT[:3]), flush=True)
     if FLAGS.out:
         pathlib.Path(FLAGS.out).parent.mkdir(parents=True, exist_ok=True)
-        pathlib.Path(FLAGS.out).write_text(json.dumps(report, indent=1, default=compare._jsonable))
+        pathlib.Path(FLAGS.out).write_text(json.dumps(report, indent=1, default=compare.jsonable))
 
 
 if __name__ == "__main__":

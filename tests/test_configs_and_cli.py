@@ -31,6 +31,23 @@ def test_scaling_budget_multiplies_the_base_compute():
         scaling.get_config("cpu,budget=lots")
 
 
+def test_recipe_knobs_scale_the_planned_lr_and_size_within_the_same_budget():
+    from sora_jax.diffusion import flow
+    from sora_jax.scaling import ladder, plan
+
+    config = scaling.get_config("demo")
+    base = ladder.rung_config(config, "4x")
+    with config.unlocked():
+        config.ladder.lr_scale, config.ladder.size_scale, config.flow.shift = 2.0, 4.0, 2.5
+    scaled = ladder.rung_config(config, "4x")
+    assert scaled.ladder.params > 2 * base.ladder.params and scaled.total_steps < base.total_steps
+    assert scaled.ladder.compute_flops == base.ladder.compute_flops
+    assert scaled.optimizer.learning_rate == pytest.approx(2 * plan.learning_rate(scaled.model.width))
+    # flow.shift fixes the timestep shift for training and sampling; 0 keeps the token-count rule
+    assert flow.configured_shift(scaled.flow, 140) == 2.5
+    assert flow.configured_shift(base.flow, 140) == 1.0 and flow.configured_shift(base.flow, 1024) == 2.0
+
+
 def test_mistyped_arg_and_variant_suggest_the_right_name():
     with pytest.raises(ValueError, match="did you mean 'budget'"):
         scaling.get_config("cpu,budgt=4x")

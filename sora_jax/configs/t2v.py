@@ -63,6 +63,7 @@ def get_config(arg: str | None = None):
     config.flow = common.ml_collections.ConfigDict()
     config.flow.text_dropout = 0.1  # for classifier-free guidance
     config.flow.timestep_shift = True  # shift by token count, as SD3 / Open-Sora
+    config.flow.shift = 0.0  # > 0: this shift at every size instead (training and sampling)
     config.flow.logit_mean = 0.0  # logit-normal timesteps
     config.flow.logit_std = 1.0
     config.flow.tasks = common.ml_collections.ConfigDict(dict(

@@ -20,6 +20,14 @@ def timestep_shift(num_tokens: int, reference_tokens: int = 256, max_shift: floa
     return float(min(max(((num_tokens / reference_tokens) ** 0.5), 1.0), max_shift))
 
 
+def configured_shift(flow_config, num_tokens: int) -> float:
+    """The timestep shift a run trains and samples with: `flow.shift` if set (> 0), else SD3's
+    token-count rule if `flow.timestep_shift`, else none (1)."""
+    if flow_config.get("shift", 0.0) > 0:
+        return float(flow_config.shift)
+    return timestep_shift(num_tokens) if flow_config.timestep_shift else 1.0
+
+
 def shift_timesteps(t: jax.Array, shift: float) -> jax.Array:
     """Maps t in [0, 1] to shift·t / (1 + (shift - 1)·t): monotone, fixes 0 and 1."""
     return shift * t / (1.0 + (shift - 1.0) * t)

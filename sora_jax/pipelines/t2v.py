@@ -80,7 +80,7 @@ class T2VPipeline:
         return self.vae.decode(latents)
 
     def shift(self, latent_shape) -> float:
-        return flow.timestep_shift(self.model.tokens(latent_shape)) if self.config.flow.timestep_shift else 1.0
+        return flow.configured_shift(self.config.flow, self.model.tokens(latent_shape))
 
     # --- flow loss -----------------------------------------------------------------------------
     @functools.cached_property
@@ -127,16 +127,18 @@ class T2VPipeline:
     # --- sampling ------------------------------------------------------------------------------
     def sample_latents(self, params, captions, latent_shape, seed: int = 0, steps: int | None = None,
                        guidance: float | None = None, cond_latents=None, cond_mask=None, start: float = 1.0,
-                       noise=None, method: str = "euler") -> np.ndarray:
+                       noise=None, method: str = "euler", shift: float | None = None) -> np.ndarray:
         """Samples [B, t, h, w, c] (normalized latents) for captions and one latent shape; `noise`
-        is the starting point (x at t = start), drawn from `seed` when None."""
+        is the starting point (x at t = start), drawn from `seed` when None; `shift` overrides the
+        timestep grid's shift (default: as in training, `self.shift`)."""
         steps = steps or self.config.sample.steps
         guidance = self.config.sample.guidance if guidance is None else guidance
         text = self.encode_prompts(list(captions))
         shape = (len(captions), *latent_shape)
         if noise is None:
             noise = jax.random.normal(jax.random.PRNGKey(seed), shape)
-        return np.asarray(self._sampler(method, steps, float(guidance), self.shift(shape), float(start))(
+        shift = float(shift or self.shift(shape))
+        return np.asarray(self._sampler(method, steps, float(guidance), shift, float(start))(
             params, noise, text, cond_latents, cond_mask))
 
     @functools.lru_cache(maxsize=16)  # noqa: B019 (compiled samplers live as long as the pipeline)

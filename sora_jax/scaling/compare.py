@@ -37,18 +37,18 @@ def probe_scenes(count: int, clip_shape=PROBE_CLIP) -> list[physworld.Clip]:
     return [physworld.render_clip(PROBE_SEED + i, *clip_shape) for i in range(count)]
 
 
-def _probe(videos, scenes) -> dict:
+def score(videos, scenes) -> dict:
     return probes.score_videos(videos, [s.truth["objects"] for s in scenes], [s.scene.camera for s in scenes])
 
 
-def sample_videos(pipeline, params, captions: list[str], latent_shape, batch: int = 16,
-                  steps: int | None = None) -> np.ndarray:
+def sample_videos(pipeline, params, captions: list[str], latent_shape, batch: int = 16, **sampling) -> np.ndarray:
     """uint8 [N, T, H, W, 3]: batch b of the captions starts from the noise of seed b, so every
-    model sees the same noise for the same prompt."""
+    model sees the same noise for the same prompt. `sampling`: steps, guidance, method, shift
+    overrides for `T2VPipeline.sample_latents` (default: the run's config)."""
     videos = []
     for number, start in enumerate(range(0, len(captions), batch)):
         chunk = captions[start:start + batch]
-        videos.append(pipeline.decode(pipeline.sample_latents(params, chunk, latent_shape, seed=number, steps=steps)))
+        videos.append(pipeline.decode(pipeline.sample_latents(params, chunk, latent_shape, seed=number, **sampling)))
     return np.concatenate(videos)
 
 
@@ -57,7 +57,7 @@ def ceilings(pipeline, scenes) -> dict:
     truth = np.stack([s.video for s in scenes])
     reconstructed = np.concatenate([pipeline.decode(pipeline.encode(truth[i:i + 16])) for i in range(0, len(truth),
                                                                                                      16)])
-    return {"truth": _probe(truth, scenes), "vae": _probe(reconstructed, scenes)}
+    return {"truth": score(truth, scenes), "vae": score(reconstructed, scenes)}
 
 
 def evaluate_rung(run_dir: pathlib.Path, scenes, probe_samples: int, voe_quads: int) -> tuple[dict, np.ndarray, object]:
@@ -67,7 +67,7 @@ def evaluate_rung(run_dir: pathlib.Path, scenes, probe_samples: int, voe_quads: 
     pipeline, params = generator.pipeline, generator.params
     latent_shape = generator.vae.latent_shape((1, *PROBE_CLIP, 3))[1:]
     videos = sample_videos(pipeline, params, [s.caption for s in scenes[:probe_samples]], latent_shape)
-    result = {"probes": _probe(videos, scenes[:probe_samples]),
+    result = {"probes": score(videos, scenes[:probe_samples]),
               "voe": likelihood.voe_scores(pipeline, params, pairs_per_kind=voe_quads) if voe_quads else {}}
     return result, videos, pipeline
 
@@ -155,14 +155,14 @@ def compare(workdir: str | pathlib.Path, summaries: list[dict], config=None, pro
     video_io.write_video(workdir / "side_by_side.mp4", grid)
     video_io.write_video(workdir / "side_by_side.png", grid[len(grid) * 3 // 4:])  # one frame, for the README
     video_io.write_video(workdir / "side_by_side.gif", side_by_side(columns, shown_rows, prompts, scale=2))
-    (workdir / "ladder.json").write_text(json.dumps(report, indent=1, default=_jsonable))
+    (workdir / "ladder.json").write_text(json.dumps(report, indent=1, default=jsonable))
     (workdir / "ladder.md").write_text(markdown_table(report))
     plots.plot_loss(report, workdir / "loss_vs_compute.png")
     plots.plot_probes(report, workdir / "probes_vs_compute.png", SHOWN)
     return report
 
 
-def _jsonable(value):
+def jsonable(value):
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
     if isinstance(value, (tuple, np.ndarray)):
@@ -170,7 +170,7 @@ def _jsonable(value):
     return str(value)
 
 
-def _cell(stats: dict | None) -> str:
+def cell(stats: dict | None) -> str:
     if not stats or stats.get("mean") is None:
         return "–"
     return f"{stats['mean']:.3f} [{stats['low']:.3f}, {stats['high']:.3f}]"
@@ -221,9 +221,9 @@ def markdown_table(report: dict) -> str:
     lines.append("| params (non-emb.) | " + " | ".join(f"{r['params']:,}" for r in rungs) + " | | |")
     lines.append("| validation loss | " + " | ".join(f"{r['val_loss']:.4f}" for r in rungs) + " | | |")
     for key in SHOWN:
-        cells = [_cell(r["probes"].get(key)) for r in rungs]
-        cells += [_cell(report["ceilings"]["vae"].get(key)), _cell(report["ceilings"]["truth"].get(key))]
+        cells = [cell(r["probes"].get(key)) for r in rungs]
+        cells += [cell(report["ceilings"]["vae"].get(key)), cell(report["ceilings"]["truth"].get(key))]
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
     for kind in (rungs[0].get("voe") or {}):
-        lines.append(f"| VoE {kind} (chance 0.5) | " + " | ".join(_cell(r["voe"][kind]) for r in rungs) + " | | |")
+        lines.append(f"| VoE {kind} (chance 0.5) | " + " | ".join(cell(r["voe"][kind]) for r in rungs) + " | | |")
     return "\n".join(lines) + "\n"

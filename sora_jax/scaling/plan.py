@@ -212,11 +212,12 @@ def apply_budget(config, budget: str, size: str = "") -> None:
     ladder = config.ladder
     compute = ladder.base_compute_flops * parse_budget(budget)
     size_rule = rule(ladder.rule)
+    size_rule["k"] *= ladder.get("size_scale", 1.0)
     run = plan_run(compute, config.model, ladder.vae["channels"], latent_thw(ladder.clip, ladder.vae),
                    config.data.batch_size, size_rule, parse_size(size))
     config.model.variant = f"L{run.depth}d{run.width}"
     config.model.depth, config.model.width, config.model.heads = run.depth, run.width, run.heads
-    config.optimizer.learning_rate = run.learning_rate
+    config.optimizer.learning_rate = run.learning_rate * ladder.get("lr_scale", 1.0)
     ladder.budget, ladder.size = budget, size
     ladder.rule_k, ladder.rule_a = size_rule["k"], size_rule["a"]
     ladder.compute_flops = compute
