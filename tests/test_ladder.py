@@ -15,9 +15,9 @@ from sora_jax.scaling import compare, ladder
 def toy_ladder(physworld_tiny, tmp_path_factory):
     config = scaling.get_config("demo")
     config.data.data_dir = str(physworld_tiny)  # an override: must reach every rung
-    config.data.cache_limit = 32
-    config.data.batch_size = 2  # an override the steps must follow (ladder.rung_config replans)
-    config.data.max_batch_size = 8
+    config.data.cache_limit = 48
+    config.data.batch_size = 4  # an override the steps must follow (ladder.rung_config replans)
+    config.data.max_batch_size = 8  # 2 of the 48 clips' 9 (T, H, W) buckets fill a batch: few compiles
     config.eval.num_clips = 4
     config.eval.num_samples = 1
     config.sample.steps = 2
@@ -57,3 +57,10 @@ def test_outputs_are_real_files_and_a_rerun_skips_finished_rungs(toy_ladder):
     summaries = ladder.train_rungs(config, workdir)
     assert (workdir / "0.0005x" / "final_metrics.json").stat().st_mtime == stamp
     assert [s["run"] for s in summaries] == ["0.0005x", "0.0015x"]
+
+
+def test_a_rung_is_marked_only_where_cis_part_on_enough_videos():
+    low, high = {"mean": 0.2, "low": 0.1, "high": 0.3, "n": 100}, {"mean": 0.8, "low": 0.7, "high": 0.9, "n": 100}
+    assert compare.separated(low, high) == 1 and compare.separated(high, low) == -1
+    assert compare.separated(low, {"mean": 0.35, "low": 0.25, "high": 0.45, "n": 100}) == 0  # overlapping
+    assert compare.separated(low, {**high, "n": 3}) == 0  # e.g. 3 tracks followed end to end

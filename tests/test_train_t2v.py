@@ -86,8 +86,8 @@ def test_restore_onto_a_different_mesh(micro_vae, tmp_path):
 def _train_args(data_dir, vae_workdir, workdir, steps):
     return ["train", "--config=sora_jax/configs/t2v.py:micro", f"--workdir={workdir}",
             f"--config.vae_workdir={vae_workdir}",
-            f"--config.data.data_dir={data_dir}", "--config.data.cache_limit=48", "--config.data.batch_size=2",
-            "--config.data.max_batch_size=4",
+            f"--config.data.data_dir={data_dir}", "--config.data.cache_limit=48", "--config.data.batch_size=4",
+            "--config.data.max_batch_size=8",  # 2 of the 9 (T, H, W) buckets fill a batch: 2 compiles, not 8
             f"--config.total_steps={steps}", "--config.log.every_steps=1", "--config.checkpoint.every_steps=2",
             "--config.checkpoint.async_save=False", "--config.log.eval_every_steps=1000",
             "--config.eval.num_clips=4", "--config.eval.num_samples=1", "--config.sample.steps=2"]

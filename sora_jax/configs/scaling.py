@@ -21,15 +21,19 @@ from sora_jax.scaling import plan
 
 # Per preset: training FLOPs of a 1x run, the data, the nominal (largest) clip and its batch, and
 # the sustained model FLOP/s assumed for the "expected time" column (measured: docs/scaling.md).
+# `batch` and `lr_scale` (x plan.learning_rate's 1/width rule) of the CPU presets are the recipe
+# sweep's winners at the demo budget (experiments/recipe_sweep.py, docs/scaling.md "A recipe
+# measured per FLOP": batch 8 at 4x the rule's LR, validation loss 0.894 vs 0.983 for batch 16 at
+# 1x); the gpu/tpu presets keep the rule's LR until a sweep at their widths confirms the transfer.
 PRESETS = {
     # demo: 1x + 4x + 32x and the comparison in about 30 minutes on 2 CPU cores (`make demo`).
-    "demo": dict(base=1.5e12, dataset="physworld/tiny", clip=(17, 32, 56), batch=16, flops_per_s=6.9e10),
+    "demo": dict(base=1.5e12, dataset="physworld/tiny", clip=(17, 32, 56), batch=8, lr_scale=4.0, flops_per_s=6.9e10),
     # cpu: the 1x run is about ten minutes of this 2-core machine; 32x about three to four hours.
-    "cpu": dict(base=2.5e13, dataset="physworld/tiny", clip=(17, 32, 56), batch=16, flops_per_s=6.9e10),
+    "cpu": dict(base=2.5e13, dataset="physworld/tiny", clip=(17, 32, 56), batch=8, lr_scale=4.0, flops_per_s=6.9e10),
     # gpu: one H100 at an assumed 40 % MFU of its dense bf16 peak.
-    "gpu": dict(base=1e17, dataset="physworld/small", clip=(33, 64, 112), batch=64, flops_per_s=4e14),
+    "gpu": dict(base=1e17, dataset="physworld/small", clip=(33, 64, 112), batch=64, lr_scale=1.0, flops_per_s=4e14),
     # tpu: a v5e-64 slice at an assumed 40 % MFU.
-    "tpu": dict(base=1e18, dataset="physworld/base", clip=(33, 128, 224), batch=256, flops_per_s=5e15),
+    "tpu": dict(base=1e18, dataset="physworld/base", clip=(33, 128, 224), batch=256, lr_scale=1.0, flops_per_s=5e15),
 }
 LADDER = ("1x", "4x", "32x")
 
@@ -67,6 +71,10 @@ def get_config(arg: str | None = None):
     config.ladder.params = 0
     config.ladder.assumed_flops_per_s = preset["flops_per_s"]
     config.ladder.rungs = LADDER
+    # Recipe knobs (experiments/recipe_sweep.py): the rule's parameter count and the planned LR
+    # (plan.learning_rate) are multiplied by these.
+    config.ladder.size_scale = 1.0
+    config.ladder.lr_scale = preset["lr_scale"]
     config.ladder.probe_samples = 128  # generated videos per rung scored by the world probes
     config.ladder.voe_quads = 32  # violation-of-expectation quadruplets per kind
     # Fresh data at every budget: data.num_train grows so no rung sees a clip more than this many

@@ -176,9 +176,15 @@ def cell(stats: dict | None) -> str:
     return f"{stats['mean']:.3f} [{stats['low']:.3f}, {stats['high']:.3f}]"
 
 
+MIN_SCORED = 10  # a probe scored on fewer videos than this (e.g. tracks followed end to end) is not marked
+
+
 def separated(a: dict | None, b: dict | None) -> int:
-    """+1 if b's 95 % CI lies wholly above a's, -1 if wholly below, 0 if they overlap (or a value is missing)."""
+    """+1 if b's 95 % CI lies wholly above a's, -1 if wholly below, 0 if they overlap, a value is
+    missing or either rests on fewer than MIN_SCORED videos."""
     if not a or not b or None in (a.get("low"), a.get("high"), b.get("low"), b.get("high")):
+        return 0
+    if min(a.get("n", MIN_SCORED), b.get("n", MIN_SCORED)) < MIN_SCORED:
         return 0
     return 1 if b["low"] > a["high"] else -1 if b["high"] < a["low"] else 0
 
@@ -188,7 +194,7 @@ LOWER_IS_BETTER = ("motion_residual_px", "background_flicker")
 
 def terminal_table(report: dict) -> str:
     """One screen: each probe at every rung, the VAE ceiling and ground truth. A rung's value is
-    marked + (better) or - (worse) where its 95 % CI is clear of the first rung's."""
+    marked + (better) or - (worse) where its 95 % CI is clear of the first rung's (`separated`)."""
     rungs = report["rungs"]
     names = [r["budget"] for r in rungs] + ["VAE", "truth"]
     lines = [f"{'probe':<20}" + "".join(f"{n:>10}" for n in names)]
