@@ -4,6 +4,7 @@ r"""Which recipe buys the most probe score per training FLOP at the demo budget.
     .venv/bin/python experiments/recipe_sweep.py --stage=sampling --run=out/ladder/32x \
         --out=experiments/results/recipe_demo/sampling.json
     # training knobs: one run per variant of a ladder rung at the same budget, each scored alike
+    # (--config.* overrides set the recipe the variants start from; docs/scaling.md has the ones used)
     .venv/bin/python experiments/recipe_sweep.py --stage=training --budget=4x --workdir=out/recipe_demo \
         --config=sora_jax/configs/scaling.py:demo --out=experiments/results/recipe_demo/training.json
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import time
 
 from absl import app, flags
@@ -69,8 +71,8 @@ TRAINING = {
     "lr x8": {"ladder.lr_scale": 8.0},
     "batch 8": {"data.batch_size": 8, "data.max_batch_size": 32},
     "batch 32": {"data.batch_size": 32},
-    "batch 8, lr x2": {"data.batch_size": 8, "data.max_batch_size": 32, "ladder.lr_scale": 2.0},
-    "batch 8, lr x4": {"data.batch_size": 8, "data.max_batch_size": 32, "ladder.lr_scale": 4.0},
+    "batch 8 + lr x2": {"data.batch_size": 8, "data.max_batch_size": 32, "ladder.lr_scale": 2.0},
+    "batch 8 + lr x4": {"data.batch_size": 8, "data.max_batch_size": 32, "ladder.lr_scale": 4.0},
     "t2v only": {"flow.tasks.t2v": 1.0, "flow.tasks.t2i": 0.0, "flow.tasks.i2v": 0.0, "flow.tasks.extend_forward": 0.0,
                  "flow.tasks.extend_backward": 0.0, "flow.tasks.connect": 0.0, "flow.tasks.random_frames": 0.0},
     "shift 2": {"flow.shift": 2.0},
@@ -166,7 +168,7 @@ def sweep_training(report: dict) -> None:
     for name, rung in variants.items():
         if name in points:
             continue
-        run_dir = workdir / name.replace(" ", "_")
+        run_dir = workdir / re.sub(r"[^A-Za-z0-9.]+", "_", name)  # "batch 8 + lr x4" -> batch_8_lr_x4
         prepare.prepare(rung.data.dataset, rung.data.data_dir)
         print(f"recipe: training {name!r}: {rung.model.variant} patch {tuple(rung.model.patch)}, "
               f"{rung.total_steps} steps of {rung.data.batch_size}, lr {rung.optimizer.learning_rate:.2e}", flush=True)
