@@ -101,9 +101,7 @@ def _save(path: str, report: dict) -> None:
 
 
 def _score(pipeline, params, scenes, vae_ceiling, **sampling) -> dict:
-    latent_shape = pipeline.vae.model.latent_shape((1, *compare.PROBE_CLIP, 3))[1:]
-    videos = compare.sample_videos(pipeline, params, [s.caption for s in scenes], latent_shape, **sampling)
-    scores = compare.score(videos, scenes)
+    scores = compare.score(compare.sample_scenes(pipeline, params, scenes, **sampling), scenes)
     return {"probes": scores, "ceiling_fraction": ceiling_fraction(scores, vae_ceiling)}
 
 

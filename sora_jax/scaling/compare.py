@@ -52,6 +52,12 @@ def sample_videos(pipeline, params, captions: list[str], latent_shape, batch: in
     return np.concatenate(videos)
 
 
+def sample_scenes(pipeline, params, scenes, **sampling) -> np.ndarray:
+    """The videos a model draws for the scenes' captions at the probe clip (`sample_videos`)."""
+    latent_shape = pipeline.vae.model.latent_shape((1, *PROBE_CLIP, 3))[1:]
+    return sample_videos(pipeline, params, [s.caption for s in scenes], latent_shape, **sampling)
+
+
 def ceilings(pipeline, scenes) -> dict:
     """The probes on ground-truth renders and on their VAE reconstructions."""
     truth = np.stack([s.video for s in scenes])
@@ -65,8 +71,7 @@ def evaluate_rung(run_dir: pathlib.Path, scenes, probe_samples: int, voe_quads: 
 
     generator = generate.Generator(run_dir)
     pipeline, params = generator.pipeline, generator.params
-    latent_shape = generator.vae.latent_shape((1, *PROBE_CLIP, 3))[1:]
-    videos = sample_videos(pipeline, params, [s.caption for s in scenes[:probe_samples]], latent_shape)
+    videos = sample_scenes(pipeline, params, scenes[:probe_samples])
     result = {"probes": score(videos, scenes[:probe_samples]),
               "voe": likelihood.voe_scores(pipeline, params, pairs_per_kind=voe_quads) if voe_quads else {}}
     return result, videos, pipeline
