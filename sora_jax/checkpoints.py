@@ -21,6 +21,14 @@ import orbax.checkpoint as ocp
 
 from sora_jax import checkpoint_integrity as integrity
 
+# Train-state fields a checkpoint leaves out: `frozen` (a LoRA run's base DiT) is the base run's,
+# named by the run's config (`lora.base`, `lora.base_fingerprint`) and loaded from there.
+NOT_SAVED = ("frozen",)
+
+
+def _saved_part(state_dict: dict) -> dict:
+    return {key: value for key, value in state_dict.items() if key not in NOT_SAVED}
+
 
 class Checkpointer:
     """Orbax's manager with integrity around it: leftovers of unfinished saves cleared when it
@@ -61,10 +69,10 @@ class Checkpointer:
         self.write_manifests()
         last = self.latest_step()
         last_bytes = integrity.checkpoint_bytes(self.step_directory(last)) if last is not None else 0
-        state_bytes = sum(int(np.prod(np.shape(x))) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(state))
+        saved = _saved_part(flax.serialization.to_state_dict(state))
+        state_bytes = sum(int(np.prod(np.shape(x))) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(saved))
         integrity.check_free_space(self.directory, last, max(last_bytes, state_bytes))
-        args = ocp.args.Composite(state=ocp.args.StandardSave(flax.serialization.to_state_dict(state)),
-                                  meta=ocp.args.JsonSave(meta))
+        args = ocp.args.Composite(state=ocp.args.StandardSave(saved), meta=ocp.args.JsonSave(meta))
         return self.manager.save(int(step), args=args, force=force)
 
     def resume_step(self, refuse_damaged: bool = False) -> int | None:
@@ -96,12 +104,13 @@ class Checkpointer:
     def restore(self, step: int, target_state, target_shardings) -> tuple[object, dict]:
         """Restores `step` into the structure of `target_state`, placed by `target_shardings`."""
         state_dict = flax.serialization.to_state_dict(target_state)
-        shardings = flax.serialization.to_state_dict(target_shardings)
-        abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=s), state_dict,
-                                shardings)
+        shardings = _saved_part(flax.serialization.to_state_dict(target_shardings))
+        abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=s),
+                                _saved_part(state_dict), shardings)
         restored = self.manager.restore(int(step), args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
-        return flax.serialization.from_state_dict(target_state, restored["state"]), dict(restored["meta"])
+        state = {**restored["state"], **{k: v for k, v in state_dict.items() if k in NOT_SAVED}}
+        return flax.serialization.from_state_dict(target_state, state), dict(restored["meta"])
 
     def read_meta(self, step: int) -> dict:
         """The JSON meta of `step` alone (config, data state), without touching the arrays."""
@@ -156,6 +165,10 @@ def config_mismatch(saved: dict, config) -> list[str]:
     for key in sorted(set(old) | set(new)):
         if key not in COMPUTE_ONLY and old.get(key) != new.get(key):
             differences.append(f"model.{key}: checkpoint {old.get(key)!r}, config {new.get(key)!r}")
+    old, new = saved.get("lora", {}), current.get("lora", {})
+    for key in ("rank", "targets", "base_fingerprint"):  # what the adapters' shapes and base depend on
+        if (old.get(key) or new.get(key)) and old.get(key) != new.get(key):
+            differences.append(f"lora.{key}: checkpoint {old.get(key)!r}, config {new.get(key)!r}")
     return differences
 
 
@@ -194,6 +207,11 @@ def export(workdir: str | pathlib.Path, out: str | pathlib.Path, ema: bool = Tru
         params, meta = checkpointer.restore_params(step, ema=ema)
     finally:
         checkpointer.close()
+    return write_export(params, meta, out, step, ema)
+
+
+def write_export(params: dict, meta: dict, out: str | pathlib.Path, step: int, ema: bool = True) -> pathlib.Path:
+    """Parameters and meta (less the data-iterator state) as an export directory at `out`."""
     out = pathlib.Path(out).absolute()
     if out.exists():
         raise FileExistsError(f"{out} exists: remove it or pick another --out")

@@ -50,6 +50,10 @@ _STEPS = flags.DEFINE_integer("steps", None, "Sampling steps; default: the run's
 _GUIDANCE = flags.DEFINE_float("guidance", None, "Classifier-free guidance; default: config.sample.guidance.")
 _SAMPLER = flags.DEFINE_string("sampler", "euler", "euler, heun or ab2.")
 _NO_ENRICH = flags.DEFINE_bool("no_enrich", False, "Use the prompt as given, without enrichment.")
+_ADAPTER = flags.DEFINE_string("adapter", None, "sample: a LoRA run (workdir or export) whose adapters apply to "
+                               "--workdir's DiT, the base it was trained on.")
+_MERGE = flags.DEFINE_bool("merge", False, "export: --workdir is a LoRA run; write its adapters folded into its base "
+                           "as one plain model.")
 _ALLOW_LONG = flags.DEFINE_bool("allow_long", False, "Go ahead with a generation estimated past 10 minutes or half "
                                 "the machine's memory (the estimate is printed first).")
 # ladder
@@ -65,11 +69,12 @@ VERBS = {
     "train": ("train a model from a config; rerun to resume", ("config", "workdir")),
     "sample": ("generate videos or images from a trained text-to-video run",
                ("workdir", "out", "prompt", "prompts_file", "mode", "frames", "height", "width", "image", "video",
-                "video2", "strength", "seed", "steps", "guidance", "sampler", "no_enrich", "allow_long")),
+                "video2", "strength", "seed", "steps", "guidance", "sampler", "no_enrich", "allow_long", "adapter")),
     "eval": ("evaluate a trained VAE (reconstruction in and out of domain, throughput)", ("workdir", "suite")),
     "data": ("data prepare: build a tfds dataset; data preview: a gallery of clips",
              ("dataset", "data_dir", "split", "out", "count")),
-    "export": ("write a run's EMA parameters without optimizer state (small enough to commit)", ("workdir", "out")),
+    "export": ("write a run's EMA parameters without optimizer state (small enough to commit)",
+               ("workdir", "out", "merge")),
     "verify": ("check every checkpoint of a run (or an export) against its manifest of checksums", ("workdir",)),
     "ladder": ("train the compute ladder's rungs (1x, 4x, 32x) and compare them",
                ("config", "workdir", "print", "budgets", "publish")),
@@ -145,7 +150,7 @@ def _sample() -> None:
         for request in requests:  # before the model loads: a bad value costs nothing
             request_checks.check_request(request)
         request_checks.check_output(out)
-        generator = generate.Generator(workdir)
+        generator = generate.Generator(workdir, _ADAPTER.value)
         results = generate.generate_batch(generator, requests)
     except generate.UserInputError as error:
         raise UserError(str(error)) from None
@@ -166,13 +171,15 @@ def _export() -> None:
     workdir = _require(_WORKDIR, "workdir")
     out = _require(_OUT, "out")
     from sora_jax import checkpoints
+    from sora_jax.pipelines import adapters
 
     try:
-        path = checkpoints.export(workdir, out)
-    except FileExistsError as error:
+        path = adapters.export_merged(workdir, out) if _MERGE.value else checkpoints.export(workdir, out)
+    except (FileExistsError, FileNotFoundError, ValueError) as error:
         raise UserError(str(error)) from None
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    print(f"exported the EMA parameters of {workdir} to {path} ({size / 1e6:.1f} MB)")
+    what = "adapters merged into their base" if _MERGE.value else "EMA parameters"
+    print(f"exported the {what} of {workdir} to {path} ({size / 1e6:.1f} MB)")
 
 
 def _verify() -> None:

@@ -99,12 +99,13 @@ def _load_frames(value, name: str) -> np.ndarray:
 
 
 class Generator:
-    """A trained T2V run (workdir or export) with its VAE, ready to sample."""
+    """A trained T2V run (workdir or export) with its VAE, ready to sample; with `adapter`, a LoRA
+    run's adapters applied to it."""
 
-    def __init__(self, workdir: str | pathlib.Path):
+    def __init__(self, workdir: str | pathlib.Path, adapter: str | pathlib.Path | None = None):
         try:
-            self.pipeline, self.params, meta, self.step = t2v_pipeline.load(workdir)
-        except ValueError as error:
+            self.pipeline, self.params, meta, self.step = t2v_pipeline.load(workdir, adapter)
+        except (ValueError, FileNotFoundError) as error:
             raise UserInputError(str(error)) from None
         self.workdir = pathlib.Path(workdir)
         self.config = self.pipeline.config

@@ -9,7 +9,7 @@ and the data. Latents and text embeddings are cached in `<workdir>/latent_cache/
 """
 
 from sora_jax.configs import common
-from sora_jax.models import dit
+from sora_jax.models import dit, lora
 
 VARIANTS = {
     # micro: seconds per step; smoke tests of the trainer, sharding and resumption.
@@ -20,6 +20,9 @@ VARIANTS = {
     "tiny": dict(dataset="physworld/tiny", model="tiny", batch_size=16, total_steps=2000, text="minilm", lr=5e-4),
     "small": dict(dataset="physworld/small", model="small", batch_size=32, total_steps=20000, text="minilm", lr=3e-4),
     "base": dict(dataset="physworld/base", model="base", batch_size=64, total_steps=100000, text="minilm", lr=2e-4),
+    # lora: rank-16 adapters on a finished run's frozen DiT (`--config.lora.base=RUN`, whose model
+    # and VAE it takes), for a folder of your clips (`--config.data.dataset=folder:PATH`).
+    "lora": dict(dataset="physworld/tiny", model="tiny", batch_size=8, total_steps=400, text="minilm", lr=1e-3),
 }
 
 
@@ -81,8 +84,16 @@ def get_config(arg: str | None = None):
     config.eval.timestep_quantiles = 0
     config.eval.num_samples = 4  # validation prompts sampled at each evaluation
 
+    # Low-rank adapters (sora_jax/models/lora.py) on the frozen DiT of a finished run: rank 0 = off.
+    config.lora = common.ml_collections.ConfigDict()
+    config.lora.rank = 16 if arg.variant == "lora" else 0
+    config.lora.alpha = 16.0  # the adapters' update is scaled by alpha / rank
+    config.lora.targets = lora.DEFAULT_TARGETS  # fnmatch patterns over layer paths ("block_3/attention/qkv")
+    config.lora.base = ""  # the base run: a t2v workdir or export; its model and VAE replace this config's
+    config.lora.base_fingerprint = ""  # filled in from the base when training starts (models/lora.py)
+
     config.optimizer.learning_rate = variant["lr"]
-    config.optimizer.weight_decay = 0.01
+    config.optimizer.weight_decay = 0.0 if arg.variant == "lora" else 0.01
     config.checkpoint.every_steps = 500
     config.log.eval_every_steps = 250
     config.lock()

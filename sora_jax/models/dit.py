@@ -28,6 +28,7 @@ import numpy as np
 
 from sora_jax.models import attention as attention_lib
 from sora_jax.models import initializers
+from sora_jax.models import lora as lora_lib
 from sora_jax.models import text as text_lib
 
 VARIANTS = {
@@ -99,6 +100,7 @@ class Linear(nn.Module):
     zero: bool = False
     dtype: jnp.dtype = jnp.float32  # output (and, unless matmul_dtype is set, operand) dtype
     matmul_dtype: jnp.dtype | None = None  # operands only: bf16 operands, f32 accumulation and output
+    lora: lora_lib.LoraSpec | None = None  # a low-rank adapter here when this layer's path is a target
 
     @nn.compact
     def __call__(self, x):
@@ -109,16 +111,21 @@ class Linear(nn.Module):
         bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, self.axes[inputs:]),
                           tuple(self.features))
         if self.matmul_dtype is not None:  # "mixed" (dtype f32): bf16 operands in both passes
-            return mixed_linear(x, kernel, bias, inputs, self.matmul_dtype).astype(self.dtype)
-        contract = tuple(range(x.ndim - inputs, x.ndim))
-        y = jax.lax.dot_general(x.astype(self.dtype), kernel.astype(self.dtype),
-                                ((contract, tuple(range(inputs))), ((), ())), preferred_element_type=self.dtype)
-        return y + bias.astype(self.dtype)
+            y = mixed_linear(x, kernel, bias, inputs, self.matmul_dtype).astype(self.dtype)
+        else:
+            contract = tuple(range(x.ndim - inputs, x.ndim))
+            y = jax.lax.dot_general(x.astype(self.dtype), kernel.astype(self.dtype),
+                                    ((contract, tuple(range(inputs))), ((), ())), preferred_element_type=self.dtype)
+            y = y + bias.astype(self.dtype)
+        if self.lora is not None and self.lora.applies(self.path):
+            y = y + lora_lib.adapter_output(x, shape, inputs, self.lora, self.param,
+                                            self.matmul_dtype or self.dtype).astype(self.dtype)
+        return y
 
 
-def _dense(features, axes, zero=False, dtype=jnp.float32, matmul_dtype=None, name=None):
+def _dense(features, axes, zero=False, dtype=jnp.float32, matmul_dtype=None, lora=None, name=None):
     features = (features,) if isinstance(features, int) else tuple(features)
-    return Linear(features, tuple(axes), zero, dtype, matmul_dtype, name=name)
+    return Linear(features, tuple(axes), zero, dtype, matmul_dtype, lora, name=name)
 
 
 def constrain(x):
@@ -201,10 +208,11 @@ class SelfAttention(nn.Module):
     dtype: jnp.dtype = jnp.float32
     implementation: str = "xla"
     matmul_dtype: jnp.dtype | None = None
+    lora: lora_lib.LoraSpec | None = None
 
     @nn.compact
     def __call__(self, x, cos, sin):
-        dense = functools.partial(_dense, dtype=self.dtype, matmul_dtype=self.matmul_dtype)
+        dense = functools.partial(_dense, dtype=self.dtype, matmul_dtype=self.matmul_dtype, lora=self.lora)
         width = x.shape[-1]
         head_dim = width // self.heads
         qkv = dense((3, self.heads, head_dim), ("embed", None, "heads", "kv"), name="qkv")(x)
@@ -220,10 +228,11 @@ class CrossAttention(nn.Module):
     dtype: jnp.dtype = jnp.float32
     implementation: str = "xla"
     matmul_dtype: jnp.dtype | None = None
+    lora: lora_lib.LoraSpec | None = None
 
     @nn.compact
     def __call__(self, x, context, context_mask):
-        dense = functools.partial(_dense, dtype=self.dtype, matmul_dtype=self.matmul_dtype)
+        dense = functools.partial(_dense, dtype=self.dtype, matmul_dtype=self.matmul_dtype, lora=self.lora)
         width = x.shape[-1]
         head_dim = width // self.heads
         q = dense((self.heads, head_dim), ("embed", "heads", "kv"), name="q")(x)
@@ -247,18 +256,19 @@ class Block(nn.Module):
     dtype: jnp.dtype = jnp.float32
     implementation: str = "xla"
     matmul_dtype: jnp.dtype | None = None
+    lora: lora_lib.LoraSpec | None = None
 
     @nn.compact
     def __call__(self, x, cond, context, context_mask, cos, sin):
         # x [B, T, S, D] (T patch frames, S tokens per frame); cond [B, T, D].
         b, t, s, d = x.shape
-        dense = functools.partial(_dense, dtype=self.dtype, matmul_dtype=self.matmul_dtype)
+        dense = functools.partial(_dense, dtype=self.dtype, matmul_dtype=self.matmul_dtype, lora=self.lora)
         attentions = 1 if self.layout == "full" else 2
         count = 3 * attentions + 3
         mods = dense(count * d, ("embed", "mlp"), zero=True, name="modulation")(nn.silu(cond))
         mods = jnp.split(mods[:, :, None, :], count, axis=-1)  # each [B, T, 1, D]
         norm = functools.partial(nn.LayerNorm, use_scale=False, use_bias=False, dtype=self.dtype)
-        attention = functools.partial(SelfAttention, heads=self.heads, dtype=self.dtype,
+        attention = functools.partial(SelfAttention, heads=self.heads, dtype=self.dtype, lora=self.lora,
                                       implementation=self.implementation, matmul_dtype=self.matmul_dtype)
 
         def flat(y):
@@ -282,7 +292,7 @@ class Block(nn.Module):
             x = x + gate * h.reshape(b, s, t, d).transpose(0, 2, 1, 3)
         shift, scale, gate = mods[-3:]
         x = x + CrossAttention(heads=self.heads, dtype=self.dtype, implementation=self.implementation,
-                               matmul_dtype=self.matmul_dtype, name="cross_attention")(
+                               matmul_dtype=self.matmul_dtype, lora=self.lora, name="cross_attention")(
             flat(nn.LayerNorm(dtype=self.dtype, name="cross_norm")(x)), context, context_mask).reshape(b, t, s, d)
         h = flat(_modulate(norm()(x), shift, scale))
         h = dense(int(self.mlp_ratio * d), ("embed", "mlp"), name="mlp_in")(h)
@@ -313,17 +323,20 @@ class DiT(nn.Module):
     remat: str = "none"
     attention_implementation: str = "xla"
     rope_theta: float = 10000.0
+    lora: lora_lib.LoraSpec | None = None  # low-rank adapters on the layers it targets (models/lora.py)
 
     @classmethod
-    def from_config(cls, model_config, latent_channels: int) -> DiT:
-        """The DiT of a `model` config section (its values checked by `train/validate.py`)."""
+    def from_config(cls, model_config, latent_channels: int, lora_config=None) -> DiT:
+        """The DiT of a `model` config section (its values checked by `train/validate.py`), with
+        the adapters of a `lora` section when its rank is > 0."""
         dtype, matmul_dtype = DTYPES[model_config.dtype]
         return cls(latent_channels=latent_channels, width=model_config.width, depth=model_config.depth,
                    heads=model_config.heads, mlp_ratio=model_config.mlp_ratio, patch=tuple(model_config.patch),
                    layout=model_config.layout, text_encoder=model_config.text_encoder,
                    text_width=model_config.text_width, text_length=model_config.text_length,
                    dtype=dtype, matmul_dtype=matmul_dtype, remat=model_config.remat,
-                   attention_implementation=model_config.attention_implementation)
+                   attention_implementation=model_config.attention_implementation,
+                   lora=lora_lib.LoraSpec.from_config(lora_config))
 
     def check_latent_shape(self, shape) -> None:
         _, t, h, w, c = shape
@@ -340,7 +353,7 @@ class DiT(nn.Module):
 
     def dense(self, features, axes, name: str, zero: bool = False) -> Linear:
         """A `Linear` in this model's precision (dtype, matmul operand dtype)."""
-        return _dense(features, axes, zero, self.dtype, self.matmul_dtype, name=name)
+        return _dense(features, axes, zero, self.dtype, self.matmul_dtype, self.lora, name=name)
 
     def _text(self, text: dict):
         if self.text_encoder == "bytes":
@@ -385,7 +398,7 @@ class DiT(nn.Module):
         y = tokens.reshape(b, grid[0], -1, self.width)
         for i in range(self.depth):
             y = block(self.heads, self.mlp_ratio, self.layout, self.dtype, self.attention_implementation,
-                      self.matmul_dtype, name=f"block_{i}")(y, cond, context, context_mask, cos, sin)
+                      self.matmul_dtype, self.lora, name=f"block_{i}")(y, cond, context, context_mask, cos, sin)
 
         shift, scale = jnp.split(
             self.dense(2 * self.width, ("embed", "mlp"), zero=True, name="final_modulation")(

@@ -23,6 +23,7 @@ from sora_jax import checkpoints
 from sora_jax.diffusion import flow, samplers
 from sora_jax.models import text as text_lib
 from sora_jax.models.dit import DiT
+from sora_jax.pipelines import adapters
 from sora_jax.pipelines import vae as vae_pipeline
 
 
@@ -51,7 +52,8 @@ class T2VPipeline:
     def __init__(self, config):
         self.config = config
         self.vae = vae_pipeline.TrainedVae.load(config.vae_workdir)
-        self.model = DiT.from_config(config.model, latent_channels=self.vae.model.latent_channels)
+        self.model = DiT.from_config(config.model, latent_channels=self.vae.model.latent_channels,
+                                     lora_config=config.get("lora"))
         self.encoder = config.model.text_encoder
         self._frozen = None  # the frozen text encoder, loaded when prompts need encoding
 
@@ -155,8 +157,13 @@ class T2VPipeline:
         return jax.jit(sample)
 
 
-def load(workdir: str | pathlib.Path) -> tuple[T2VPipeline, dict, dict, int]:
-    """(pipeline, EMA params, meta, step) of a text-to-video run (workdir or export)."""
+def load(workdir: str | pathlib.Path, adapter: str | pathlib.Path | None = None
+         ) -> tuple[T2VPipeline, dict, dict, int]:
+    """(pipeline, EMA params, meta, step) of a text-to-video run (workdir or export); with
+    `adapter` (a LoRA run), that run's adapters on `workdir`'s DiT, and the LoRA run's meta and step."""
+    if adapter:
+        config, params, meta, step = adapters.load_adapted(str(workdir), str(adapter))
+        return T2VPipeline(config), params, meta, step
     params, meta, step = checkpoints.load_params(workdir)
     if meta.get("task") != "t2v":
         raise ValueError(f"{workdir} holds a {meta.get('task')!r} run, not a text-to-video DiT")

@@ -7,6 +7,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from sora_jax.models import lora
+
 
 @flax.struct.dataclass
 class TrainState:
@@ -16,11 +18,20 @@ class TrainState:
     ema_params: dict
     rng: jax.Array  # raw uint32 key data: stored as-is in checkpoints
     skipped_steps: jax.Array  # updates skipped by the non-finite guard, in total
+    # Parameters the model reads but training never updates (a LoRA run's base DiT): no gradient,
+    # optimizer state or EMA, and not in checkpoints (checkpoints.NOT_SAVED). {} for most runs.
+    frozen: dict = flax.struct.field(default_factory=dict)
 
     @classmethod
-    def create(cls, params, optimizer: optax.GradientTransformation, rng: jax.Array) -> TrainState:
+    def create(cls, params, optimizer: optax.GradientTransformation, rng: jax.Array, frozen=None) -> TrainState:
         return cls(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params),
-                   ema_params=jax.tree.map(jnp.copy, params), rng=rng, skipped_steps=jnp.zeros((), jnp.int32))
+                   ema_params=jax.tree.map(jnp.copy, params), rng=rng, skipped_steps=jnp.zeros((), jnp.int32),
+                   frozen=frozen or {})
+
+    def model_params(self, ema: bool = True) -> dict:
+        """What the model is applied with: (EMA) trained parameters plus the frozen ones."""
+        trained = self.ema_params if ema else self.params
+        return lora.combine(self.frozen, trained) if self.frozen else trained
 
 
 def learning_rate_schedule(optimizer_config, total_steps: int) -> optax.Schedule:

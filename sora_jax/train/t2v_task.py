@@ -17,20 +17,28 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sora_jax import checkpoints
 from sora_jax.data import pipeline, video_io
 from sora_jax.diffusion import flow
 from sora_jax.evaluation import prompt_adherence
+from sora_jax.models import lora
+from sora_jax.pipelines import adapters
 from sora_jax.pipelines.t2v import T2VPipeline, text_inputs
 from sora_jax.scaling import flops
-from sora_jax.train import latent_cache
+from sora_jax.train import latent_cache, validate
 
 
 class T2VTask:
     name = "t2v"
 
-    def __init__(self, config, workdir: str | pathlib.Path):
+    def __init__(self, config, workdir: str | pathlib.Path, base: adapters.Base | None = None):
         self.config = config
         self.workdir = pathlib.Path(workdir)
+        # A LoRA run's base (frozen DiT): the one `adopt_base` read, or read again and checked here.
+        if adapters.enabled(config) and base is None:
+            base = adapters.read_base(config.lora.base)
+            adapters.check_fingerprint(config, base, "lora.base")
+        self.base = base if adapters.enabled(config) else None
         self.pipeline = T2VPipeline(config)
         self.model = self.pipeline.model
         self.vae = self.pipeline.vae.model
@@ -75,6 +83,25 @@ class T2VTask:
         latent = batch["latent"]
         t = jnp.zeros(latent.shape[:2])
         return self.model.init(rng, latent, t, text_inputs(batch, self.encoder))["params"]
+
+    def partition(self, params) -> tuple[dict, dict]:
+        """(trained, frozen): for a LoRA run the adapters, and the base's weights placed like the
+        freshly initialized base part; otherwise everything is trained."""
+        if self.base is None:
+            return params, {}
+        fresh, adapter_params = lora.split(params)
+        spec = self.model.lora
+        unmatched = [pattern for pattern in spec.targets if not lora.layers(adapter_params, pattern)]
+        if unmatched:
+            names = sorted({"/".join(name.split("/")[1:]) or name for name in lora.layers(fresh, "*")})
+            raise validate.ConfigError(f"lora.targets {unmatched} match no layer of this DiT; its layers (under each "
+                                       f"block_i/): {', '.join(names)}")
+        loaded, report = checkpoints.partial_load(jax.device_get(fresh), self.base.params)
+        if report["fresh"] or report["ignored"]:
+            raise ValueError(f"lora.base={self.base.path!r} does not fit this DiT: missing or reshaped "
+                             f"{report['fresh'][:5]}, extra {report['ignored'][:5]}")
+        frozen = jax.tree.map(lambda value, like: jax.device_put(value, like.sharding), loaded, fresh)
+        return adapter_params, frozen
 
     def loss(self, params, batch, rng):
         x0 = batch["latent"]
@@ -135,5 +162,8 @@ class T2VTask:
     def finalize(self, params) -> dict:
         """Stored with the final checkpoint: the latent statistics, the VAE, and the training shape."""
         del params
-        return {"latent_stats": self.pipeline.latent_stats, "vae_workdir": str(self.config.vae_workdir),
+        meta = {"latent_stats": self.pipeline.latent_stats, "vae_workdir": str(self.config.vae_workdir),
                 "training_shape": self.training_shape()}
+        if self.base is not None:
+            meta["lora_base"] = {"path": self.base.path, "step": self.base.step, "fingerprint": self.base.fingerprint}
+        return meta

@@ -35,6 +35,10 @@ class Task(Protocol):
     def init(self, rng: jax.Array, batch: dict) -> dict:
         """Fresh parameters (logically partitioned) for `batch`'s structure."""
 
+    def partition(self, params: dict) -> tuple[dict, dict]:
+        """(trained, frozen) parts of the initialized parameters: frozen ones get no gradient,
+        optimizer state or EMA and are not checkpointed (a LoRA run's base); usually (params, {})."""
+
     # --- Update -------------------------------------------------------------------------------
     def loss(self, params, batch: dict, rng: jax.Array) -> tuple[jax.Array, dict]:
         """(scalar loss, auxiliary scalars to log) under jit; `rng` differs per step."""

@@ -26,6 +26,8 @@ from jax.experimental import multihost_utils
 from sora_jax import checkpoint_integrity as integrity
 from sora_jax import checkpoints as checkpoint_lib
 from sora_jax import host_memory
+from sora_jax.models import lora
+from sora_jax.pipelines import adapters
 from sora_jax.train import metrics as metrics_lib
 from sora_jax.train import preemption as preemption_lib
 from sora_jax.train import run_log, sharding, throughput, validate
@@ -41,7 +43,7 @@ from sora_jax.train.task import Task
 STEPS_IN_FLIGHT = 2
 
 
-def make_task(config, workdir) -> Task:
+def make_task(config, workdir, base=None) -> Task:
     if config.task == "vae":
         from sora_jax.train.vae_task import VaeTask
 
@@ -49,7 +51,7 @@ def make_task(config, workdir) -> Task:
     if config.task == "t2v":
         from sora_jax.train.t2v_task import T2VTask
 
-        return T2VTask(config, workdir)
+        return T2VTask(config, workdir, base)
     raise ValueError(f"config.task={config.task!r} has no trainer task; valid: vae, t2v")
 
 
@@ -59,10 +61,10 @@ def _ema_decay(config, step: jax.Array) -> jax.Array:
     return jnp.minimum(config.optimizer.ema_decay, (1.0 + step) / (10.0 + step))
 
 
-def _value_and_grad(task, params, batch, rng, accumulate: int):
+def _value_and_grad(loss_fn, params, batch, rng, accumulate: int):
     """Loss, aux and gradients, over `accumulate` microbatches summed in a scan (same memory as
     one microbatch). Microbatch j takes rows j, j+k, j+2k, ...: each device keeps its rows."""
-    grad_fn = jax.value_and_grad(task.loss, has_aux=True)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     if accumulate == 1:
         return grad_fn(params, batch, rng)
     micro = jax.tree.map(lambda x: x.reshape(x.shape[0] // accumulate, accumulate, *x.shape[1:]).swapaxes(0, 1),
@@ -89,7 +91,11 @@ def make_train_step(task, optimizer, config):
 
     def train_step(state: state_lib.TrainState, batch):
         rng = jax.random.fold_in(state.rng, state.step)
-        (loss, aux), grads = _value_and_grad(task, state.params, batch, rng, accumulate)
+
+        def loss_fn(params, batch, rng):  # gradients for the trained parameters only
+            return task.loss(lora.combine(state.frozen, params) if state.frozen else params, batch, rng)
+
+        (loss, aux), grads = _value_and_grad(loss_fn, state.params, batch, rng, accumulate)
         grad_norm = optax.global_norm(grads)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
@@ -121,7 +127,7 @@ class Setup:
     state_shardings: object
     batch_sharding: jax.sharding.NamedSharding
     train_step: object  # jitted (state, batch) -> (state, metrics); donates the state
-    param_count: int
+    param_count: int  # trained parameters
     shards: int  # data x fsdp: global batches divide by shards x grad_accum_steps
 
 
@@ -136,9 +142,9 @@ def build(config, task, mesh=None) -> Setup:
     abstract_params = jax.eval_shape(task.init, init_rng, example)
     param_shardings = sharding.tree_shardings(abstract_params, mesh, rules)
     init_params = jax.jit(lambda rng: nn.unbox(task.init(rng, example)), out_shardings=param_shardings)
-    params = init_params(init_rng)
-    create = jax.jit(lambda p, r: state_lib.TrainState.create(p, optimizer, r))
-    state = create(params, state_rng)
+    params, frozen = task.partition(init_params(init_rng))
+    create = jax.jit(lambda p, f, r: state_lib.TrainState.create(p, optimizer, r, f))
+    state = create(params, frozen, state_rng)
     state_shardings = jax.tree.map(lambda x: x.sharding, state)
     batch_sharding = sharding.batch_sharding(mesh)
 
@@ -249,7 +255,7 @@ class TrainingRun:
         self.sample_clips = self.eval_clips[: self.config.eval.num_samples]
 
     def evaluate(self, step: int) -> dict:
-        ema = gather_params(self.state.ema_params)
+        ema = gather_params(self.state.model_params(ema=True))
         if jax.process_index() != 0:
             return {}
         results = self.task.evaluate(ema, self.eval_clips)
@@ -339,7 +345,7 @@ class TrainingRun:
                 f"the last steps up to {step} were all non-finite and skipped, so the run did not train to its end; "
                 f"no final checkpoint written; the last good one in {self.checkpointer.directory} is intact")
         results = self.evaluate(step)
-        final_ema = gather_params(self.state.ema_params)
+        final_ema = gather_params(self.state.model_params(ema=True))
         final_meta = self.task.finalize(final_ema) if jax.process_index() == 0 else {}
         final_meta = sharding.broadcast_json(final_meta)
         self.save(step, force=True, extra=final_meta)
@@ -353,19 +359,28 @@ class TrainingRun:
 
 
 def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
+    if adapters.enabled(config):  # a LoRA run's model and VAE are its base's
+        try:
+            base = adapters.adopt_base(config)
+        except (ValueError, OSError) as error:
+            raise validate.ConfigError(str(error)) from None
+        print(f"lora: rank {config.lora.rank} adapters on {base.path} (step {base.step}, fingerprint "
+              f"{base.fingerprint}, {lora.count(base.params):,} frozen parameters)", flush=True)
+    else:
+        base = None
     validate.check(config, jax.device_count())  # before anything is built or compiled
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     name = "train.log" if jax.process_index() == 0 else f"train.process_{jax.process_index()}.log"
     with run_log.to_workdir(workdir, name):  # logs and background threads' tracebacks: a file, not the terminal
-        return _train(config, workdir, quiet)
+        return _train(config, workdir, quiet, base)
 
 
-def _train(config, workdir: pathlib.Path, quiet: bool) -> dict:
+def _train(config, workdir: pathlib.Path, quiet: bool, base=None) -> dict:
     # --- Checkpoint: opened first, so a workdir of another model is refused before any work
     checkpointer, start_step = open_checkpoints(config, workdir)
     try:
-        task: Task = make_task(config, workdir)
+        task: Task = make_task(config, workdir, base)
         if jax.process_index() == 0:
             (workdir / "config.json").write_text(config.to_json_best_effort(indent=1))
         # --- Mesh, Model, Shard, Update

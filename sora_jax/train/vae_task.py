@@ -59,6 +59,9 @@ class VaeTask:
         side = 2 * self.model.spatial
         return {"video": np.zeros((batch_size, 1 + self.model.temporal, side, side, 3), np.float32)}
 
+    def partition(self, params: dict) -> tuple[dict, dict]:
+        return params, {}
+
     def init(self, rng: jax.Array, batch: dict) -> dict:
         return self.model.init(rng, batch["video"])["params"]
 

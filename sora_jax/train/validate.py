@@ -105,6 +105,13 @@ def _check_t2v(config, mesh_sizes: dict) -> None:
     _require(0.0 <= config.flow.text_dropout <= 1.0, f"flow.text_dropout={config.flow.text_dropout} must be in [0, 1]")
     _require(config.flow.logit_std > 0, f"flow.logit_std={config.flow.logit_std} must be positive")
     _require(config.sample.guidance >= 0, f"sample.guidance={config.sample.guidance} must be >= 0")
+    if config.get("lora") is not None and config.lora.rank:
+        _require(config.lora.rank > 0 and config.lora.alpha > 0,
+                 f"lora.rank={config.lora.rank} and lora.alpha={config.lora.alpha} must be positive (rank 0: no LoRA)")
+        _require(len(config.lora.targets) > 0 and all(isinstance(t, str) for t in config.lora.targets),
+                 f"lora.targets={tuple(config.lora.targets)} must be layer path patterns such as '*attention/qkv'")
+        _require(not config.get("init_from"), "lora.base and init_from both given: a LoRA run starts from its base "
+                                               "(lora.base); init_from is for full fine-tuning")
     try:
         step = run_step(config.vae_workdir)
     except (OSError, ValueError):
