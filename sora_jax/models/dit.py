@@ -110,17 +110,21 @@ class Linear(nn.Module):
         kernel = self.param("kernel", nn.with_logical_partitioning(init, self.axes), shape)
         bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, self.axes[inputs:]),
                           tuple(self.features))
-        if self.matmul_dtype is not None:  # "mixed" (dtype f32): bf16 operands in both passes
-            y = mixed_linear(x, kernel, bias, inputs, self.matmul_dtype).astype(self.dtype)
-        else:
-            contract = tuple(range(x.ndim - inputs, x.ndim))
-            y = jax.lax.dot_general(x.astype(self.dtype), kernel.astype(self.dtype),
-                                    ((contract, tuple(range(inputs))), ((), ())), preferred_element_type=self.dtype)
-            y = y + bias.astype(self.dtype)
+        project = functools.partial(_project, dtype=self.dtype, matmul_dtype=self.matmul_dtype)
+        y = project(x, kernel, bias, inputs)
         if self.lora is not None and self.lora.applies(self.path):
-            y = y + lora_lib.adapter_output(x, shape, inputs, self.lora, self.param,
-                                            self.matmul_dtype or self.dtype).astype(self.dtype)
+            y = y + lora_lib.adapter_output(x, shape, inputs, self.lora, self.param, project)
         return y
+
+
+def _project(x, kernel, bias, inputs: int, dtype, matmul_dtype):
+    """x·kernel + bias over x's last `inputs` axes, in a layer's precision."""
+    if matmul_dtype is not None:  # "mixed" (dtype f32): bf16 operands in both passes
+        return mixed_linear(x, kernel, bias, inputs, matmul_dtype).astype(dtype)
+    contract = tuple(range(x.ndim - inputs, x.ndim))
+    y = jax.lax.dot_general(x.astype(dtype), kernel.astype(dtype), ((contract, tuple(range(inputs))), ((), ())),
+                            preferred_element_type=dtype)
+    return y + bias.astype(dtype)
 
 
 def _dense(features, axes, zero=False, dtype=jnp.float32, matmul_dtype=None, lora=None, name=None):

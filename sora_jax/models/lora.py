@@ -55,20 +55,16 @@ class LoraSpec:
         return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.targets)
 
 
-def adapter_output(x, kernel_shape, inputs: int, spec: LoraSpec, param, operand_dtype=None):
+def adapter_output(x, kernel_shape, inputs: int, spec: LoraSpec, param, project):
     """(alpha / r) · (x·A)·B for a layer whose kernel has `kernel_shape` and contracts x's last
-    `inputs` axes; creates A and B through `param` (a module's `self.param`)."""
+    `inputs` axes; creates A and B through `param` (a module's `self.param`) and multiplies with
+    `project(x, kernel, bias, inputs)`, the layer's own matmul (its precision, in both passes)."""
     in_shape, out_shape = kernel_shape[:inputs], kernel_shape[inputs:]
     fan_in = int(np.prod(in_shape))
     a = param("lora_a", lambda key, shape: jax.random.normal(key, shape) / np.sqrt(fan_in), (*in_shape, spec.rank))
     b = param("lora_b", lambda key, shape: jnp.zeros(shape), (spec.rank, *out_shape))
-    dtype = operand_dtype or x.dtype
-    contract = tuple(range(x.ndim - inputs, x.ndim))
-    low = jax.lax.dot_general(x.astype(dtype), a.astype(dtype), ((contract, tuple(range(inputs))), ((), ())),
-                              preferred_element_type=jnp.float32)
-    up = jax.lax.dot_general(low.astype(dtype), b.astype(dtype), (((low.ndim - 1,), (0,)), ((), ())),
-                             preferred_element_type=jnp.float32)
-    return spec.scale * up
+    low = project(x, a, jnp.zeros((spec.rank,), a.dtype), inputs)
+    return spec.scale * project(low, b, jnp.zeros(out_shape, b.dtype), 1)
 
 
 def is_adapter(path) -> bool:

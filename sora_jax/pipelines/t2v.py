@@ -103,6 +103,16 @@ class T2VPipeline:
         (common random numbers). `quantiles` = 0: clip i at t_i on a uniform grid, noise from seed
         i. Q > 0: every clip at t = (q + 0.5) / Q, noise from seed (i, q), plus the per-timestep
         curve `val_loss_t{q}`. Clips: {"latent": [t, h, w, c], "caption": str}."""
+        losses = self.validation_losses(params, clips, quantiles)
+        results = {"val_loss": float(np.mean(losses))}
+        if quantiles:
+            per_t = losses.reshape(len(clips), quantiles).mean(0)
+            results.update({f"val_loss_t{q}": float(value) for q, value in enumerate(per_t)})
+        return results
+
+    def validation_losses(self, params, clips: list[dict], quantiles: int = 0) -> np.ndarray:
+        """The loss of every triple of `validation_loss`, clip-major ([clips x quantiles] when Q > 0):
+        per-triple values for paired comparisons of two models."""
         if quantiles:
             triples = [(i, (q + 0.5) / quantiles, (i, q)) for i in range(len(clips)) for q in range(quantiles)]
         else:
@@ -120,11 +130,7 @@ class T2VPipeline:
                 noise = np.stack([np.asarray(jax.random.normal(noise_key(*triples[n][2]), shape)) for n in chunk])
                 text = text_inputs(self.encode_prompts([clips[triples[n][0]]["caption"] for n in chunk]), self.encoder)
                 losses[chunk] = self.flow_losses(params, latent, t, noise, text)
-        results = {"val_loss": float(np.mean(losses))}
-        if quantiles:
-            per_t = losses.reshape(len(clips), quantiles).mean(0)
-            results.update({f"val_loss_t{q}": float(value) for q, value in enumerate(per_t)})
-        return results
+        return losses
 
     # --- sampling ------------------------------------------------------------------------------
     def sample_latents(self, params, captions, latent_shape, seed: int = 0, steps: int | None = None,

@@ -1,0 +1,203 @@
+r"""LoRA on a folder of clips that shows what the base model never saw: PhysWorld holds the pair
+(green, triangle) out of every training split, so a base DiT has learned green things and
+triangles but never a green triangle. A user's folder of such clips, a LoRA run of minutes, and
+the probes before and after.
+
+    .venv/bin/python experiments/lora_holdout.py --base=runs/ladder_demo/32x --workdir=runs/lora_holdout \
+        --out=experiments/results/lora_holdout
+
+Stages (`--stages`, in order; each skips what is already there):
+  folder    `--clips` held-out clips (17x32x56, seeds [7001, i]), written as a user would have them:
+            clip_000.mp4 + clip_000.txt (the caption), ... in <workdir>/folder
+  train     `sora_jax/configs/t2v.py:lora` on that folder (`folder:` dataset), rank `--rank`, alpha =
+            rank, `--steps` steps at `--lr`; the base frozen (its fingerprint in the run's config)
+  evaluate  base and base + adapters, same noise per prompt, on (a) `--probe_samples` *new* held-out
+            scenes of one green triangle each (seeds [7002, i]; one object, so the shape probe decides
+            its shape by majority): the probes on their captions, against the VAE ceiling on those
+            scenes; (b) the ladder's standard probe scenes (seeds 90000+): the same probes, and the
+            flow loss on their latents at 4 timestep quantiles, paired per triple, with a bootstrap CI
+            of the difference. Writes lora_holdout.json, lora_holdout.md and side_by_side.png / .gif
+            (held-out prompts: base | LoRA | truth) under --out.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+
+import numpy as np
+from absl import app, flags
+
+from sora_jax.data import physworld, video_io
+from sora_jax.evaluation import probes
+from sora_jax.scaling import compare
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("base", None, "The base run (a finished text-to-video workdir or export).")
+flags.DEFINE_string("workdir", "runs/lora_holdout", "Where the folder and the LoRA run go.")
+flags.DEFINE_string("out", "experiments/results/lora_holdout", "Where the small results go.")
+flags.DEFINE_list("stages", ["folder", "train", "evaluate"], "Stages to run, in order.")
+flags.DEFINE_integer("clips", 48, "Held-out clips in the folder.")
+flags.DEFINE_integer("steps", 400, "LoRA training steps.")
+flags.DEFINE_integer("rank", 16, "LoRA rank (alpha = rank).")
+flags.DEFINE_float("lr", 1e-3, "LoRA learning rate.")
+flags.DEFINE_integer("batch", 8, "LoRA batch size.")
+flags.DEFINE_float("text_dropout", None, "Caption dropout while fine-tuning (default: the lora config's).")
+flags.DEFINE_integer("probe_samples", 64, "Scenes per probe set (held-out and standard).")
+flags.DEFINE_string("tag", "lora", "The LoRA run's directory under --workdir (one per recipe point).")
+
+FOLDER_SEED, EVAL_SEED = 7001, 7002
+HELD_OUT = physworld.WorldConfig(only_holdout=True)
+# Evaluated one object a scene: with several green triangles in a scene the shape probe can only
+# ask whether *some* green object is a triangle; with one, its shape is decided by majority.
+HELD_OUT_EVAL = physworld.WorldConfig(only_holdout=True, max_objects=1)
+KEPT = ("caption_colors", "caption_shapes", "caption_count", "permanence", "continuity", "color_constancy",
+        "trail_persistence")
+
+
+def held_out_scenes(seed: int, count: int, world: physworld.WorldConfig = HELD_OUT) -> list[physworld.Clip]:
+    return [physworld.render_clip([seed, i], *compare.PROBE_CLIP, world) for i in range(count)]
+
+
+def write_folder(folder: pathlib.Path, count: int) -> None:
+    if folder.exists() and len(list(folder.glob("*.mp4"))) == count:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, clip in enumerate(held_out_scenes(FOLDER_SEED, count)):
+        video_io.write_video(folder / f"clip_{i:03d}.mp4", clip.video)
+        (folder / f"clip_{i:03d}.txt").write_text(clip.caption + "\n")
+    print(f"folder: {count} held-out clips (green triangles) in {folder}")
+
+
+def train(base: str, folder: pathlib.Path, workdir: pathlib.Path) -> dict:
+    from sora_jax.configs import t2v
+    from sora_jax.train import trainer
+
+    config = t2v.get_config("lora")
+    config.lora.base = base
+    config.lora.rank, config.lora.alpha = FLAGS.rank, float(FLAGS.rank)
+    config.data.dataset = f"folder:{folder}"
+    config.data.batch_size, config.data.max_batch_size = FLAGS.batch, 4 * FLAGS.batch
+    config.total_steps = FLAGS.steps
+    config.optimizer.learning_rate = FLAGS.lr
+    if FLAGS.text_dropout is not None:
+        config.flow.text_dropout = FLAGS.text_dropout
+    config.optimizer.warmup_steps = min(config.optimizer.warmup_steps, FLAGS.steps // 10)
+    config.eval.num_clips = 16
+    config.eval.num_samples = 2
+    config.log.eval_every_steps = FLAGS.steps + 1
+    config.checkpoint.every_steps = 100
+    start = time.time()
+    results = trainer.train(config, workdir)
+    results["wall_seconds"] = time.time() - start
+    (workdir / "lora_training.json").write_text(json.dumps(results, indent=1, default=compare.jsonable))
+    return results
+
+
+def _paired_difference(a: np.ndarray, b: np.ndarray, samples: int = 1000) -> dict:
+    """Mean of b - a over paired values and its 95 % bootstrap CI."""
+    return probes.bootstrap_mean(np.asarray(b) - np.asarray(a), samples)
+
+
+def _measure(generator, held, standard, clips) -> tuple[dict, np.ndarray, np.ndarray]:
+    """(probe results and validation loss, per-triple losses, the first held-out videos)."""
+    held_videos = compare.sample_scenes(generator.pipeline, generator.params, held)
+    standard_videos = compare.sample_scenes(generator.pipeline, generator.params, standard)
+    losses = generator.pipeline.validation_losses(generator.params, clips, quantiles=4)
+    result = {"held_out": compare.score(held_videos, held), "standard": compare.score(standard_videos, standard),
+              "val_loss": float(np.mean(losses))}
+    return result, losses, held_videos[:4]
+
+
+def evaluate(base: str, lora_run: pathlib.Path, out: pathlib.Path) -> dict:
+    """Base (measured once per workdir and probe count, then read back) and base + adapters."""
+    from sora_jax import generate
+
+    count = FLAGS.probe_samples
+    held, standard = held_out_scenes(EVAL_SEED, count, HELD_OUT_EVAL), compare.probe_scenes(count)
+    base_generator = generate.Generator(base)
+    pipeline = base_generator.pipeline
+    clips = [{"latent": latent, "caption": scene.caption}
+             for scene, latent in zip(standard, pipeline.encode(np.stack([s.video for s in standard])))]
+    report = {"base": base, "lora_run": str(lora_run), "probe_samples": count,
+              "held_out_seeds": [EVAL_SEED, "0.." + str(count - 1)], "models": {},
+              "ceilings": {"held_out": compare.ceilings(pipeline, held), "standard": compare.ceilings(pipeline,
+                                                                                                      standard)}}
+    cached = lora_run.parent / f"base_eval_{count}_single.npz"
+    if cached.exists():
+        stored = np.load(cached, allow_pickle=False)
+        report["models"]["base"] = json.loads(str(stored["result"]))
+        base_losses, base_videos = stored["losses"], stored["videos"]
+    else:
+        print(f"evaluate: base: {count} held-out and {count} standard scenes", flush=True)
+        report["models"]["base"], base_losses, base_videos = _measure(base_generator, held, standard, clips)
+        np.savez(cached, result=json.dumps(report["models"]["base"], default=compare.jsonable), losses=base_losses,
+                 videos=base_videos)
+    print(f"evaluate: LoRA ({lora_run.name}): {count} held-out and {count} standard scenes", flush=True)
+    report["models"]["LoRA"], losses, videos = _measure(generate.Generator(base, adapter=lora_run), held, standard,
+                                                        clips)
+    columns = {"base": base_videos, "LoRA": videos}
+    report["val_loss_difference"] = _paired_difference(base_losses, losses)
+    record = lora_run / "lora_training.json"
+    meta = json.loads(record.read_text()) if record.exists() else {}
+    report["training"] = {key: meta.get(key) for key in ("step", "param_count", "wall_seconds") if key in meta}
+    run_config = json.loads((lora_run / "config.json").read_text())
+    report["recipe"] = {"rank": run_config["lora"]["rank"], "alpha": run_config["lora"]["alpha"],
+                        "learning_rate": run_config["optimizer"]["learning_rate"], "steps": run_config["total_steps"],
+                        "batch": run_config["data"]["batch_size"], "clips": FLAGS.clips,
+                        "text_dropout": run_config["flow"]["text_dropout"]}
+    columns["truth"] = np.stack([s.video for s in held[:4]])
+    prompts = [s.caption for s in held[:4]]
+    out.mkdir(parents=True, exist_ok=True)
+    grid = compare.side_by_side(columns, 4, prompts, scale=4)
+    video_io.write_video(out / "side_by_side.png", grid[len(grid) * 3 // 4:])
+    video_io.write_video(out / "side_by_side.gif", compare.side_by_side(columns, 4, prompts, scale=2))
+    (out / "lora_holdout.json").write_text(json.dumps(report, indent=1, default=compare.jsonable))
+    (out / "lora_holdout.md").write_text(markdown(report))
+    print(markdown(report))
+    return report
+
+
+def markdown(report: dict) -> str:
+    lines = []
+    for part, title in (("held_out", "held-out scenes (one green triangle each)"),
+                        ("standard", "standard probe scenes")):
+        ceiling = report["ceilings"][part]
+        lines += [f"**{title}**, {report['probe_samples']} scenes, mean [95 % CI]:", "",
+                  "| probe | base | LoRA | VAE ceiling | truth | LoRA / ceiling |", "|---|---|---|---|---|---|"]
+        for probe in KEPT:
+            base, tuned = report["models"]["base"][part].get(probe), report["models"]["LoRA"][part].get(probe)
+            vae = ceiling["vae"].get(probe, {}).get("mean")
+            ratio = f"{tuned['mean'] / vae:.2f}" if tuned and tuned["mean"] is not None and vae else "—"
+            vae_cell, truth_cell = compare.cell(ceiling["vae"].get(probe)), compare.cell(ceiling["truth"].get(probe))
+            lines.append(f"| {probe} | {compare.cell(base)} | {compare.cell(tuned)} | {vae_cell} | {truth_cell} "
+                         f"| {ratio} |")
+        lines.append("")
+    difference = report["val_loss_difference"]
+    lines.append(f"Validation flow loss on the standard scenes: base {report['models']['base']['val_loss']:.4f}, "
+                 f"LoRA {report['models']['LoRA']['val_loss']:.4f} (paired difference {difference['mean']:+.4f} "
+                 f"[{difference['low']:+.4f}, {difference['high']:+.4f}]).")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    del argv
+    if not FLAGS.base:
+        raise app.UsageError("--base is required: a finished text-to-video run")
+    workdir, out = pathlib.Path(FLAGS.workdir), pathlib.Path(FLAGS.out)
+    folder, lora_run = workdir / "folder", workdir / FLAGS.tag
+    for stage in FLAGS.stages:
+        if stage == "folder":
+            write_folder(folder, FLAGS.clips)
+        elif stage == "train":
+            print(json.dumps({k: v for k, v in train(FLAGS.base, folder, lora_run).items()
+                              if isinstance(v, (int, float, str))}, indent=1))
+        elif stage == "evaluate":
+            evaluate(FLAGS.base, lora_run, out)
+        else:
+            raise app.UsageError(f"unknown stage {stage!r}; valid: folder, train, evaluate")
+
+
+if __name__ == "__main__":
+    app.run(main)
