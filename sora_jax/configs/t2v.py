@@ -23,6 +23,9 @@ VARIANTS = {
     # lora: rank-16 adapters on a finished run's frozen DiT (`--config.lora.base=RUN`, whose model
     # and VAE it takes), for a folder of your clips (`--config.data.dataset=folder:PATH`).
     "lora": dict(dataset="physworld/tiny", model="tiny", batch_size=8, total_steps=400, text="minilm", lr=1e-3),
+    # reflow: a few-step student of a finished run, trained on its (noise, sample) pairs
+    # (`--config.distill.pairs=DIR`, made by train/reflow_pairs.py; model, VAE and init from the teacher).
+    "reflow": dict(dataset="physworld/tiny", model="tiny", batch_size=8, total_steps=2000, text="minilm", lr=1e-4),
 }
 
 
@@ -91,6 +94,13 @@ def get_config(arg: str | None = None):
     config.lora.targets = lora.DEFAULT_TARGETS  # fnmatch patterns over layer paths ("block_3/attention/qkv")
     config.lora.base = ""  # the base run: a t2v workdir or export; its model and VAE replace this config's
     config.lora.base_fingerprint = ""  # filled in from the base when training starts (models/lora.py)
+
+    # Reflow distillation (sora_jax/train/reflow_pairs.py): train on a teacher's (noise, sample) pairs.
+    config.distill = common.ml_collections.ConfigDict()
+    config.distill.pairs = ""  # a pairs directory; "" = ordinary training
+    if arg.variant == "reflow":  # the guided sample is the target: no caption dropout, no guidance
+        config.flow.text_dropout = 0.0
+        config.sample.steps, config.sample.guidance = 4, 1.0
 
     config.optimizer.learning_rate = variant["lr"]
     config.optimizer.weight_decay = 0.0 if arg.variant == "lora" else 0.01

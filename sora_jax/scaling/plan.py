@@ -46,7 +46,8 @@ def rule(name: str) -> dict:
 
 def learning_rate(width: int) -> float:
     """Peak LR shrinking with width (Adam's 1/width rule from muP), anchored at the tiny DiT's 5e-4
-    at width 192, capped at 2e-3."""
+    at width 192, capped at 2e-3. A ladder multiplies it by `ladder.lr_scale` (the CPU presets'
+    4x, measured by the recipe sweep), so a rung's LR may pass the cap."""
     return min(2e-3, 5e-4 * 192 / width)
 
 
@@ -219,7 +220,7 @@ def apply_budget(config, budget: str, size: str = "") -> None:
     config.model.depth, config.model.width, config.model.heads = run.depth, run.width, run.heads
     config.optimizer.learning_rate = run.learning_rate * ladder.get("lr_scale", 1.0)
     ladder.budget, ladder.size = budget, size
-    ladder.rule_k, ladder.rule_a = size_rule["k"], size_rule["a"]
+    ladder.rule_k, ladder.rule_a = size_rule["k"], size_rule["a"]  # k as used: the rule's k x size_scale
     ladder.compute_flops = compute
     ladder.params = run.params
     ladder.flops_per_step = run.flops_per_step

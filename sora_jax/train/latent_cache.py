@@ -37,6 +37,9 @@ class LatentSource:
         self.directory = pathlib.Path(directory)
         self.index = json.loads((self.directory / "index.json").read_text())
         self.latents = np.load(self.directory / "latents.npy", mmap_mode="r")
+        # Reflow pairs (train/reflow_pairs.py): the noise each latent was sampled from, same layout.
+        noise = self.directory / "noise.npy"
+        self.noise = np.load(noise, mmap_mode="r") if noise.exists() else None
         stored = len(self.index["captions"])
         if count is not None and count > stored:
             raise ValueError(f"{self.directory} holds {stored} records, fewer than the {count} asked for")
@@ -49,7 +52,7 @@ class LatentSource:
             path = self.directory / f"{key}.npy"
             if path.exists():
                 self.text[key] = np.load(path, mmap_mode="r")
-        self.batch_keys = ("latent", *self.text)
+        self.batch_keys = ("latent", *self.text, *(("noise",) if self.noise is not None else ()))
 
     @property
     def fingerprint(self) -> dict:
@@ -76,6 +79,8 @@ class LatentSource:
         start = self._offsets[i]
         latent = np.asarray(self.latents[start : start + int(np.prod(shape))], np.float32).reshape(shape)
         item = {"latent": latent, "caption": self.captions[i], "index": i}
+        if self.noise is not None:
+            item["noise"] = np.asarray(self.noise[start : start + int(np.prod(shape))], np.float32).reshape(shape)
         for key, array in self.text.items():
             item[key] = np.asarray(array[i], np.float32 if key != "text_mask" else bool)
         return item

@@ -46,6 +46,8 @@ class T2VTask:
 
     # --- data ----------------------------------------------------------------------------------
     def cache(self, split: str) -> latent_cache.LatentSource:
+        if split == self.config.data.train_split and self.config.get("distill") and self.config.distill.pairs:
+            return latent_cache.LatentSource(self.config.distill.pairs)  # a reflow student's (noise, sample) pairs
         limit = self.config.data.cache_limit or None
         root = pathlib.Path(self.config.data.latent_cache_dir or self.workdir / "latent_cache")
         build_count = self.config.data.get("cache_build_count", 0) if split == self.config.data.train_split else 0
@@ -58,6 +60,8 @@ class T2VTask:
 
     def prepare_batch(self, batch: dict) -> dict[str, np.ndarray]:
         prepared = {"latent": np.asarray(batch["latent"], np.float32)}
+        if "noise" in batch:  # reflow pairs: the noise each latent was sampled from
+            prepared["noise"] = np.asarray(batch["noise"], np.float32)
         if self.encoder == "bytes":
             prepared.update(self.pipeline.encode_prompts(batch["caption"]))
         else:
@@ -111,7 +115,7 @@ class T2VTask:
         t = flow.sample_timesteps(time_rng, b, self.config.flow.logit_mean, self.config.flow.logit_std,
                                   self.pipeline.shift(x0.shape))
         t_frames = flow.frame_timesteps(t, cond_mask)
-        noise = jax.random.normal(noise_rng, x0.shape, x0.dtype)
+        noise = batch["noise"] if "noise" in batch else jax.random.normal(noise_rng, x0.shape, x0.dtype)
         keep = ~flow.drop_text(drop_rng, b, self.config.flow.text_dropout)
         v = self.model.apply({"params": params}, flow.noise_latents(x0, noise, t_frames), t_frames,
                              text_inputs(batch, self.encoder, keep))

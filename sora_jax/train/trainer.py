@@ -368,6 +368,15 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
               f"{base.fingerprint}, {lora.count(base.params):,} frozen parameters)", flush=True)
     else:
         base = None
+    if config.get("distill") is not None and config.distill.pairs:  # a reflow student: the teacher's model
+        from sora_jax.train import reflow_pairs
+
+        try:
+            teacher = reflow_pairs.adopt_teacher(config)
+        except (ValueError, OSError) as error:
+            raise validate.ConfigError(str(error)) from None
+        print(f"reflow: student of {teacher['path']} (step {teacher['step']}; pairs sampled with {teacher['steps']} "
+              f"steps at guidance {teacher['guidance']})", flush=True)
     validate.check(config, jax.device_count())  # before anything is built or compiled
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,149 @@
+r"""Few-step sampling by reflow: a teacher's (noise, sample) pairs, a student trained on them, and
+the world probes of the student's 4-step samples against the teacher's 30-step ones.
+
+    .venv/bin/python experiments/distill.py --teacher=runs/ladder_demo/32x --workdir=runs/reflow \
+        --out=experiments/results/reflow_demo
+
+Stages (`--stages`, in order):
+  pairs     `--pairs` captions of the teacher's training cache, each sampled from its own noise with
+            the teacher's 30 Euler steps at guidance 4 (`train/reflow_pairs.make`) into <workdir>/pairs
+  train     `sora_jax/configs/t2v.py:reflow` on them: the teacher's model and weights, its noise from
+            the pair, no caption dropout; `--steps` steps at `--lr`
+  evaluate  the ladder's probe scenes (seeds 90000+, same noise per prompt for every sampler):
+            teacher at 30 steps with guidance 4 (what it was trained to do), the teacher at `--few`
+            steps (what few steps give without distillation), the student at `--few` steps without
+            guidance; each probe's mean and 95 % CI, whether the student's CI overlaps the 30-step
+            teacher's, and seconds per batch of samples (the speedup). Writes reflow.json, reflow.md and
+            side_by_side.png / .gif under --out.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+
+import numpy as np
+from absl import app, flags
+
+from sora_jax.data import video_io
+from sora_jax.scaling import compare
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("teacher", None, "The teacher run (a finished text-to-video workdir).")
+flags.DEFINE_string("workdir", "runs/reflow", "Where the pairs and the student go.")
+flags.DEFINE_string("out", "experiments/results/reflow_demo", "Where the small results go.")
+flags.DEFINE_list("stages", ["pairs", "train", "evaluate"], "Stages to run, in order.")
+flags.DEFINE_integer("pairs", 2048, "(noise, sample) pairs the teacher makes.")
+flags.DEFINE_integer("steps", 2000, "Student training steps.")
+flags.DEFINE_float("lr", 1e-4, "Student learning rate.")
+flags.DEFINE_integer("few", 4, "The student's sampling steps.")
+flags.DEFINE_integer("probe_samples", 64, "Probe scenes.")
+
+KEPT = ("caption_colors", "caption_shapes", "caption_count", "permanence", "continuity", "color_constancy",
+        "trail_persistence")
+
+
+def train(pairs: pathlib.Path, workdir: pathlib.Path) -> dict:
+    from sora_jax.configs import t2v
+    from sora_jax.train import trainer
+
+    config = t2v.get_config("reflow")
+    config.distill.pairs = str(pairs)
+    config.total_steps = FLAGS.steps
+    config.optimizer.learning_rate = FLAGS.lr
+    config.sample.steps = FLAGS.few
+    config.eval.num_samples = 2
+    config.log.eval_every_steps = FLAGS.steps + 1
+    config.checkpoint.every_steps = max(100, FLAGS.steps // 5)
+    start = time.time()
+    results = trainer.train(config, workdir)
+    results["wall_seconds"] = time.time() - start
+    (workdir / "reflow_training.json").write_text(json.dumps(results, indent=1, default=compare.jsonable))
+    return results
+
+
+def evaluate(teacher: str, student: pathlib.Path, out: pathlib.Path) -> dict:
+    from sora_jax import generate
+
+    scenes = compare.probe_scenes(FLAGS.probe_samples)
+    teacher_generator, student_generator = generate.Generator(teacher), generate.Generator(student)
+    samplers = {"teacher, 30 steps": (teacher_generator, dict(steps=30, guidance=4.0)),
+                f"teacher, {FLAGS.few} steps": (teacher_generator, dict(steps=FLAGS.few, guidance=4.0)),
+                f"student, {FLAGS.few} steps": (student_generator, dict(steps=FLAGS.few, guidance=1.0))}
+    report = {"teacher": teacher, "student": str(student), "probe_samples": FLAGS.probe_samples, "samplers": {},
+              "ceilings": compare.ceilings(teacher_generator.pipeline, scenes)}
+    columns = {}
+    for name, (generator, sampling) in samplers.items():
+        print(f"evaluate: {name}", flush=True)
+        compare.sample_scenes(generator.pipeline, generator.params, scenes[:16], **sampling)  # compile, warm
+        start = time.perf_counter()
+        videos = compare.sample_scenes(generator.pipeline, generator.params, scenes, **sampling)
+        seconds = time.perf_counter() - start
+        report["samplers"][name] = {"probes": compare.score(videos, scenes), "sampling": sampling,
+                                    "seconds_per_sample": seconds / len(scenes)}
+        columns[name.replace(", ", " ")] = videos[:4]
+    names = list(samplers)
+    reference, student_probes = report["samplers"][names[0]]["probes"], report["samplers"][names[2]]["probes"]
+    report["student_within_teacher_ci"] = {
+        probe: bool(student_probes[probe]["low"] <= reference[probe]["high"]
+                    and reference[probe]["low"] <= student_probes[probe]["high"])
+        for probe in KEPT if reference.get(probe, {}).get("mean") is not None
+        and student_probes.get(probe, {}).get("mean") is not None}
+    report["speedup"] = (report["samplers"][names[0]]["seconds_per_sample"]
+                         / report["samplers"][names[2]]["seconds_per_sample"])
+    record = student / "reflow_training.json"
+    if record.exists():
+        training = json.loads(record.read_text())
+        report["training"] = {k: training.get(k) for k in ("step", "wall_seconds", "val_loss")}
+    columns["truth"] = np.stack([s.video for s in scenes[:4]])
+    prompts = [s.caption for s in scenes[:4]]
+    out.mkdir(parents=True, exist_ok=True)
+    grid = compare.side_by_side(columns, 4, prompts, scale=4)
+    video_io.write_video(out / "side_by_side.png", grid[len(grid) * 3 // 4:])
+    video_io.write_video(out / "side_by_side.gif", compare.side_by_side(columns, 4, prompts, scale=2))
+    (out / "reflow.json").write_text(json.dumps(report, indent=1, default=compare.jsonable))
+    (out / "reflow.md").write_text(markdown(report))
+    print(markdown(report))
+    return report
+
+
+def markdown(report: dict) -> str:
+    names = list(report["samplers"])
+    lines = [f"{report['probe_samples']} probe scenes, mean [95 % CI]:", "",
+             "| probe | " + " | ".join(names) + " | VAE ceiling | student within the 30-step CI |",
+             "|---|" + "---|" * (len(names) + 2)]
+    for probe in KEPT:
+        cells = [compare.cell(report["samplers"][name]["probes"].get(probe)) for name in names]
+        within = report["student_within_teacher_ci"].get(probe)
+        lines.append(f"| {probe} | " + " | ".join(cells) + f" | {compare.cell(report['ceilings']['vae'].get(probe))} "
+                     f"| {'yes' if within else 'no' if within is not None else '—'} |")
+    seconds = " / ".join(f"{report['samplers'][name]['seconds_per_sample']:.3f}" for name in names)
+    lines += ["", f"Seconds per sample (decode included), {' / '.join(names)}: {seconds}; the student is "
+                  f"{report['speedup']:.1f}x faster than the 30-step teacher."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    del argv
+    if not FLAGS.teacher:
+        raise app.UsageError("--teacher is required: a finished text-to-video run")
+    workdir, out = pathlib.Path(FLAGS.workdir), pathlib.Path(FLAGS.out)
+    pairs, student = workdir / "pairs", workdir / "student"
+    for stage in FLAGS.stages:
+        if stage == "pairs":
+            from sora_jax.train import reflow_pairs
+
+            start = time.time()
+            reflow_pairs.make(FLAGS.teacher, pairs, FLAGS.pairs)
+            print(f"pairs: {FLAGS.pairs} in {time.time() - start:.0f} s")
+        elif stage == "train":
+            train(pairs, student)
+        elif stage == "evaluate":
+            evaluate(FLAGS.teacher, student, out)
+        else:
+            raise app.UsageError(f"unknown stage {stage!r}; valid: pairs, train, evaluate")
+
+
+if __name__ == "__main__":
+    app.run(main)
