@@ -45,7 +45,7 @@ LATENT = (5, 8, 14)
 def _config(rank: int):
     config = t2v.get_config("lora" if rank else "tiny")
     config.model.width, config.model.depth, config.model.heads = FLAGS.width, FLAGS.depth, FLAGS.heads
-    config.model.dtype = FLAGS.dtype
+    config.model.dtype, config.model.attention_implementation = FLAGS.dtype, "flash"
     config.data.batch_size = FLAGS.batch
     config.lora.rank, config.lora.alpha = rank, float(max(rank, 1))
     return config

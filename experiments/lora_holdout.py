@@ -16,8 +16,9 @@ Stages (`--stages`, in order; each skips what is already there):
             its shape by majority): the probes on their captions, against the VAE ceiling on those
             scenes; (b) the ladder's standard probe scenes (seeds 90000+): the same probes, and the
             flow loss on their latents at 4 timestep quantiles, paired per triple, with a bootstrap CI
-            of the difference. Writes lora_holdout.json, lora_holdout.md and side_by_side.png / .gif
+            of the difference. Writes lora_holdout.json, lora_holdout.md and side_by_side.png
             (held-out prompts: base | LoRA | truth) under --out.
+  table     one row per recipe point: every */lora_holdout.json under --out, into --out/sweep.md
 """
 
 from __future__ import annotations
@@ -152,7 +153,6 @@ def evaluate(base: str, lora_run: pathlib.Path, out: pathlib.Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     grid = compare.side_by_side(columns, 4, prompts, scale=4)
     video_io.write_video(out / "side_by_side.png", grid[len(grid) * 3 // 4:])
-    video_io.write_video(out / "side_by_side.gif", compare.side_by_side(columns, 4, prompts, scale=2))
     (out / "lora_holdout.json").write_text(json.dumps(report, indent=1, default=compare.jsonable))
     (out / "lora_holdout.md").write_text(markdown(report))
     print(markdown(report))
@@ -181,6 +181,30 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def table(root: pathlib.Path) -> str:
+    """One row per recipe point (every `*/lora_holdout.json` under `root`): what changed against
+    the base on the held-out and the standard scenes."""
+    rows = ["| rank | LR | steps | caption dropout | held-out colors | held-out shapes | held-out permanence | "
+            "standard colors | standard shapes | standard permanence | val loss change |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    reports = [json.loads(path.read_text()) for path in sorted(root.glob("*/lora_holdout.json"))]
+    if reports:
+        base = reports[0]["models"]["base"]
+        rows.insert(0, "")
+        rows.insert(0, "base: held-out colors / shapes / permanence " + " / ".join(
+            compare.cell(base["held_out"][p]) for p in ("caption_colors", "caption_shapes", "permanence"))
+            + "; standard " + " / ".join(compare.cell(base["standard"][p])
+                                          for p in ("caption_colors", "caption_shapes", "permanence")))
+    for report in sorted(reports, key=lambda r: (r["recipe"]["text_dropout"], r["recipe"]["learning_rate"],
+                                                 r["recipe"]["steps"])):
+        recipe, tuned, d = report["recipe"], report["models"]["LoRA"], report["val_loss_difference"]
+        cells = [compare.cell(tuned[part][probe]) for part in ("held_out", "standard")
+                 for probe in ("caption_colors", "caption_shapes", "permanence")]
+        head = f"| {recipe['rank']} | {recipe['learning_rate']:g} | {recipe['steps']} | {recipe['text_dropout']:g} | "
+        rows.append(head + " | ".join(cells) + f" | {d['mean']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}] |")
+    return "\n".join(rows) + "\n"
+
+
 def main(argv):
     del argv
     if not FLAGS.base:
@@ -195,8 +219,12 @@ def main(argv):
                               if isinstance(v, (int, float, str))}, indent=1))
         elif stage == "evaluate":
             evaluate(FLAGS.base, lora_run, out)
+        elif stage == "table":
+            text = table(out)
+            (out / "sweep.md").write_text(text)
+            print(text)
         else:
-            raise app.UsageError(f"unknown stage {stage!r}; valid: folder, train, evaluate")
+            raise app.UsageError(f"unknown stage {stage!r}; valid: folder, train, evaluate, table")
 
 
 if __name__ == "__main__":

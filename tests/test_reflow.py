@@ -53,15 +53,24 @@ def test_a_student_trains_on_pairs_and_samples_in_four_steps(pairs, micro_t2v, p
     generator = generate.Generator(tmp_path / "student")
     assert generator.config.sample.steps == 4 and generator.config.sample.guidance == 1.0
     assert generator.config.model.width == generate.Generator(micro_t2v).config.model.width
-    request = dict(prompt="a red ball", enrich=False, frames=9)
-    video = generator.generate(generate.Request(**request))
-    assert video.meta["steps"] == 4 and video.video.shape == (9, 32, 56, 3)
-    clip = physworld.render_clip([2, 5], 9, 32, 56).video
+    clip, other = physworld.render_clip([2, 5], 9, 32, 56).video, physworld.render_clip([3, 5], 9, 32, 56).video
     recon = generator.decode(generator.encode(clip))
-    image = generator.generate(generate.Request(**request, mode="i2v", image=clip[:1])).video
-    assert psnr(recon[0], image[0]) >= 30
-    forward = generator.generate(generate.Request(**{**request, "frames": 8}, mode="extend_forward", video=clip))
-    assert psnr(recon, forward.video[:9]) >= 30
+    given = {"t2v": {}, "t2i": {}, "i2v": {"image": clip[:1]}, "extend_forward": {"video": clip},
+             "extend_backward": {"video": clip}, "loop": {"video": clip}, "connect": {"video": clip, "video2": other},
+             "edit": {"video": clip}}
+    assert set(given) == set(generate.MODES)
+    for mode, inputs in given.items():
+        frames = 9 if mode in ("t2v", "i2v") else 8
+        result = generator.generate(generate.Request(prompt="a red ball", enrich=False, mode=mode, frames=frames,
+                                                     **inputs))
+        assert result.meta["steps"] == 4, mode
+        video = result.video
+        if mode == "i2v":
+            assert psnr(recon[0], video[0]) >= 30
+        elif mode in ("extend_forward", "loop", "connect"):
+            assert psnr(recon, video[:9]) >= 30, mode  # the given video comes back first
+        elif mode == "extend_backward":
+            assert psnr(recon[1:], video[-8:]) >= 30
 
 
 def test_pairs_that_are_not_pairs_are_refused(micro_t2v, physworld_tiny, tmp_path):

@@ -98,6 +98,8 @@ def get_config(arg: str | None = None):
     # Reflow distillation (sora_jax/train/reflow_pairs.py): train on a teacher's (noise, sample) pairs.
     config.distill = common.ml_collections.ConfigDict()
     config.distill.pairs = ""  # a pairs directory; "" = ordinary training
+    if arg.variant in ("lora", "reflow"):  # "": precision and attention kernel as the base / teacher ran them
+        config.model.dtype = config.model.attention_implementation = ""
     if arg.variant == "reflow":  # the guided sample is the target: no caption dropout, no guidance
         config.flow.text_dropout = 0.0
         config.sample.steps, config.sample.guidance = 4, 1.0

@@ -57,15 +57,24 @@ def read_base(path: str) -> Base:
     return Base(str(path), params, meta, step, lora.fingerprint(params))
 
 
+def adopt_model(config, saved_model: dict) -> None:
+    """A derived run's DiT (LoRA on a base, a reflow student of a teacher) is its source's: every
+    architecture field from `saved_model`, and the compute-only ones (dtype, attention kernel,
+    remat) too where the config leaves them "" — the `lora` and `reflow` variants do, so a LoRA
+    of a mixed-precision ladder rung trains and samples in mixed precision unless told otherwise."""
+    for key, value in saved_model.items():
+        if key not in config.model or (key in checkpoints.COMPUTE_ONLY and config.model[key] != ""):
+            continue
+        config.model[key] = tuple(value) if isinstance(value, list) else value
+
+
 def adopt_base(config) -> Base:
-    """Sets a LoRA run's model (every architecture field; its compute-only fields stay the run's
-    own), VAE and `lora.base_fingerprint` from its base; returns the base. A fingerprint already
-    in the config (a resumed run, or one pinned by hand) must match the base's."""
+    """Sets a LoRA run's model (`adopt_model`), VAE and `lora.base_fingerprint` from its base;
+    returns the base. A fingerprint already in the config (a resumed run, or one pinned by hand)
+    must match the base's."""
     base = read_base(config.lora.base)
     saved = base.meta["config"]
-    for key, value in saved["model"].items():
-        if key not in checkpoints.COMPUTE_ONLY:
-            config.model[key] = tuple(value) if isinstance(value, list) else value
+    adopt_model(config, saved["model"])
     config.vae_workdir = saved["vae_workdir"]
     check_fingerprint(config, base, "lora.base")
     config.lora.base_fingerprint = base.fingerprint

@@ -25,8 +25,8 @@ import shutil
 import jax
 import numpy as np
 
-from sora_jax import checkpoints
 from sora_jax.models import lora
+from sora_jax.pipelines import adapters
 from sora_jax.pipelines import t2v as t2v_pipeline
 from sora_jax.train import latent_cache
 
@@ -105,9 +105,7 @@ def adopt_teacher(config) -> dict:
     if "teacher" not in index:
         raise ValueError(f"distill.pairs={config.distill.pairs!r} is a latent cache, not reflow pairs")
     saved = index["teacher_config"]
-    for key, value in saved["model"].items():
-        if key not in checkpoints.COMPUTE_ONLY and key in config.model:
-            config.model[key] = tuple(value) if isinstance(value, list) else value
+    adapters.adopt_model(config, saved["model"])
     config.vae_workdir = saved["vae_workdir"]
     if not config.init_from:
         config.init_from = index["teacher"]["path"]

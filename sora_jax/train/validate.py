@@ -81,6 +81,9 @@ def _check_t2v(config, mesh_sizes: dict) -> None:
     from sora_jax.models import dit
 
     model = config.model
+    _require(model.dtype != "" and model.attention_implementation != "",
+             "model.dtype and model.attention_implementation are '' (as the base run): give lora.base (a LoRA "
+             "run) or distill.pairs (a reflow student), or set them")
     _positive(config, "model.width", "model.depth", "model.heads", "model.text_length", "sample.steps")
     _require(model.width % model.heads == 0, f"model.width={model.width} does not divide by model.heads={model.heads}")
     _require((model.width // model.heads) % 2 == 0,
