@@ -104,14 +104,14 @@ def evaluate(teacher: str, student: pathlib.Path, out: pathlib.Path) -> dict:
         if name in ("teacher, 30 steps", f"teacher, {FLAGS.few} steps", f"student, {FLAGS.few} steps"):
             columns[name.replace(", ", " ")] = videos[:4]
     reference = report["samplers"]["teacher, 30 steps"]
-    student = report["samplers"][f"student, {FLAGS.few} steps"]
+    few = report["samplers"][f"student, {FLAGS.few} steps"]
     report["student_within_teacher_ci"] = {
-        probe: bool(student["probes"][probe]["low"] <= reference["probes"][probe]["high"]
-                    and reference["probes"][probe]["low"] <= student["probes"][probe]["high"])
+        probe: bool(few["probes"][probe]["low"] <= reference["probes"][probe]["high"]
+                    and reference["probes"][probe]["low"] <= few["probes"][probe]["high"])
         for probe in KEPT if reference["probes"].get(probe, {}).get("mean") is not None
-        and student["probes"].get(probe, {}).get("mean") is not None}
-    report["speedup"] = reference["seconds_per_sample"] / student["seconds_per_sample"]
-    report["dit_speedup"] = reference["dit_seconds_per_batch"] / student["dit_seconds_per_batch"]
+        and few["probes"].get(probe, {}).get("mean") is not None}
+    report["speedup"] = reference["seconds_per_sample"] / few["seconds_per_sample"]
+    report["dit_speedup"] = reference["dit_seconds_per_batch"] / few["dit_seconds_per_batch"]
     record = student / "reflow_training.json"
     if record.exists():
         training = json.loads(record.read_text())
