@@ -99,28 +99,23 @@ def test_unknown_implementation_is_refused():
 
 
 def test_chunked_scores_memory_does_not_grow_quadratically():
-    """XLA's temp buffers for forward + backward at 4x the tokens: ~16x for full attention,
-    ~4x for the chunked and flash kernels (compile only; nothing runs)."""
+    """XLA's temp buffers for forward + backward at 2x the tokens (4,096 -> 8,192): ~4x for full
+    attention, ~2x for the chunked and flash kernels (compile only; nothing runs). Measured at the
+    larger sizes: at 1,024 tokens full attention's buffers are not yet dominated by the scores
+    (jax 0.12.1: 32 -> 258 -> 1,028 MiB at 1k / 4k / 8k tokens, a ratio of 8 at 4x the tokens
+    where jax 0.12.0 planned 16)."""
     def temp_bytes(fn, tokens):
         x = jax.ShapeDtypeStruct((1, tokens, 2, 32), jnp.float32)
         grad = jax.grad(lambda q, k, v: (fn(q, k, v) ** 2).sum(), argnums=(0, 1, 2))
-        # Fresh compiles, outside the session's persistent cache (conftest): in one make test on a
-        # loaded machine the full-attention ratio came out 8.0, not ~16 (it did not reproduce
-        # alone); what is measured here is the compiler's buffer plan, not a cache's.
-        enabled = jax.config.jax_enable_compilation_cache
-        jax.config.update("jax_enable_compilation_cache", False)
-        try:
-            return jax.jit(grad).lower(x, x, x).compile().memory_analysis().temp_size_in_bytes
-        finally:
-            jax.config.update("jax_enable_compilation_cache", enabled)
+        return jax.jit(grad).lower(x, x, x).compile().memory_analysis().temp_size_in_bytes
 
-    full = temp_bytes(lambda q, k, v: jax.nn.dot_product_attention(q, k, v), 4096) / temp_bytes(
-        lambda q, k, v: jax.nn.dot_product_attention(q, k, v), 1024)
-    chunked = temp_bytes(lambda q, k, v: attention.chunked_attention(q, k, v, chunk=256), 4096) / temp_bytes(
-        lambda q, k, v: attention.chunked_attention(q, k, v, chunk=256), 1024)
-    flash = temp_bytes(lambda q, k, v: attention.flash_attention(q, k, v, block=256), 4096) / temp_bytes(
-        lambda q, k, v: attention.flash_attention(q, k, v, block=256), 1024)
-    assert full > 10 and chunked < 6 and flash < 6, (full, chunked, flash)
+    kernels = {"full": lambda q, k, v: jax.nn.dot_product_attention(q, k, v),
+               "chunked": lambda q, k, v: attention.chunked_attention(q, k, v, chunk=256),
+               "flash": lambda q, k, v: attention.flash_attention(q, k, v, block=256)}
+    sizes = {name: (temp_bytes(fn, 4096), temp_bytes(fn, 8192)) for name, fn in kernels.items()}
+    growth = {name: large / small for name, (small, large) in sizes.items()}
+    assert growth["full"] > 3.5 and growth["chunked"] < 2.5 and growth["flash"] < 2.5, growth
+    assert sizes["flash"][1] < sizes["full"][1] / 10, sizes
 
 
 def test_flash_block_keeps_one_block_of_scores_under_the_cap():
