@@ -27,7 +27,6 @@ import time
 import numpy as np
 from absl import app, flags
 
-from sora_jax.data import video_io
 from sora_jax.scaling import compare
 
 FLAGS = flags.FLAGS
@@ -117,13 +116,7 @@ def evaluate(teacher: str, student: pathlib.Path, out: pathlib.Path) -> dict:
         training = json.loads(record.read_text())
         report["training"] = {k: training.get(k) for k in ("step", "wall_seconds", "val_loss")}
     columns["truth"] = np.stack([s.video for s in scenes[:4]])
-    prompts = [s.caption for s in scenes[:4]]
-    out.mkdir(parents=True, exist_ok=True)
-    grid = compare.side_by_side(columns, 4, prompts, scale=4)
-    video_io.write_video(out / "side_by_side.png", grid[len(grid) * 3 // 4:])
-    (out / "reflow.json").write_text(json.dumps(report, indent=1, default=compare.jsonable))
-    (out / "reflow.md").write_text(markdown(report))
-    print(markdown(report))
+    compare.write_experiment(out, "reflow", report, markdown(report), columns, [s.caption for s in scenes[:4]])
     return report
 
 

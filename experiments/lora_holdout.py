@@ -101,11 +101,11 @@ def _paired_difference(a: np.ndarray, b: np.ndarray, samples: int = 1000) -> dic
     return probes.bootstrap_mean(np.asarray(b) - np.asarray(a), samples)
 
 
-def _measure(generator, held, standard, clips) -> tuple[dict, np.ndarray, np.ndarray]:
+def _measure(pipeline, params, held, standard, clips) -> tuple[dict, np.ndarray, np.ndarray]:
     """(probe results and validation loss, per-triple losses, the first held-out videos)."""
-    held_videos = compare.sample_scenes(generator.pipeline, generator.params, held)
-    standard_videos = compare.sample_scenes(generator.pipeline, generator.params, standard)
-    losses = generator.pipeline.validation_losses(generator.params, clips, quantiles=4)
+    held_videos = compare.sample_scenes(pipeline, params, held)
+    standard_videos = compare.sample_scenes(pipeline, params, standard)
+    losses = pipeline.validation_losses(params, clips, quantiles=4)
     result = {"held_out": compare.score(held_videos, held), "standard": compare.score(standard_videos, standard),
               "val_loss": float(np.mean(losses))}
     return result, losses, held_videos[:4]
@@ -113,12 +113,13 @@ def _measure(generator, held, standard, clips) -> tuple[dict, np.ndarray, np.nda
 
 def evaluate(base: str, lora_run: pathlib.Path, out: pathlib.Path) -> dict:
     """Base (measured once per workdir and probe count, then read back) and base + adapters."""
-    from sora_jax import generate
+    from sora_jax.models import lora
+    from sora_jax.pipelines import adapters
+    from sora_jax.pipelines import t2v as t2v_pipeline
 
     count = FLAGS.probe_samples
     held, standard = held_out_scenes(EVAL_SEED, count, HELD_OUT_EVAL), compare.probe_scenes(count)
-    base_generator = generate.Generator(base)
-    pipeline = base_generator.pipeline
+    pipeline, base_params, base_meta, base_step = t2v_pipeline.load(base)  # read once, for both models
     clips = [{"latent": latent, "caption": scene.caption}
              for scene, latent in zip(standard, pipeline.encode(np.stack([s.video for s in standard])))]
     report = {"base": base, "lora_run": str(lora_run), "probe_samples": count,
@@ -132,11 +133,13 @@ def evaluate(base: str, lora_run: pathlib.Path, out: pathlib.Path) -> dict:
         base_losses, base_videos = stored["losses"], stored["videos"]
     else:
         print(f"evaluate: base: {count} held-out and {count} standard scenes", flush=True)
-        report["models"]["base"], base_losses, base_videos = _measure(base_generator, held, standard, clips)
+        report["models"]["base"], base_losses, base_videos = _measure(pipeline, base_params, held, standard, clips)
         np.savez(cached, result=json.dumps(report["models"]["base"], default=compare.jsonable), losses=base_losses,
                  videos=base_videos)
     print(f"evaluate: LoRA ({lora_run.name}): {count} held-out and {count} standard scenes", flush=True)
-    report["models"]["LoRA"], losses, videos = _measure(generate.Generator(base, adapter=lora_run), held, standard,
+    config, params, _, _ = adapters.load_adapted(
+        adapters.Base(base, base_params, base_meta, base_step, lora.fingerprint(base_params)), str(lora_run))
+    report["models"]["LoRA"], losses, videos = _measure(t2v_pipeline.T2VPipeline(config), params, held, standard,
                                                         clips)
     columns = {"base": base_videos, "LoRA": videos}
     report["val_loss_difference"] = _paired_difference(base_losses, losses)
@@ -149,13 +152,7 @@ def evaluate(base: str, lora_run: pathlib.Path, out: pathlib.Path) -> dict:
                         "batch": run_config["data"]["batch_size"], "clips": FLAGS.clips,
                         "text_dropout": run_config["flow"]["text_dropout"]}
     columns["truth"] = np.stack([s.video for s in held[:4]])
-    prompts = [s.caption for s in held[:4]]
-    out.mkdir(parents=True, exist_ok=True)
-    grid = compare.side_by_side(columns, 4, prompts, scale=4)
-    video_io.write_video(out / "side_by_side.png", grid[len(grid) * 3 // 4:])
-    (out / "lora_holdout.json").write_text(json.dumps(report, indent=1, default=compare.jsonable))
-    (out / "lora_holdout.md").write_text(markdown(report))
-    print(markdown(report))
+    compare.write_experiment(out, "lora_holdout", report, markdown(report), columns, [s.caption for s in held[:4]])
     return report
 
 

@@ -58,6 +58,23 @@ def micro_vae_config(data_dir, total_steps: int = 2):
     return config
 
 
+def micro_t2v_config(variant: str, data_dir, total_steps: int, cache_limit: int = 48):
+    """sora_jax/configs/t2v.py:`variant` cut down for tests: the first `cache_limit` clips, batches of
+    2 (4 at most), evaluation on two clips at the end only, no samples, synchronous checkpoints."""
+    from sora_jax.configs import t2v
+
+    config = t2v.get_config(variant)
+    config.data.data_dir = str(data_dir)
+    config.data.cache_limit = cache_limit
+    config.data.batch_size, config.data.max_batch_size = 2, 4
+    config.total_steps = total_steps
+    config.log.eval_every_steps = 1000
+    config.eval.num_clips = 2
+    config.eval.num_samples = 0
+    config.checkpoint.async_save = False
+    return config
+
+
 @pytest.fixture(scope="session")
 def physworld_tiny(tmp_path_factory) -> pathlib.Path:
     """physworld/tiny prepared once per test session (per xdist worker) by the real CLI."""
@@ -83,21 +100,11 @@ def micro_vae(physworld_tiny, tmp_path_factory) -> pathlib.Path:
 def micro_t2v(physworld_tiny, tmp_path_factory) -> pathlib.Path:
     """A few-step micro DiT on the committed tiny VAE (assets/vae_tiny): generation tests need a
     real latent space (given frames must come back through a real decoder), not a good model."""
-    from sora_jax.configs import t2v
     from sora_jax.train import trainer
 
-    config = t2v.get_config("micro")
+    config = micro_t2v_config("micro", physworld_tiny, total_steps=3)
     config.vae_workdir = str(REPO / "assets" / "vae_tiny")
-    config.data.data_dir = str(physworld_tiny)
-    config.data.cache_limit = 48
-    config.data.batch_size = 2
-    config.data.max_batch_size = 4
-    config.total_steps = 3
-    config.log.eval_every_steps = 1000
-    config.eval.num_clips = 2
-    config.eval.num_samples = 0
     config.sample.steps = 4
-    config.checkpoint.async_save = False
     workdir = tmp_path_factory.mktemp("t2v_micro")
     trainer.train(config, workdir, quiet=True)
     return workdir

@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 
 from sora_jax import checkpoints
-from sora_jax.configs import t2v
 from sora_jax.models import lora
 from sora_jax.models.dit import DiT
 from sora_jax.pipelines import adapters
 from sora_jax.pipelines import t2v as t2v_pipeline
 from sora_jax.train import trainer, validate
-from tests.conftest import run_cli
+from tests.conftest import micro_t2v_config, run_cli
 
 SPEC = lora.LoraSpec(rank=4, alpha=8.0)
 
@@ -66,24 +65,14 @@ def test_fingerprint_names_content():
 
 
 def _lora_config(base, data_dir, steps=2, **lora_fields):
-    config = t2v.get_config("lora")
+    config = micro_t2v_config("lora", data_dir, total_steps=steps)
     config.lora.base = str(base)
     config.lora.rank, config.lora.alpha = 4, 8.0
     for key, value in lora_fields.items():
         config.lora[key] = value
-    config.data.dataset = "physworld/tiny"
-    config.data.data_dir = str(data_dir)
-    config.data.cache_limit = 48
-    config.data.batch_size = 2
-    config.data.max_batch_size = 4
-    config.total_steps = steps
-    config.log.eval_every_steps = 1000
     config.log.every_steps = 1
     config.checkpoint.every_steps = 1
-    config.eval.num_clips = 2
-    config.eval.num_samples = 0
     config.sample.steps = 3
-    config.checkpoint.async_save = False
     return config
 
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from sora_jax import generate
-from sora_jax.configs import t2v
 from sora_jax.data import physworld
 from sora_jax.evaluation.metrics import psnr
 from sora_jax.pipelines import t2v as t2v_pipeline
 from sora_jax.train import reflow_pairs, trainer, validate
+from tests.conftest import micro_t2v_config
 
 
 @pytest.fixture(scope="module")
@@ -34,16 +34,8 @@ def test_pairs_are_the_teachers_samples_of_their_noise(pairs, micro_t2v):
 
 
 def _student_config(pairs_dir, data_dir):
-    config = t2v.get_config("reflow")
+    config = micro_t2v_config("reflow", data_dir, total_steps=2, cache_limit=8)
     config.distill.pairs = str(pairs_dir)
-    config.data.data_dir = str(data_dir)
-    config.data.cache_limit = 8
-    config.data.batch_size, config.data.max_batch_size = 2, 4
-    config.total_steps = 2
-    config.log.eval_every_steps = 1000
-    config.eval.num_clips = 2
-    config.eval.num_samples = 0
-    config.checkpoint.async_save = False
     return config
 
 

@@ -90,14 +90,15 @@ def check_fingerprint(config, base: Base, what: str) -> None:
             f"base, or train new adapters on this one")
 
 
-def load_adapted(base_path: str, adapter_path: str) -> tuple[ml_collections.ConfigDict, dict, dict, int]:
+def load_adapted(base: str | Base, adapter_path: str) -> tuple[ml_collections.ConfigDict, dict, dict, int]:
     """(config, base + adapter parameters, the adapter run's meta, its step): a LoRA run applied
-    to `base_path`, refused when that base is not the one it was trained on."""
+    to `base` (a path, or a `Base` already read: evaluating several adapters on one base reads it
+    once), refused when that base is not the one it was trained on."""
     adapters, meta, step = checkpoints.load_params(adapter_path)
     config = ml_collections.ConfigDict(meta.get("config", {}))
     if meta.get("task") != "t2v" or not enabled(config):
         raise ValueError(f"--adapter={adapter_path!r} is not a LoRA run (its config has no lora.rank > 0)")
-    base = read_base(base_path)
+    base = base if isinstance(base, Base) else read_base(base)
     check_fingerprint(config, base, "--workdir")
     return config, lora.combine(base.params, adapters), meta, step
 

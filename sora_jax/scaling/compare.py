@@ -134,6 +134,22 @@ def side_by_side(columns: dict[str, np.ndarray], rows: int, prompts: list[str] |
     return np.concatenate(parts, axis=1)
 
 
+def still(grid: np.ndarray) -> np.ndarray:
+    """A side-by-side's frame 3/4 of the way through (a one-frame video: the PNG for the README)."""
+    return grid[len(grid) * 3 // 4:]
+
+
+def write_experiment(out: pathlib.Path, name: str, report: dict, markdown: str, columns: dict[str, np.ndarray],
+                     prompts: list[str]) -> None:
+    """An experiment's results: `name`.json, `name`.md (also printed) and side_by_side.png, one row
+    per prompt of `columns` ({label: uint8 [N, T, H, W, 3]})."""
+    out.mkdir(parents=True, exist_ok=True)
+    video_io.write_video(out / "side_by_side.png", still(side_by_side(columns, len(prompts), prompts, scale=4)))
+    (out / f"{name}.json").write_text(json.dumps(report, indent=1, default=jsonable))
+    (out / f"{name}.md").write_text(markdown)
+    print(markdown)
+
+
 def compare(workdir: str | pathlib.Path, summaries: list[dict], config=None, probe_samples: int = 128,
             voe_quads: int = 32, shown_rows: int = 4) -> dict:
     from sora_jax.scaling import fit
@@ -158,7 +174,7 @@ def compare(workdir: str | pathlib.Path, summaries: list[dict], config=None, pro
     prompts = [s.caption for s in scenes[:shown_rows]]
     grid = side_by_side(columns, shown_rows, prompts, scale=4)
     video_io.write_video(workdir / "side_by_side.mp4", grid)
-    video_io.write_video(workdir / "side_by_side.png", grid[len(grid) * 3 // 4:])  # one frame, for the README
+    video_io.write_video(workdir / "side_by_side.png", still(grid))  # one frame, for the README
     video_io.write_video(workdir / "side_by_side.gif", side_by_side(columns, shown_rows, prompts, scale=2))
     (workdir / "ladder.json").write_text(json.dumps(report, indent=1, default=jsonable))
     (workdir / "ladder.md").write_text(markdown_table(report))

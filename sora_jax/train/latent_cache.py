@@ -68,6 +68,10 @@ class LatentSource:
     def shapes(self) -> np.ndarray:
         return self._shapes[:, :3]
 
+    def latent_shape(self, i: int) -> tuple[int, int, int, int]:
+        """Record `i`'s latent shape (t, h, w, c)."""
+        return tuple(int(d) for d in self._shapes[i])
+
     def report(self) -> dict | None:
         """The user folder's scan report (usable, skipped files and why) the cache was built from."""
         return self.index.get("source_report")
@@ -114,32 +118,65 @@ def wanted_count(data_config, split: str, limit: int | None) -> int:
     return len(pipeline.open_source(data_config.dataset, data_config.data_dir, split))
 
 
-def _latent_layout(model: VideoVAE, shapes: np.ndarray) -> tuple[list[list[int]], np.ndarray]:
-    """Per record the latent shape [t, h, w, c], and where it starts in the flat latents array."""
-    latent_shapes = [list(model.latent_shape((1, *map(int, s), 3))[1:]) for s in shapes]
-    sizes = np.array([int(np.prod(s)) for s in latent_shapes], np.int64)
-    return latent_shapes, np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+def group_by_shape(shapes) -> list[list[int]]:
+    """Record indices grouped by equal shape (each group batches), in first-seen order."""
+    groups: dict[tuple, list[int]] = {}
+    for i, shape in enumerate(shapes):
+        groups.setdefault(tuple(int(d) for d in shape), []).append(i)
+    return list(groups.values())
 
 
-def _encode_latents(model: VideoVAE, params, stats: dict, source, shapes: np.ndarray, out: np.ndarray,
-                    offsets: np.ndarray, latent_shapes, bar) -> list[str]:
-    """Writes every record's normalized latent (the posterior mean) into `out`, batched by shape;
+class Writer:
+    """Writes a cache in the layout `LatentSource` reads: one flat float32 array per name
+    (`latents`, and e.g. reflow's `noise`) holding record i's latent [t, h, w, c] at its offset,
+    plus `index.json`. Everything goes to `<directory>.partial`, renamed into place by `finish`,
+    so a killed build leaves nothing half-written."""
+
+    def __init__(self, directory: str | pathlib.Path, latent_shapes, arrays: tuple[str, ...] = ("latents",)):
+        from numpy.lib.format import open_memmap
+
+        self.directory = pathlib.Path(directory)
+        self.staging = self.directory.with_name(self.directory.name + ".partial")
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.staging.mkdir(parents=True)
+        self.latent_shapes = [[int(d) for d in s] for s in latent_shapes]
+        self.sizes = np.array([int(np.prod(s)) for s in self.latent_shapes], np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(np.int64)
+        total = int(self.sizes.sum())
+        self.arrays = {name: open_memmap(self.staging / f"{name}.npy", "w+", np.float32, (total,)) for name in arrays}
+
+    def put(self, name: str, i: int, value: np.ndarray) -> None:
+        self.arrays[name][self.offsets[i]:self.offsets[i] + self.sizes[i]] = np.asarray(value).reshape(-1)
+
+    def finish(self, fingerprint: dict, latent_stats: dict, captions: list[str], **extra) -> LatentSource:
+        """Flushes the arrays, writes index.json (`extra`: further keys) and moves the cache into place."""
+        for array in self.arrays.values():
+            array.flush()
+        self.arrays.clear()
+        (self.staging / "index.json").write_text(json.dumps({
+            "fingerprint": fingerprint, "latent_stats": latent_stats, "captions": captions,
+            "shapes": self.latent_shapes, "offsets": self.offsets.tolist(),
+            "records": list(range(len(captions))), **extra}))
+        shutil.rmtree(self.directory, ignore_errors=True)
+        self.staging.rename(self.directory)
+        return LatentSource(self.directory)
+
+
+def _encode_latents(model: VideoVAE, params, stats: dict, source, shapes: np.ndarray, writer: Writer, bar) -> list[str]:
+    """Writes every record's normalized latent (the posterior mean), batched by video shape;
     returns the captions in record order."""
     from sora_jax.pipelines.vae import normalize_latents
 
-    by_shape: dict[tuple, list[int]] = {}
-    for i, shape in enumerate(shapes):
-        by_shape.setdefault(tuple(shape), []).append(i)
     encode = jax.jit(lambda p, v: model.apply({"params": p}, v, method=VideoVAE.encode_mean))
-    captions: list[str | None] = [None] * len(shapes)
-    for indices in by_shape.values():
+    captions: list[str | None] = [None] * len(writer.latent_shapes)
+    for indices in group_by_shape(shapes):
         for start in range(0, len(indices), 16):
             chunk = indices[start : start + 16]
             examples = [source[i] for i in chunk]
             videos = np.stack([e["video"] for e in examples]).astype(np.float32) / 127.5 - 1.0
             latents = normalize_latents(np.asarray(encode(params, videos)), stats)
             for i, example, latent in zip(chunk, examples, latents):
-                out[offsets[i]:offsets[i] + latent.size] = latent.reshape(-1)
+                writer.put("latents", i, latent)
                 captions[i] = pipeline._text(example["caption"])
             bar.update(len(chunk))
     return captions
@@ -178,7 +215,6 @@ def build(directory: str | pathlib.Path, vae_workdir, data_config, split: str, t
     which reads them on every process: Orbax's readers synchronize all processes, so process 0
     alone must not call them."""
     import tqdm
-    from numpy.lib.format import open_memmap
 
     from sora_jax.pipelines.vae import load_trained_vae
 
@@ -189,29 +225,16 @@ def build(directory: str | pathlib.Path, vae_workdir, data_config, split: str, t
     source = pipeline.open_source(data_config.dataset, data_config.data_dir, split, count=count or 0)
     count = len(source) if count is None else count
     shapes = pipeline.record_shapes(source)[:count]  # a ProceduralSplit or a folder: shapes without decoding
-    latent_shapes, offsets = _latent_layout(model, shapes)
-
-    staging = directory.with_name(directory.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    total = int(offsets[-1] + np.prod(latent_shapes[-1]))
-    latents = open_memmap(staging / "latents.npy", "w+", np.float32, (total,))
+    writer = Writer(directory, [model.latent_shape((1, *map(int, s), 3))[1:] for s in shapes])
     with tqdm.tqdm(total=count, desc=f"latent cache {split}: clips", unit="clip", dynamic_ncols=True) as bar:
-        captions = _encode_latents(model, params, stats, source, shapes, latents, offsets, latent_shapes, bar)
-    latents.flush()
-    del latents
+        captions = _encode_latents(model, params, stats, source, shapes, writer, bar)
     frozen = text_lib.make_frozen_encoder(text_encoder, max_length=text_length)
     if frozen is not None:
         with tqdm.tqdm(total=count, desc=f"latent cache {split}: captions", unit="caption",
                        dynamic_ncols=True) as bar:
-            _encode_text(frozen, captions, staging, bar)
-    (staging / "index.json").write_text(json.dumps({
-        "fingerprint": stamp or fingerprint(vae_workdir, data_config, split, text_encoder),
-        "latent_stats": stats, "captions": captions, "shapes": latent_shapes, "offsets": offsets.tolist(),
-        "records": list(range(count)), "source_report": source.report() if hasattr(source, "report") else None}))
-    shutil.rmtree(directory, ignore_errors=True)
-    staging.rename(directory)
-    return LatentSource(directory)
+            _encode_text(frozen, captions, writer.staging, bar)
+    return writer.finish(stamp or fingerprint(vae_workdir, data_config, split, text_encoder), stats, captions,
+                         source_report=source.report() if hasattr(source, "report") else None)
 
 
 def ensure(directory: str | pathlib.Path, vae_workdir, data_config, split: str, text_encoder: str,

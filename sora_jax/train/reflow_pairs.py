@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-import shutil
 
 import jax
 import numpy as np
@@ -53,21 +52,10 @@ def make(teacher: str | pathlib.Path, out: str | pathlib.Path, count: int, steps
         existing = json.loads(index_path.read_text())
         if existing.get("teacher") == teacher_record and len(existing["captions"]) == count:
             return latent_cache.LatentSource(out)
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    shapes = [tuple(int(d) for d in source._shapes[i]) for i in range(count)]
-    sizes = np.array([int(np.prod(s)) for s in shapes], np.int64)
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    from numpy.lib.format import open_memmap
-
-    latents = open_memmap(staging / "latents.npy", "w+", np.float32, (int(sizes.sum()),))
-    noises = open_memmap(staging / "noise.npy", "w+", np.float32, (int(sizes.sum()),))
-    by_shape: dict[tuple, list[int]] = {}
-    for i, shape in enumerate(shapes):
-        by_shape.setdefault(shape, []).append(i)
+    writer = latent_cache.Writer(out, [source.latent_shape(i) for i in range(count)], arrays=("latents", "noise"))
     with tqdm.tqdm(total=count, desc="reflow pairs", unit="pair", dynamic_ncols=True) as bar:
-        for shape, members in by_shape.items():
+        for members in latent_cache.group_by_shape(writer.latent_shapes):
+            shape = tuple(writer.latent_shapes[members[0]])
             for start in range(0, len(members), batch):
                 chunk = members[start:start + batch]
                 noise = np.stack([np.asarray(jax.random.normal(jax.random.fold_in(jax.random.PRNGKey(seed), i), shape))
@@ -75,23 +63,16 @@ def make(teacher: str | pathlib.Path, out: str | pathlib.Path, count: int, steps
                 sample = pipeline.sample_latents(params, [source.captions[i] for i in chunk], shape,
                                                  steps=steps, guidance=guidance, noise=noise)
                 for i, x, z in zip(chunk, sample, noise):
-                    latents[offsets[i]:offsets[i] + sizes[i]] = x.reshape(-1)
-                    noises[offsets[i]:offsets[i] + sizes[i]] = z.reshape(-1)
+                    writer.put("latents", i, x)
+                    writer.put("noise", i, z)
                 bar.update(len(chunk))
-    latents.flush()
-    noises.flush()
-    del latents, noises
     for key in ("text_tokens", "text_mask", "text_pooled"):
         if key in source.text:
-            np.save(staging / f"{key}.npy", np.asarray(source.text[key][:count]))
-    (staging / "index.json").write_text(json.dumps({
-        "fingerprint": {**source.fingerprint, "split": "reflow_pairs"}, "latent_stats": source.latent_stats,
-        "captions": source.captions[:count], "shapes": [list(s) for s in shapes], "offsets": offsets.tolist(),
-        "records": list(range(count)), "teacher": teacher_record,
-        "teacher_config": {"model": meta["config"]["model"], "vae_workdir": meta["config"]["vae_workdir"]}}))
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
-    return latent_cache.LatentSource(out)
+            np.save(writer.staging / f"{key}.npy", np.asarray(source.text[key][:count]))
+    return writer.finish(
+        {**source.fingerprint, "split": "reflow_pairs"}, source.latent_stats, source.captions[:count],
+        teacher=teacher_record,
+        teacher_config={"model": meta["config"]["model"], "vae_workdir": meta["config"]["vae_workdir"]})
 
 
 def adopt_teacher(config) -> dict:

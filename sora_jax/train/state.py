@@ -30,7 +30,10 @@ class TrainState:
 
     def model_params(self, ema: bool = True) -> dict:
         """What the model is applied with: (EMA) trained parameters plus the frozen ones."""
-        trained = self.ema_params if ema else self.params
+        return self.with_frozen(self.ema_params if ema else self.params)
+
+    def with_frozen(self, trained: dict) -> dict:
+        """`trained` (parameters, or values in their place as in a loss's argument) plus the frozen ones."""
         return lora.combine(self.frozen, trained) if self.frozen else trained
 
 

@@ -93,7 +93,7 @@ def make_train_step(task, optimizer, config):
         rng = jax.random.fold_in(state.rng, state.step)
 
         def loss_fn(params, batch, rng):  # gradients for the trained parameters only
-            return task.loss(lora.combine(state.frozen, params) if state.frozen else params, batch, rng)
+            return task.loss(state.with_frozen(params), batch, rng)
 
         (loss, aux), grads = _value_and_grad(loss_fn, state.params, batch, rng, accumulate)
         grad_norm = optax.global_norm(grads)
@@ -358,25 +358,32 @@ class TrainingRun:
         return results
 
 
-def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
-    if adapters.enabled(config):  # a LoRA run's model and VAE are its base's
-        try:
-            base = adapters.adopt_base(config)
-        except (ValueError, OSError) as error:
-            raise validate.ConfigError(str(error)) from None
-        print(f"lora: rank {config.lora.rank} adapters on {base.path} (step {base.step}, fingerprint "
-              f"{base.fingerprint}, {lora.count(base.params):,} frozen parameters)", flush=True)
-    else:
-        base = None
-    if config.get("distill") is not None and config.distill.pairs:  # a reflow student: the teacher's model
+def _adopt_sources(config) -> adapters.Base | None:
+    """A LoRA run takes its base's model, VAE and precision; a reflow student its teacher's (and its
+    weights, by `init_from`). Done first, so validation checks what will run. Returns the LoRA base."""
+    sources = []
+    if adapters.enabled(config):
+        sources.append(("lora", adapters.adopt_base, lambda base: (
+            f"rank {config.lora.rank} adapters on {base.path} (step {base.step}, fingerprint {base.fingerprint}, "
+            f"{lora.count(base.params):,} frozen parameters)")))
+    if config.get("distill") is not None and config.distill.pairs:
         from sora_jax.train import reflow_pairs
 
+        sources.append(("reflow", reflow_pairs.adopt_teacher, lambda teacher: (
+            f"student of {teacher['path']} (step {teacher['step']}; pairs sampled with {teacher['steps']} steps at "
+            f"guidance {teacher['guidance']})")))
+    adopted = {}
+    for name, adopt, describe in sources:
         try:
-            teacher = reflow_pairs.adopt_teacher(config)
+            adopted[name] = adopt(config)
         except (ValueError, OSError) as error:
             raise validate.ConfigError(str(error)) from None
-        print(f"reflow: student of {teacher['path']} (step {teacher['step']}; pairs sampled with {teacher['steps']} "
-              f"steps at guidance {teacher['guidance']})", flush=True)
+        print(f"{name}: {describe(adopted[name])}", flush=True)
+    return adopted.get("lora")
+
+
+def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
+    base = _adopt_sources(config)
     validate.check(config, jax.device_count())  # before anything is built or compiled
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
