@@ -134,6 +134,8 @@ def main(argv: list[str]) -> None:
         row = {"width": width, "depth": args.depth, "heads": heads, "batch": args.batch, "latent": args.latent,
                "failures": failures, "ceiling_f32": ceilings["float32"], "ceiling_bf16": ceilings["bfloat16"],
                "configs": {}}
+        datasheet = {dtype: throughput.datasheet_peak(device.device_kind, throughput.precision_of(dtype))
+                     for dtype in args.dtypes}
         for (dtype, attention), (_, _, info) in runs.items():
             ceiling = ceilings["float32" if dtype == "float32" else "bfloat16"]
             train_s, sample_s = statistics.median(train_times[(dtype,
@@ -145,6 +147,8 @@ def main(argv: list[str]) -> None:
                 "tokens_per_s": info["tokens"] / train_s,
                 "tflops_per_s": info["train_flops"] / train_s / 1e12, "mfu": info["train_flops"] / train_s / ceiling,
                 "mfu_vs_f32_matmul": info["train_flops"] / train_s / ceilings["float32"],
+                # against the chip's datasheet peak for this precision (None off the table, e.g. a CPU)
+                "mfu_vs_datasheet": (info["train_flops"] / train_s / datasheet[dtype] if datasheet[dtype] else None),
                 "sample_step_seconds": sample_s, "sample_tflops_per_s": info["sample_flops"] / sample_s / 1e12,
                 "sample_mfu": info["sample_flops"] / sample_s / ceiling, "compile_seconds": info["compile_seconds"],
                 "temp_bytes": info["temp_bytes"], "sample_temp_bytes": info["sample_temp_bytes"],
@@ -165,6 +169,8 @@ def main(argv: list[str]) -> None:
                     f"sample step {config['sample_step_seconds'] * 1e3:7.1f} ms (MFU {config['sample_mfu']:.2f}), "
                     f"temp {config['temp_bytes'] / 2**30:.2f} GiB, compile {config['compile_seconds']:.0f} s, "
                     f"{config['minor_faults_per_step']:.0f} page faults a step")
+            if config["mfu_vs_datasheet"] is not None:
+                line += f", MFU {config['mfu_vs_datasheet']:.2f} of the datasheet peak"
             if "speedup_over_torch_f32" in config:
                 line += f", {config['speedup_over_torch_f32']:.2f}x torch f32"
             print(line, flush=True)

@@ -63,10 +63,19 @@ _PROMPTS_FILE = flags.DEFINE_string("prompts_file", None, "One prompt per line, 
                                     "are --out with _000, _001, ... appended.")
 _PUBLISH = flags.DEFINE_string("publish", None, "ladder: copy the small results (JSON, tables, figures) to this "
                                "directory for committing, e.g. experiments/results/ladder_demo.")
+_DISTRIBUTED = flags.DEFINE_bool("distributed", False, "train, ladder: one process of a multi-process run (every TPU "
+                                  "pod worker, every GPU node): jax.distributed.initialize() finds its peers on Cloud "
+                                  "TPU, SLURM, Open MPI and Kubernetes; elsewhere add --coordinator, --num_processes "
+                                  "and --process_id.")
+_COORDINATOR = flags.DEFINE_string("coordinator", None, "train, ladder: host:port of process 0 (a multi-process run "
+                                   "where the cluster is not detected).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "train, ladder: processes in all (with --coordinator).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "train, ladder: this process's index, 0 .. num_processes - 1.")
+MULTI_PROCESS_FLAGS = ("distributed", "coordinator", "num_processes", "process_id")
 
 # Each verb: what it does, and the flags it reads (`sora-jax VERB --help` lists them, one line each).
 VERBS = {
-    "train": ("train a model from a config; rerun to resume", ("config", "workdir")),
+    "train": ("train a model from a config; rerun to resume", ("config", "workdir", *MULTI_PROCESS_FLAGS)),
     "sample": ("generate videos or images from a trained text-to-video run",
                ("workdir", "out", "prompt", "prompts_file", "mode", "frames", "height", "width", "image", "video",
                 "video2", "strength", "seed", "steps", "guidance", "sampler", "no_enrich", "allow_long", "adapter")),
@@ -77,7 +86,7 @@ VERBS = {
                ("workdir", "out", "merge")),
     "verify": ("check every checkpoint of a run (or an export) against its manifest of checksums", ("workdir",)),
     "ladder": ("train the compute ladder's rungs (1x, 4x, 32x) and compare them",
-               ("config", "workdir", "print", "budgets", "publish")),
+               ("config", "workdir", "print", "budgets", "publish", *MULTI_PROCESS_FLAGS)),
 }
 USAGE = "usage: sora-jax {" + "|".join(VERBS) + "} ... (data: prepare|preview); sora-jax VERB --help"
 HELP_FLAGS = ("-h", "--help", "-help", "--helpfull", "--helpshort")
@@ -110,6 +119,26 @@ def _require(flag, name: str):
     if flag.value is None:
         raise UserError(f"this verb needs --{name}")
     return flag.value
+
+
+def _join_processes() -> None:
+    """With --distributed or --coordinator: joins the multi-process run before JAX touches a device."""
+    manual = (_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    if not _DISTRIBUTED.value and all(value is None for value in manual):
+        return
+    if any(value is not None for value in manual) and any(value is None for value in manual):
+        raise UserError("--coordinator, --num_processes and --process_id go together (or --distributed alone, "
+                        "where the cluster is detected: Cloud TPU, SLURM, Open MPI, Kubernetes)")
+    import jax
+
+    if manual[0] is not None:
+        if not 0 <= manual[2] < manual[1]:
+            raise UserError(f"--process_id={manual[2]} must be in [0, --num_processes={manual[1]})")
+        jax.distributed.initialize(coordinator_address=manual[0], num_processes=manual[1], process_id=manual[2])
+    else:
+        jax.distributed.initialize()
+    print(f"process {jax.process_index()} of {jax.process_count()}: {jax.local_device_count()} local devices, "
+          f"{jax.device_count()} in all", flush=True)
 
 
 def _train() -> None:
@@ -217,13 +246,7 @@ def _ladder() -> None:
     if _PRINT.value:
         return
     workdir = _require(_WORKDIR, "workdir")
-    import jax
-
-    from sora_jax.train import validate
-
-    for budget in _BUDGETS.value or config.ladder.rungs:
-        validate.check(ladder.rung_config(config, budget), jax.device_count())  # every rung, before any runs
-    ladder.run(config, workdir, _BUDGETS.value)
+    ladder.run(config, workdir, _BUDGETS.value)  # checks every rung's config before any runs
     if _PUBLISH.value:
         copied = ladder.publish(workdir, _PUBLISH.value)
         print(f"ladder: published {len(copied)} files to {_PUBLISH.value}")
@@ -286,6 +309,8 @@ def main(argv: list[str]) -> None:
         raise UserError(f"unknown verb {verb!r}; {USAGE}")
     if verb == "data":
         return _data(args[1] if len(args) > 1 else None)
+    if verb in ("train", "ladder"):
+        _join_processes()
     if verb == "train":
         return _train()
     if verb == "eval":

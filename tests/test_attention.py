@@ -94,7 +94,7 @@ def test_the_bf16_kernels_exponential_is_far_below_bf16_rounding():
 
 def test_unknown_implementation_is_refused():
     x = jnp.zeros((1, 4, 1, 8))
-    with pytest.raises(ValueError, match="valid: xla, cudnn, chunked, flash"):
+    with pytest.raises(ValueError, match="valid: auto, xla, cudnn, splash, chunked, flash"):
         attention.attend(x, x, x, implementation="flash3")
 
 

@@ -49,7 +49,7 @@ CASES = [
     (_t2v(model__remat="some"), "valid: none, full, dots, dots_no_batch"),
     (_t2v(model__dtype="float16"), "valid: float32, bfloat16"),
     (_t2v(model__text_encoder="clip"), "valid: bytes, minilm"),
-    (_t2v(model__attention_implementation="ring"), "valid: xla, cudnn, chunked, flash"),
+    (_t2v(model__attention_implementation="ring"), "valid: auto, xla, cudnn, splash, chunked, flash"),
     (_t2v(model__patch=(1, 0, 2)), "three positive ints"),
     (_t2v(flow__text_dropout=1.5), "flow.text_dropout=1.5 must be in [0, 1]"),
     (_t2v(flow__tasks__t2v=-1.0), "must be >= 0"),

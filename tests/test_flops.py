@@ -73,3 +73,21 @@ def test_vae_flops_from_the_jaxpr_grow_with_frames():
     long = flops.vae_flops(vae, params, (1, 9, 16, 16, 3))
     assert 1.4 < long / short < 2.0
     assert flops.vae_flops(vae, params, (1, 5, 16, 16, 3), method="decode") > 0
+
+
+def test_mfu_peaks_come_from_the_datasheet_and_a_cpu_says_its_is_measured():
+    assert throughput.datasheet_peak("NVIDIA H100 80GB HBM3", "bf16") == 989e12
+    assert throughput.datasheet_peak("NVIDIA H100 PCIe", "bf16") == 756e12  # the longest prefix wins
+    assert throughput.datasheet_peak("NVIDIA A100-SXM4-80GB", "f32") == 156e12  # TF32, XLA's default for f32
+    assert throughput.datasheet_peak("TPU v5 lite", "bf16") == 197e12  # v5e
+    assert throughput.datasheet_peak("TPU v5", "f32") == 459e12  # v5p: f32 matmuls run as bf16 passes
+    assert throughput.datasheet_peak("cpu", "bf16") is None
+    assert [throughput.precision_of(d) for d in ("float32", "mixed", "bfloat16")] == ["f32", "bf16", "bf16"]
+
+    class Chip:
+        device_kind = "NVIDIA H200"
+
+    peak = throughput.device_peak("bf16", measured_per_device=1e12, devices=[Chip()] * 8)
+    assert peak.flops_per_s == 8 * 989e12 and peak.source == "datasheet NVIDIA H200, dense bf16"
+    here = throughput.device_peak("f32", measured_per_device=2e11)
+    assert here.flops_per_s == 2e11 * jax.device_count() and here.source.startswith("measured f32 matmul ceiling")

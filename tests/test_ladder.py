@@ -64,3 +64,19 @@ def test_a_rung_is_marked_only_where_cis_part_on_enough_videos():
     assert compare.separated(low, high) == 1 and compare.separated(high, low) == -1
     assert compare.separated(low, {"mean": 0.35, "low": 0.25, "high": 0.45, "n": 100}) == 0  # overlapping
     assert compare.separated(low, {**high, "n": 3}) == 0  # e.g. 3 tracks followed end to end
+
+
+@pytest.mark.parametrize("preset,variant,channels", [("gpu", "small", 16), ("tpu", "base", 16)])
+def test_accelerator_presets_name_their_vae_and_refuse_until_it_is_trained(preset, variant, channels, tmp_path,
+                                                                            monkeypatch):
+    """Planned before the VAE exists (geometry from `vae.py:<variant>`), refused before any data is
+    prepared or anything compiles, with the command that trains it."""
+    from sora_jax.train import validate
+
+    monkeypatch.chdir(tmp_path)  # no runs/vae_* here
+    config = scaling.get_config(preset)
+    assert config.vae_workdir == f"runs/vae_{variant}" and config.ladder.vae_variant == variant
+    assert config.ladder.vae["channels"] == channels and ladder.table(config)  # the plan prints
+    with pytest.raises(validate.ConfigError, match=rf"sora_jax/configs/vae.py:{variant} --workdir=runs/vae_{variant}"):
+        ladder.train_rungs(config, tmp_path / "ladder")
+    assert not (tmp_path / "ladder" / "latent_cache").exists()

@@ -29,6 +29,9 @@ def test_train_resume_and_evaluate(physworld_tiny, tmp_path):
     assert first["step"] == 4 and "latent_stats" in first
     resumed = trainer.train(_micro_config(physworld_tiny, 6), workdir, quiet=True)
     assert resumed["step"] == 6
+    assert resumed["mfu_basis"].startswith("measured f32 matmul ceiling")  # a CPU has no datasheet peak
+    again = trainer.train(_micro_config(physworld_tiny, 6), workdir, quiet=True)  # finished: a no-op
+    assert again == json.loads((workdir / "final_metrics.json").read_text()) and again["step"] == 6
     lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     train_steps = [line["step"] for line in lines if "loss" in line]
     assert train_steps == [2, 4, 6], "resumed at step 4, not from scratch"

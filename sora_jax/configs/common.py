@@ -87,7 +87,10 @@ def common_config() -> ml_collections.ConfigDict:
     config.data.num_train = 0
 
     # Mesh axis sizes; -1 takes the devices left over. The product must equal the device count.
-    config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1, context=1))
+    # Devices per axis inside a slice (ICI); dcn_*: slices (TPU) or processes (GPU nodes) the axis
+    # spans across the data-center network. Usual multi-slice data parallelism: dcn_data = slices.
+    config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1, context=1,
+                                                 dcn_data=1, dcn_fsdp=1, dcn_tensor=1, dcn_context=1))
     config.sharding = ml_collections.ConfigDict()
     config.sharding.rules = SHARDING_RULES
 

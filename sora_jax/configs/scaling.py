@@ -15,7 +15,7 @@ latent channels are read from its export).
 
 import ml_collections
 
-from sora_jax.configs import common, t2v
+from sora_jax.configs import common, t2v, vae
 from sora_jax.pipelines import vae as vae_pipeline
 from sora_jax.scaling import plan
 
@@ -25,17 +25,35 @@ from sora_jax.scaling import plan
 # sweep's winners at the demo budget (experiments/recipe_sweep.py, docs/scaling.md "A recipe
 # measured per FLOP": batch 8 at 4x the rule's LR, validation loss 0.894 vs 0.983 for batch 16 at
 # 1x); the gpu/tpu presets keep the rule's LR until a sweep at their widths confirms the transfer.
+# `vae`: the VAE run the preset's DiTs work in, and the `sora_jax/configs/vae.py` variant that
+# trains it (the CPU presets use the committed tiny VAE; the gpu/tpu ones need theirs trained first:
+# training refuses, naming the command, before anything is prepared or compiled).
 PRESETS = {
     # demo: 1x + 4x + 32x and the comparison in about 30 minutes on 2 CPU cores (`make demo`).
-    "demo": dict(base=1.5e12, dataset="physworld/tiny", clip=(17, 32, 56), batch=8, lr_scale=4.0, flops_per_s=6.9e10),
+    "demo": dict(base=1.5e12, dataset="physworld/tiny", clip=(17, 32, 56), batch=8, lr_scale=4.0, flops_per_s=6.9e10,
+                 vae=("assets/vae_tiny", "tiny")),
     # cpu: the 1x run is about ten minutes of this 2-core machine; 32x about three to four hours.
-    "cpu": dict(base=2.5e13, dataset="physworld/tiny", clip=(17, 32, 56), batch=8, lr_scale=4.0, flops_per_s=6.9e10),
+    "cpu": dict(base=2.5e13, dataset="physworld/tiny", clip=(17, 32, 56), batch=8, lr_scale=4.0, flops_per_s=6.9e10,
+                vae=("assets/vae_tiny", "tiny")),
     # gpu: one H100 at an assumed 40 % MFU of its dense bf16 peak.
-    "gpu": dict(base=1e17, dataset="physworld/small", clip=(33, 64, 112), batch=64, lr_scale=1.0, flops_per_s=4e14),
+    "gpu": dict(base=1e17, dataset="physworld/small", clip=(33, 64, 112), batch=64, lr_scale=1.0, flops_per_s=4e14,
+                vae=("runs/vae_small", "small")),
     # tpu: a v5e-64 slice at an assumed 40 % MFU.
-    "tpu": dict(base=1e18, dataset="physworld/base", clip=(33, 128, 224), batch=256, lr_scale=1.0, flops_per_s=5e15),
+    "tpu": dict(base=1e18, dataset="physworld/base", clip=(33, 128, 224), batch=256, lr_scale=1.0, flops_per_s=5e15,
+                vae=("runs/vae_base", "base")),
 }
 LADDER = ("1x", "4x", "32x")
+
+
+def vae_geometry(workdir: str, variant: str) -> dict[str, int]:
+    """The trained VAE's {temporal, spatial, channels}; before it is trained, what its config
+    (`vae.py:<variant>`) will train, so the ladder can be planned (`--print`) first."""
+    try:
+        return vae_pipeline.geometry(workdir)
+    except FileNotFoundError:
+        model = vae.get_config(variant).model
+        return {"temporal": int(model.temporal_compression), "spatial": int(model.spatial_compression),
+                "channels": int(model.latent_channels)}
 
 
 def get_config(arg: str | None = None):
@@ -63,7 +81,8 @@ def get_config(arg: str | None = None):
     config.ladder.rule = arg.rule
     config.ladder.base_compute_flops = preset["base"]
     config.ladder.clip = preset["clip"]
-    config.ladder.vae = vae_pipeline.geometry(config.vae_workdir)  # {temporal, spatial, channels}
+    config.vae_workdir, config.ladder.vae_variant = preset["vae"]
+    config.ladder.vae = vae_geometry(*preset["vae"])  # {temporal, spatial, channels}
     # Filled by plan.apply_budget for this budget:
     config.ladder.budget, config.ladder.size = arg.budget, arg.size
     config.ladder.rule_k = config.ladder.rule_a = 0.0

@@ -63,8 +63,9 @@ def get_config(arg: str | None = None):
     # float32; bfloat16 (all compute); mixed (bf16 matmul operands, f32 rest). Params f32
     config.model.dtype = "float32"
     config.model.remat = "none"  # none, full, dots, dots_no_batch (sora_jax/models/dit.py)
-    # flash (CPU: fastest; AMX kernel if mixed); flash_jax; xla; chunked; cudnn
-    config.model.attention_implementation = "flash"
+    # auto: the backend's kernel (cudnn on GPU, splash on TPU, flash on CPU; logged); or one by
+    # name: flash (CPU: fastest; AMX kernel if mixed), flash_jax, xla, chunked, cudnn, splash
+    config.model.attention_implementation = "auto"
 
     config.flow = common.ml_collections.ConfigDict()
     config.flow.text_dropout = 0.1  # for classifier-free guidance

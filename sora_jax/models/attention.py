@@ -10,6 +10,10 @@
   of `sora_jax/kernels/amx_attention.py` (scores never leave the cache); elsewhere, or where that
   cannot be built, the pure-JAX kernel below, blocked over queries.
 - `flash_jax`: always the pure-JAX flash kernel (for A/B against the fused one).
+- `splash`: Pallas' splash attention, the TPU kernel (`sora_jax/kernels/splash.py`); padded or
+  masked keys by segment ids. Off a TPU it runs in Pallas' interpret mode (tests; slow).
+- `auto` (the configs' default): the backend's kernel, chosen when traced and logged once:
+  `cudnn` on a GPU, `splash` on a TPU, `flash` on a CPU (`resolve`).
 - `chunked`: memory-efficient attention for CPU and long sequences: queries in chunks, keys in
   chunks under an online softmax (running max and sum, as flash attention), each query chunk
   rematerialized in the backward pass, so activation memory grows linearly with tokens.
@@ -28,11 +32,14 @@ import math
 
 import jax
 import jax.numpy as jnp
+from absl import logging
 from jax.sharding import PartitionSpec as P
 
-from sora_jax.kernels import amx_attention
+from sora_jax.kernels import amx_attention, splash
 
-IMPLEMENTATIONS = ("xla", "cudnn", "chunked", "flash", "flash_jax")
+IMPLEMENTATIONS = ("auto", "xla", "cudnn", "splash", "chunked", "flash", "flash_jax")
+BY_BACKEND = {"gpu": "cudnn", "tpu": "splash", "cpu": "flash"}  # what `auto` picks
+_logged_choices: set[tuple[str, str]] = set()
 CHUNK = 512  # tokens per query / key chunk of the chunked kernel
 # Queries per flash block. Timed in the whole DiT training step (mixed precision, depth 4;
 # `benchmarks/sweep_flash_block.py`), 512 was the fastest or within 2 % of it of 128–1,024 at
@@ -254,7 +261,22 @@ def _flash_backward(block, op, residuals, d_out):
 _flash.defvjp(_flash_forward, _flash_backward)
 
 
+def resolve(implementation: str, backend: str | None = None) -> str:
+    """`auto` -> the kernel for `backend` (default: JAX's default backend), logged the first time;
+    any other name is returned as given."""
+    if implementation != "auto":
+        return implementation
+    backend = backend or jax.default_backend()
+    chosen = BY_BACKEND.get(backend, "xla")
+    if (backend, chosen) not in _logged_choices:
+        _logged_choices.add((backend, chosen))
+        logging.info("attention_implementation=auto: %s on %s", chosen, backend)
+    return chosen
+
+
 def _local(q, k, v, mask, implementation: str, operand_dtype=None):
+    if implementation == "splash":
+        return splash.splash_attention(q, k, v, mask, operand_dtype)
     if implementation == "chunked":
         return chunked_attention(q, k, v, mask)
     if implementation in ("flash", "flash_jax") and mask is None:
@@ -281,11 +303,12 @@ def context_size() -> int:
 def attend(q, k, v, mask=None, implementation: str = "xla", operand_dtype=None):
     """[B, N, H, D] attention; context-parallel over the mesh's `context` axis when it has one
     (self-attention without a mask over tokens that split evenly: keys are gathered, queries stay
-    sharded; otherwise XLA's own partitioning). `operand_dtype` (the flash kernel's matmul
-    operands; bf16 under mixed precision) is ignored by the other kernels. Masked attention
+    sharded; otherwise XLA's own partitioning). `operand_dtype` (the flash and splash kernels'
+    matmul operands; bf16 under mixed precision) is ignored by the other kernels. Masked attention
     (cross-attention to a few dozen text tokens, linear in video tokens) runs `flash` as `xla`."""
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(f"attention implementation {implementation!r}; valid: {', '.join(IMPLEMENTATIONS)}")
+    implementation = resolve(implementation)
     context = context_size()
     if mask is None and context > 1 and q.shape[1] == k.shape[1] and q.shape[1] % context == 0:
         return _context_parallel(q, k, v, implementation, operand_dtype)

@@ -81,14 +81,18 @@ def format_table(rows: list[dict]) -> str:
 
 def train_rungs(config, workdir: str | pathlib.Path, budgets=None, size: str | None = None) -> list[dict]:
     """Trains each rung not finished yet (resuming a started one); returns the rungs' summaries."""
+    import jax
+
     from sora_jax.data import prepare
-    from sora_jax.train import trainer
+    from sora_jax.train import trainer, validate
 
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     cache = str(workdir / "latent_cache")
     summaries = []
     rungs = {b: rung_config(config, b, size, latent_cache_dir=cache) for b in budgets or config.ladder.rungs}
+    for rung in rungs.values():  # every rung's config, its VAE included, before data is prepared or anything runs
+        validate.check(rung, jax.device_count())
     # One latent cache for every rung: built once, for the rung that reads the most clips.
     build_count = max(rung.data.num_train for rung in rungs.values())
     for budget, rung in rungs.items():

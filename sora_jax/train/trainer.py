@@ -218,6 +218,7 @@ class TrainingRun:
         self.state = setup.state
         self.compute_flops = 0.0
         self.init_report = None
+        self.mfu_basis = ""  # what the logged `mfu` is against (throughput.Peak.source), set by `loop`
         self.quiet = quiet
         self.warned_disk = False
         self.last_window_skipped = False
@@ -273,7 +274,12 @@ class TrainingRun:
         start_step = int(self.state.step)
         self.writer = metrics_lib.MetricWriter(self.workdir, config.total_steps, start_step, quiet=self.quiet)
         schedule = state_lib.learning_rate_schedule(config.optimizer, config.total_steps)  # for logging
-        peak = throughput.matmul_peak_flops() * jax.device_count()
+        precision = throughput.precision_of(config.model.get("dtype", "float32"))
+        measured = throughput.matmul_peak_flops(dtype=jnp.bfloat16 if precision == "bf16" else jnp.float32)
+        peak = throughput.device_peak(precision, measured)
+        self.mfu_basis = peak.source
+        logging.info("MFU against %.1f TFLOP/s (%s); mfu_vs_matmul against the measured %.1f TFLOP/s",
+                     peak.flops_per_s / 1e12, peak.source, measured * jax.device_count() / 1e12)
         compiled_by_shape: dict[tuple, tuple] = {}  # one compile per batch shape: (step, XLA FLOPs, model FLOPs)
         multihost = jax.process_count() > 1
         preemption = preemption_lib.Preemption(multihost)
@@ -304,7 +310,8 @@ class TrainingRun:
                     for item in fetched:
                         consecutive_skips = 0 if item["finite"] else consecutive_skips + 1
                     self.last_window_skipped = not any(item["finite"] for item in fetched)
-                    self._log(step, fetched, window.rates(peak), float(schedule(step)))
+                    self._log(step, fetched, window.rates(peak.flops_per_s, measured * jax.device_count()),
+                              float(schedule(step)))
                     window.reset()
                     if consecutive_skips >= config.optimizer.max_consecutive_skips:
                         raise FloatingPointError(
@@ -351,6 +358,8 @@ class TrainingRun:
         self.save(step, force=True, extra=final_meta)
         self.checkpointer.wait()
         results = {**results, **final_meta, "step": step, "param_count": self.setup.param_count}
+        if self.mfu_basis:
+            results["mfu_basis"] = self.mfu_basis
         if self.init_report:
             results["init_from"] = self.init_report
         if self.compute_flops:
@@ -395,6 +404,12 @@ def train(config, workdir: str | pathlib.Path, quiet: bool = False) -> dict:
 def _train(config, workdir: pathlib.Path, quiet: bool, base=None) -> dict:
     # --- Checkpoint: opened first, so a workdir of another model is refused before any work
     checkpointer, start_step = open_checkpoints(config, workdir)
+    finished = workdir / "final_metrics.json"
+    if start_step is not None and start_step >= config.total_steps and finished.exists():  # finished: nothing to do
+        checkpointer.close()
+        print(f"{workdir}: already trained to step {start_step} (total_steps={config.total_steps}); its results: "
+              f"{finished}", flush=True)
+        return json.loads(finished.read_text())
     try:
         task: Task = make_task(config, workdir, base)
         if jax.process_index() == 0:

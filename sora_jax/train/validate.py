@@ -119,8 +119,9 @@ def _check_t2v(config, mesh_sizes: dict) -> None:
         step = run_step(config.vae_workdir)
     except (OSError, ValueError):
         step = None
+    variant = config.ladder.get("vae_variant", "tiny") if "ladder" in config else "tiny"
     _require(step is not None, f"vae_workdir={config.vae_workdir!r} holds no trained VAE: train the VAE first, e.g. "
-             f"`sora-jax train --config=sora_jax/configs/vae.py:tiny --workdir={config.vae_workdir}`")
+             f"`sora-jax train --config=sora_jax/configs/vae.py:{variant} --workdir={config.vae_workdir}`")
 
 
 def _check_vae(config) -> None:
