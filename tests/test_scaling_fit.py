@@ -56,3 +56,25 @@ def test_chinchilla_approach_3_recovers_the_law():
 def test_isoflop_needs_three_sizes_per_budget():
     with pytest.raises(ValueError, match="3 sizes"):
         fit.fit_isoflop([{"compute": 1.0, "params": 1.0, "loss": 1.0}] * 2)
+
+
+def test_probe_fit_recovers_a_known_logistic_and_where_it_reaches_ninety_percent():
+    """Six rungs over 2.7 decades, as the demo and cpu ladders pooled, scored on 128 videos each."""
+    from sora_jax.scaling import probe_fit
+
+    ceiling, a, b = 0.95, -17.0, 1.3  # reaches 90 % of the ceiling at log10 C = (ln 9 + 17) / 1.3 = 14.77
+    compute = np.array([1.5e12, 6e12, 4.8e13, 2.5e13, 1e14, 8e14])
+    truth = ceiling / (1 + np.exp(-(a + b * np.log10(compute))))
+    rng = np.random.default_rng(0)
+    se = np.sqrt(truth * (1 - truth) / 128)
+    fitted = probe_fit.fit_probe(compute, truth + se * rng.standard_normal(compute.size), se, ceiling, bootstrap=300)
+    expected_c90 = (np.log(9) - a) / b
+    assert fitted["b_low"] <= b <= fitted["b_high"] and fitted["b_high"] - fitted["b_low"] < 1.5
+    assert fitted["log10_c90_low"] <= expected_c90 <= fitted["log10_c90_high"]
+    assert abs(fitted["log10_c90"] - expected_c90) < 0.4 and fitted["reach_fraction"] == 1.0
+    np.testing.assert_allclose(probe_fit.predict(fitted, compute), truth, atol=0.05)
+    # A probe that does not improve with compute is never predicted to reach 90 %.
+    flat = probe_fit.fit_probe(compute, np.full(6, 0.5), np.full(6, 0.04), ceiling, bootstrap=300)
+    assert flat["log10_c90_high"] == np.inf and flat["reach_fraction"] < 0.9
+    with pytest.raises(ValueError, match="at least 3 rungs"):
+        probe_fit.fit_probe(compute[:2], truth[:2], se[:2], ceiling)

@@ -126,3 +126,36 @@ def plot_isoflop(runs: list[dict], sweep: dict, path: pathlib.Path, predictions:
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
+
+
+def plot_probe_fits(fits: dict[str, dict], path: pathlib.Path) -> None:
+    """One panel per probe: the rungs' means with 95 % CIs, the logistic fit topped by the VAE
+    ceiling (dashed), and C90 with its interval where the curve reaches 90 % of the ceiling."""
+    from sora_jax.scaling import probe_fit
+
+    plt = _pyplot()
+    columns = 4
+    rows = -(-len(fits) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.8 * rows), squeeze=False)
+    for axis, (probe, fitted) in zip(axes.ravel(), fits.items()):
+        points = fitted["points"]
+        compute, mean, se = (np.asarray(points[k]) for k in ("compute", "mean", "se"))
+        axis.errorbar(compute, mean, yerr=probe_fit.Z95 * se, fmt="o", color="C0", capsize=2, ms=4)
+        finite = np.isfinite(fitted["log10_c90"]) and fitted["log10_c90"] < np.log10(compute.max()) + 3
+        top = 10 ** fitted["log10_c90"] * 2 if finite else compute.max() * 10
+        grid = np.geomspace(compute.min() / 2, max(compute.max() * 2, top), 100)
+        axis.plot(grid, probe_fit.predict(fitted, grid), "-", color="C1")
+        axis.axhline(fitted["ceiling"], ls="--", color="gray", lw=1)
+        axis.axhline(0.9 * fitted["ceiling"], ls=":", color="gray", lw=1)
+        if finite:
+            axis.axvline(10 ** fitted["log10_c90"], color="C2", lw=1)
+        c90 = ("C90: never" if not np.isfinite(fitted["log10_c90"]) else "C90 > 1e20" if fitted["log10_c90"] > 20
+               else f"C90 {10 ** fitted['log10_c90']:.1e}")
+        axis.set(xscale="log", ylim=(0, 1.05), title=f"{probe.replace('caption_', '')}\n{c90}",
+                 xlabel="training FLOPs")
+        axis.title.set_fontsize(9)
+    for axis in axes.ravel()[len(fits):]:
+        axis.axis("off")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
