@@ -1,10 +1,13 @@
 r"""LoRA on a folder of clips that shows what the base model never saw: PhysWorld holds the pair
 (green, triangle) out of every training split, so a base DiT has learned green things and
 triangles but never a green triangle. A user's folder of such clips, a LoRA run of minutes, and
-the probes before and after.
+the probes before and after. `--concept=rise` teaches a motion no split draws instead: objects
+that float up against gravity (`palette.MOTION_NAMES` "rise"), scored by the `rise` probe.
 
     .venv/bin/python experiments/lora_holdout.py --base=runs/ladder_demo/32x --workdir=runs/lora_holdout \
         --out=experiments/results/lora_holdout
+    .venv/bin/python experiments/lora_holdout.py --concept=rise --base=runs/ladder_cpu_v2/32x \
+        --workdir=runs/lora_rise --out=experiments/results/lora_rise_cpu/r16
 
 Stages (`--stages`, in order; each skips what is already there):
   folder    `--clips` held-out clips (17x32x56, seeds [7001, i]), written as a user would have them:
@@ -12,8 +15,8 @@ Stages (`--stages`, in order; each skips what is already there):
   train     `sora_jax/configs/t2v.py:lora` on that folder (`folder:` dataset), rank `--rank`, alpha =
             rank, `--steps` steps at `--lr`; the base frozen (its fingerprint in the run's config)
   evaluate  base and base + adapters, same noise per prompt, on (a) `--probe_samples` *new* held-out
-            scenes of one green triangle each (seeds [7002, i]; one object, so the shape probe decides
-            its shape by majority): the probes on their captions, against the VAE ceiling on those
+            scenes of one green triangle (or one riser) each (seeds [7002, i]; one object, so the shape
+            probe decides its shape by majority): the probes on their captions, against the VAE ceiling on those
             scenes; (b) the ladder's standard probe scenes (seeds 90000+): the same probes, and the
             flow loss on their latents at 4 timestep quantiles, paired per triple, with a bootstrap CI
             of the difference. Writes lora_holdout.json, lora_holdout.md and side_by_side.png
@@ -23,6 +26,7 @@ Stages (`--stages`, in order; each skips what is already there):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 import time
@@ -40,6 +44,7 @@ flags.DEFINE_string("workdir", "runs/lora_holdout", "Where the folder and the Lo
 flags.DEFINE_string("out", "experiments/results/lora_holdout", "Where the small results go.")
 flags.DEFINE_list("stages", ["folder", "train", "evaluate"], "Stages to run, in order.")
 flags.DEFINE_integer("clips", 48, "Held-out clips in the folder.")
+flags.DEFINE_integer("prior_clips", 0, "Standard-world clips added to the folder (prior preservation).")
 flags.DEFINE_integer("steps", 400, "LoRA training steps.")
 flags.DEFINE_integer("rank", 16, "LoRA rank (alpha = rank).")
 flags.DEFINE_float("lr", 1e-3, "LoRA learning rate.")
@@ -47,28 +52,68 @@ flags.DEFINE_integer("batch", 8, "LoRA batch size.")
 flags.DEFINE_float("text_dropout", None, "Caption dropout while fine-tuning (default: the lora config's).")
 flags.DEFINE_integer("probe_samples", 64, "Scenes per probe set (held-out and standard).")
 flags.DEFINE_string("tag", "lora", "The LoRA run's directory under --workdir (one per recipe point).")
+flags.DEFINE_enum("concept", "holdout", ["holdout", "rise"], "What the folder teaches: the held-out pair (green "
+                  "triangles) or a motion no split draws (objects that float up).")
 
-FOLDER_SEED, EVAL_SEED = 7001, 7002
-HELD_OUT = physworld.WorldConfig(only_holdout=True)
-# Evaluated one object a scene: with several green triangles in a scene the shape probe can only
-# ask whether *some* green object is a triangle; with one, its shape is decided by majority.
-HELD_OUT_EVAL = physworld.WorldConfig(only_holdout=True, max_objects=1)
+FOLDER_SEED, EVAL_SEED, PRIOR_SEED = 7001, 7002, 7005
 KEPT = ("caption_colors", "caption_shapes", "caption_count", "permanence", "continuity", "color_constancy",
         "trail_persistence")
 
 
-def held_out_scenes(seed: int, count: int, world: physworld.WorldConfig = HELD_OUT) -> list[physworld.Clip]:
+@dataclasses.dataclass(frozen=True)
+class Concept:
+    """What the folder teaches: the world its clips come from, the world of the evaluation scenes
+    (one object a scene), the probes the table leads with, and whether the `rise` probe applies."""
+    what: str
+    folder_world: physworld.WorldConfig
+    eval_world: physworld.WorldConfig
+    headline: tuple[str, ...]
+    rise: bool = False
+
+
+CONCEPTS = {
+    # The attribute pair PhysWorld holds out of every split. Evaluated one object a scene: with
+    # several green triangles the shape probe can only ask whether *some* green object is a
+    # triangle; with one, its shape is decided by majority.
+    "holdout": Concept("one green triangle each", physworld.WorldConfig(only_holdout=True),
+                       physworld.WorldConfig(only_holdout=True, max_objects=1),
+                       ("caption_colors", "caption_shapes", "permanence")),
+    # A motion no split draws: gravity reversed (`palette.MOTION_NAMES` "rise"); captions say
+    # "floats up", "rises to the top". Folder scenes hold one or two risers.
+    "rise": Concept("one rising object each", physworld.WorldConfig(motion_probs=(0, 0, 0, 1), max_objects=2),
+                    physworld.WorldConfig(motion_probs=(0, 0, 0, 1), max_objects=1),
+                    ("rise", "caption_colors", "permanence"), rise=True),
+}
+
+
+def held_out_scenes(seed: int, count: int, world: physworld.WorldConfig) -> list[physworld.Clip]:
     return [physworld.render_clip([seed, i], *compare.PROBE_CLIP, world) for i in range(count)]
 
 
-def write_folder(folder: pathlib.Path, count: int) -> None:
-    if folder.exists() and len(list(folder.glob("*.mp4"))) == count:
+def write_folder(folder: pathlib.Path, count: int, concept: Concept, prior: int = 0) -> None:
+    """`count` clips of the concept, plus `prior` clips of the standard world (prior preservation,
+    as DreamBooth: the adapters also see what the base already draws, so they learn the concept
+    rather than a new world)."""
+    if folder.exists() and len(list(folder.glob("*.mp4"))) == count + prior:
         return
     folder.mkdir(parents=True, exist_ok=True)
-    for i, clip in enumerate(held_out_scenes(FOLDER_SEED, count)):
+    clips = held_out_scenes(FOLDER_SEED, count, concept.folder_world) + held_out_scenes(
+        PRIOR_SEED, prior, physworld.WorldConfig())
+    for i, clip in enumerate(clips):
         video_io.write_video(folder / f"clip_{i:03d}.mp4", clip.video)
         (folder / f"clip_{i:03d}.txt").write_text(clip.caption + "\n")
-    print(f"folder: {count} held-out clips (green triangles) in {folder}")
+    print(f"folder: {count} clips ({concept.what.replace('one ', '').replace(' each', 's')}) and {prior} standard "
+          f"ones in {folder}")
+
+
+def _score(videos: np.ndarray, scenes, concept: Concept) -> dict:
+    """The world probes, plus — for the rise concept — `rise` on each scene's one object."""
+    scores = compare.score(videos, scenes)
+    if concept.rise:
+        scores["rise"] = probes.bootstrap_mean([
+            probes.rise(probes.detect(probes.segment(video)), int(scene.truth["objects"][0][0]), video.shape[1])
+            for video, scene in zip(videos, scenes)])
+    return scores
 
 
 def train(base: str, folder: pathlib.Path, workdir: pathlib.Path) -> dict:
@@ -101,12 +146,12 @@ def _paired_difference(a: np.ndarray, b: np.ndarray, samples: int = 1000) -> dic
     return probes.bootstrap_mean(np.asarray(b) - np.asarray(a), samples)
 
 
-def _measure(pipeline, params, held, standard, clips) -> tuple[dict, np.ndarray, np.ndarray]:
+def _measure(pipeline, params, held, standard, clips, concept: Concept) -> tuple[dict, np.ndarray, np.ndarray]:
     """(probe results and validation loss, per-triple losses, the first held-out videos)."""
     held_videos = compare.sample_scenes(pipeline, params, held)
     standard_videos = compare.sample_scenes(pipeline, params, standard)
     losses = pipeline.validation_losses(params, clips, quantiles=4)
-    result = {"held_out": compare.score(held_videos, held), "standard": compare.score(standard_videos, standard),
+    result = {"held_out": _score(held_videos, held, concept), "standard": compare.score(standard_videos, standard),
               "val_loss": float(np.mean(losses))}
     return result, losses, held_videos[:4]
 
@@ -117,30 +162,36 @@ def evaluate(base: str, lora_run: pathlib.Path, out: pathlib.Path) -> dict:
     from sora_jax.pipelines import adapters
     from sora_jax.pipelines import t2v as t2v_pipeline
 
+    concept = CONCEPTS[FLAGS.concept]
     count = FLAGS.probe_samples
-    held, standard = held_out_scenes(EVAL_SEED, count, HELD_OUT_EVAL), compare.probe_scenes(count)
+    held, standard = held_out_scenes(EVAL_SEED, count, concept.eval_world), compare.probe_scenes(count)
     pipeline, base_params, base_meta, base_step = t2v_pipeline.load(base)  # read once, for both models
     clips = [{"latent": latent, "caption": scene.caption}
              for scene, latent in zip(standard, pipeline.encode(np.stack([s.video for s in standard])))]
-    report = {"base": base, "lora_run": str(lora_run), "probe_samples": count,
-              "held_out_seeds": [EVAL_SEED, "0.." + str(count - 1)], "models": {},
-              "ceilings": {"held_out": compare.ceilings(pipeline, held), "standard": compare.ceilings(pipeline,
-                                                                                                      standard)}}
-    cached = lora_run.parent / f"base_eval_{count}_single.npz"
+    truth = np.stack([s.video for s in held])
+    reconstructed = np.concatenate([pipeline.decode(pipeline.encode(truth[i:i + 16])) for i in range(0, count, 16)])
+    report = {"base": base, "lora_run": str(lora_run), "concept": FLAGS.concept, "what": concept.what,
+              "probe_samples": count, "held_out_seeds": [EVAL_SEED, "0.." + str(count - 1)], "models": {},
+              "ceilings": {"held_out": {"truth": _score(truth, held, concept),
+                                        "vae": _score(reconstructed, held, concept)},
+                           "standard": compare.ceilings(pipeline, standard)}}
+    cached = lora_run.parent / (f"base_eval_{count}_single.npz" if FLAGS.concept == "holdout"
+                                else f"base_eval_{FLAGS.concept}_{count}.npz")
     if cached.exists():
         stored = np.load(cached, allow_pickle=False)
         report["models"]["base"] = json.loads(str(stored["result"]))
         base_losses, base_videos = stored["losses"], stored["videos"]
     else:
         print(f"evaluate: base: {count} held-out and {count} standard scenes", flush=True)
-        report["models"]["base"], base_losses, base_videos = _measure(pipeline, base_params, held, standard, clips)
+        report["models"]["base"], base_losses, base_videos = _measure(pipeline, base_params, held, standard, clips,
+                                                                      concept)
         np.savez(cached, result=json.dumps(report["models"]["base"], default=compare.jsonable), losses=base_losses,
                  videos=base_videos)
     print(f"evaluate: LoRA ({lora_run.name}): {count} held-out and {count} standard scenes", flush=True)
     config, params, _, _ = adapters.load_adapted(
         adapters.Base(base, base_params, base_meta, base_step, lora.fingerprint(base_params)), str(lora_run))
     report["models"]["LoRA"], losses, videos = _measure(t2v_pipeline.T2VPipeline(config), params, held, standard,
-                                                        clips)
+                                                        clips, concept)
     columns = {"base": base_videos, "LoRA": videos}
     report["val_loss_difference"] = _paired_difference(base_losses, losses)
     record = lora_run / "lora_training.json"
@@ -150,6 +201,7 @@ def evaluate(base: str, lora_run: pathlib.Path, out: pathlib.Path) -> dict:
     report["recipe"] = {"rank": run_config["lora"]["rank"], "alpha": run_config["lora"]["alpha"],
                         "learning_rate": run_config["optimizer"]["learning_rate"], "steps": run_config["total_steps"],
                         "batch": run_config["data"]["batch_size"], "clips": FLAGS.clips,
+                        "prior_clips": FLAGS.prior_clips,
                         "text_dropout": run_config["flow"]["text_dropout"]}
     columns["truth"] = np.stack([s.video for s in held[:4]])
     compare.write_experiment(out, "lora_holdout", report, markdown(report), columns, [s.caption for s in held[:4]])
@@ -158,12 +210,13 @@ def evaluate(base: str, lora_run: pathlib.Path, out: pathlib.Path) -> dict:
 
 def markdown(report: dict) -> str:
     lines = []
-    for part, title in (("held_out", "held-out scenes (one green triangle each)"),
-                        ("standard", "standard probe scenes")):
+    concept = CONCEPTS[report.get("concept", "holdout")]
+    for part, title, kept in (("held_out", f"held-out scenes ({concept.what})", (("rise",) if concept.rise else ())
+                               + KEPT), ("standard", "standard probe scenes", KEPT)):
         ceiling = report["ceilings"][part]
         lines += [f"**{title}**, {report['probe_samples']} scenes, mean [95 % CI]:", "",
                   "| probe | base | LoRA | VAE ceiling | truth | LoRA / ceiling |", "|---|---|---|---|---|---|"]
-        for probe in KEPT:
+        for probe in kept:
             base, tuned = report["models"]["base"][part].get(probe), report["models"]["LoRA"][part].get(probe)
             vae = ceiling["vae"].get(probe, {}).get("mean")
             ratio = f"{tuned['mean'] / vae:.2f}" if tuned and tuned["mean"] is not None and vae else "—"
@@ -181,23 +234,27 @@ def markdown(report: dict) -> str:
 def table(root: pathlib.Path) -> str:
     """One row per recipe point (every `*/lora_holdout.json` under `root`): what changed against
     the base on the held-out and the standard scenes."""
-    rows = ["| rank | LR | steps | caption dropout | held-out colors | held-out shapes | held-out permanence | "
-            "standard colors | standard shapes | standard permanence | val loss change |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
     reports = [json.loads(path.read_text()) for path in sorted(root.glob("*/lora_holdout.json"))]
+    headline = CONCEPTS[reports[0].get("concept", "holdout") if reports else "holdout"].headline
+    names = [probe.replace("caption_", "") for probe in headline]
+    rows = ["| rank | LR | steps | caption dropout | clips (+ standard) | " + " | ".join(f"held-out {n}" for n in names)
+            + " | standard colors | standard shapes | standard permanence | val loss change |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     if reports:
         base = reports[0]["models"]["base"]
         rows.insert(0, "")
-        rows.insert(0, "base: held-out colors / shapes / permanence " + " / ".join(
-            compare.cell(base["held_out"][p]) for p in ("caption_colors", "caption_shapes", "permanence"))
+        rows.insert(0, f"base: held-out {' / '.join(names)} " + " / ".join(
+            compare.cell(base["held_out"][p]) for p in headline)
             + "; standard " + " / ".join(compare.cell(base["standard"][p])
                                           for p in ("caption_colors", "caption_shapes", "permanence")))
     for report in sorted(reports, key=lambda r: (r["recipe"]["text_dropout"], r["recipe"]["learning_rate"],
-                                                 r["recipe"]["steps"])):
+                                                 r["recipe"]["steps"], r["recipe"].get("prior_clips", 0))):
         recipe, tuned, d = report["recipe"], report["models"]["LoRA"], report["val_loss_difference"]
-        cells = [compare.cell(tuned[part][probe]) for part in ("held_out", "standard")
-                 for probe in ("caption_colors", "caption_shapes", "permanence")]
-        head = f"| {recipe['rank']} | {recipe['learning_rate']:g} | {recipe['steps']} | {recipe['text_dropout']:g} | "
+        cells = [compare.cell(tuned["held_out"][probe]) for probe in headline] + [
+            compare.cell(tuned["standard"][probe]) for probe in ("caption_colors", "caption_shapes", "permanence")]
+        clips = f"{recipe.get('clips', 48)}" + (f" + {recipe['prior_clips']}" if recipe.get("prior_clips") else "")
+        head = (f"| {recipe['rank']} | {recipe['learning_rate']:g} | {recipe['steps']} | {recipe['text_dropout']:g} | "
+                f"{clips} | ")
         rows.append(head + " | ".join(cells) + f" | {d['mean']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}] |")
     return "\n".join(rows) + "\n"
 
@@ -210,7 +267,7 @@ def main(argv):
     folder, lora_run = workdir / "folder", workdir / FLAGS.tag
     for stage in FLAGS.stages:
         if stage == "folder":
-            write_folder(folder, FLAGS.clips)
+            write_folder(folder, FLAGS.clips, CONCEPTS[FLAGS.concept], FLAGS.prior_clips)
         elif stage == "train":
             print(json.dumps({k: v for k, v in train(FLAGS.base, folder, lora_run).items()
                               if isinstance(v, (int, float, str))}, indent=1))

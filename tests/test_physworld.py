@@ -146,3 +146,25 @@ def test_bad_world_configs_fail_clearly():
         physworld.WorldConfig(holdout=(("purple", "circle"),))
     with pytest.raises(ValueError, match="max_objects"):
         physworld.WorldConfig(max_objects=5)
+
+
+def test_risers_are_drawn_only_when_asked_and_climb():
+    """"rise" (gravity reversed) is a motion the default world never draws — the concept a LoRA
+    learns in experiments/lora_holdout.py --concept=rise — and the `rise` probe tells it apart."""
+    from sora_jax.evaluation import probes
+
+    default = [o.motion for seed in range(100) for o in physworld.render_clip(seed, 9, 32, 56).scene.objects]
+    assert 3 not in default and {0, 1, 2} <= set(default)
+    risers = physworld.WorldConfig(motion_probs=(0, 0, 0, 1), max_objects=1)
+    fallers = physworld.WorldConfig(motion_probs=(0, 1, 0), max_objects=1)
+    for world, climbs in ((risers, 1.0), (fallers, 0.0)):
+        scores = []
+        for seed in range(12):
+            clip = physworld.render_clip([5, seed], 17, 32, 56, world)
+            assert all(o.motion == (3 if climbs else 1) for o in clip.scene.objects)
+            scores.append(probes.rise(probes.detect(probes.segment(clip.video)), int(clip.truth["objects"][0][0]), 32))
+        assert np.nanmean(scores) >= 0.9 if climbs else np.nanmean(scores) <= 0.1, scores
+    caption = physworld.render_clip([5, 0], 17, 32, 56, risers).caption
+    assert any(phrase in caption for phrase in captions.MOTION_PHRASES["rise"]), caption
+    with pytest.raises(ValueError, match="motion_probs"):
+        physworld.WorldConfig(motion_probs=(0.5, 0.5))

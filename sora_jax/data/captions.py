@@ -27,6 +27,7 @@ MOTION_PHRASES = {
     "bounce": ("bounces off the walls", "moves and bounces around", "glides and rebounds off the edges"),
     "fall": ("falls and bounces on the floor", "drops to the ground and bounces", "falls under gravity"),
     "still": ("stays still", "rests in place", "does not move"),
+    "rise": ("floats up and bounces on the ceiling", "rises to the top", "floats upward against gravity"),
 }
 PAINT_PHRASES = ("leaving a {color} trail", "painting a {color} line behind it", "drawing a {color} path as it goes")
 OCCLUDER_PHRASES = {

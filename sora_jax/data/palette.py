@@ -26,7 +26,10 @@ BACKGROUND_RANGE = (0.02, 0.12)  # the background texture's intensity range
 
 SHAPE_NAMES = ("circle", "square", "triangle")
 SIZE_NAMES = ("small", "large")
-MOTION_NAMES = ("bounce", "fall", "still")
+# "rise" (gravity reversed: floats up and bounces on the ceiling) is never drawn by the default
+# world (`WorldConfig.motion_probs` has three entries): a concept a base model has not seen, for
+# fine-tuning experiments (experiments/lora_holdout.py --concept=rise).
+MOTION_NAMES = ("bounce", "fall", "still", "rise")
 CAMERA_NAMES = ("static", "pan_left", "pan_right")
 
 

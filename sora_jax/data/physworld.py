@@ -33,7 +33,8 @@ class WorldConfig:
     max_occluders: int = MAX_OCCLUDERS
     painter_prob: float = 0.35
     pan_prob: float = 0.4
-    motion_probs: tuple[float, float, float] = (0.45, 0.3, 0.25)  # bounce, fall, still
+    # bounce, fall, still; a fourth entry draws "rise" (gravity reversed), which no prepared split has
+    motion_probs: tuple[float, ...] = (0.45, 0.3, 0.25)
     holdout: tuple[tuple[str, str], ...] = (("green", "triangle"),)
     only_holdout: bool = False  # sample *only* held-out pairs: a generalization test set
     # Object half-extent as a multiple of 9 % / 16 % of the short side (small / large); trails
@@ -52,6 +53,9 @@ class WorldConfig:
                 raise ValueError(f"holdout pair ({color!r}, {shape!r}) is not a color/shape pair")
         if self.only_holdout and not self.holdout:
             raise ValueError("only_holdout=True needs a non-empty holdout")
+        if len(self.motion_probs) not in (3, 4) or min(self.motion_probs) < 0 or abs(sum(self.motion_probs) - 1) > 1e-6:
+            raise ValueError(f"motion_probs={self.motion_probs} must be 3 or 4 probabilities (bounce, fall, still[, "
+                             f"rise]) summing to 1")
         if not 0.5 <= self.object_scale <= 2.5:
             raise ValueError(f"object_scale must be in [0.5, 2.5], got {self.object_scale}")
 
@@ -138,16 +142,18 @@ def sample_scene(
         color, shape = pairs[int(rng.integers(len(pairs)))]
         size = int(rng.integers(2))
         radius = float(short * (0.09 if size == 0 else 0.16) * config.object_scale * rng.uniform(0.9, 1.1))
-        motion = 2 if is_image else int(rng.choice(3, p=config.motion_probs))
+        motion = 2 if is_image else int(rng.choice(len(config.motion_probs), p=config.motion_probs))
         paints = (not is_image) and motion != 2 and rng.random() < config.painter_prob
         # Start where the camera sees the object at frame 0, inside the walls.
         x = float(rng.uniform(radius, width - radius) + camera_offsets[0])
-        y = float(rng.uniform(radius, max(2 * radius, height * (0.5 if motion == 1 else 1.0)) - radius))
+        y = float(rng.uniform(radius, max(2 * radius, height * (0.5 if motion in (1, 3) else 1.0)) - radius))
+        if motion == 3:  # a riser starts in the lower half (the mirror of a faller)
+            y = height - y
         velocity = (0.0, 0.0)
         if motion == 0:
             angle, speed_px = rng.uniform(0, 2 * np.pi), rng.uniform(0.05, 0.11) * short
             velocity = (float(speed_px * np.cos(angle)), float(speed_px * np.sin(angle)))
-        elif motion == 1:
+        elif motion in (1, 3):
             velocity = (float(rng.uniform(-0.03, 0.03) * short), 0.0)
         objects.append(ObjectSpec(color, shape, size, motion, bool(paints), radius, (x, y), velocity))
 
@@ -173,6 +179,7 @@ def simulate(scene: Scene) -> np.ndarray:
     velocity = np.array([o.velocity for o in scene.objects], np.float64).reshape(count, 2)
     radius = np.array([o.radius for o in scene.objects], np.float64)
     falls = np.array([o.motion == 1 for o in scene.objects], bool)
+    rises = np.array([o.motion == 3 for o in scene.objects], bool)  # gravity reversed
     gravity = 0.025 * min(scene.height, scene.width)
     low = np.stack([radius, radius], -1)
     high = np.stack([scene.world_width - radius, scene.height - radius], -1)
@@ -181,13 +188,14 @@ def simulate(scene: Scene) -> np.ndarray:
     for frame in range(scene.frames):
         centers[frame] = position
         for _ in range(_SUBSTEPS):
-            velocity[:, 1] += np.where(falls, gravity * dt, 0.0)
+            velocity[:, 1] += np.where(falls, gravity * dt, np.where(rises, -gravity * dt, 0.0))
             position = position + velocity * dt
             below, above = position < low, position > high
             position = np.where(below, 2 * low - position, np.where(above, 2 * high - position, position))
             bounced = below | above
-            # Walls are elastic; a falling object's floor bounce loses 15% of its speed.
-            restitution = np.where(falls[:, None] & above & (np.arange(2) == 1), 0.85, 1.0)
+            # Walls are elastic; a falling object's floor bounce (a riser's ceiling bounce) loses 15%.
+            vertical = np.arange(2) == 1
+            restitution = np.where((falls[:, None] & above | rises[:, None] & below) & vertical, 0.85, 1.0)
             velocity = np.where(bounced, -velocity * restitution, velocity)
     return centers.astype(np.float32)
 

@@ -250,6 +250,20 @@ def pan_direction(video: np.ndarray, labels: np.ndarray, camera: int) -> float:
     return float(np.mean(np.sign(shifts) == expected))
 
 
+def rise(detections: list[list[Detection]], color: int, height: int, min_rise: float = 0.25) -> float:
+    """1.0 if the object of `color` climbs — its highest centre sits at least `min_rise` of the
+    frame height above where it started (its centre over the first three frames it is seen in) —
+    else 0.0; NaN if it is seen in fewer than four frames. For scenes of one object of that color
+    (the largest detection a frame). Not in `score_video`: PhysWorld's default world never draws a
+    riser ("rise", `palette.MOTION_NAMES`); fine-tuning experiments on that concept call it."""
+    heights = [max((d for d in frame if d.color == color), key=lambda d: d.area).centroid[0]
+               for frame in detections if any(d.color == color for d in frame)]
+    if len(heights) < 4:
+        return float("nan")
+    start = float(np.mean(heights[:3]))
+    return float(start - min(heights) >= min_rise * height)
+
+
 def score_video(video: np.ndarray, objects: np.ndarray, camera: int) -> dict[str, float]:
     """Every probe for one video [T, H, W, 3] (uint8 or [-1, 1]) of a scene with this object
     table and camera (0 still, 1 pan left, 2 pan right)."""
