@@ -83,3 +83,51 @@ def test_no_ladder_rung_sees_a_clip_more_than_about_four_times(preset):
     # The epoch count follows the batches BatchPlan actually cuts (bigger ones for short clips).
     rung = ladder.rung_config(config, "32x")
     assert plan.clips_per_step(rung) > rung.data.batch_size
+
+
+BUILD_IN_PROCESSES = r"""
+import sys, jax
+jax.distributed.initialize(coordinator_address=f"127.0.0.1:{sys.argv[1]}", num_processes=2, process_id=int(sys.argv[2]))
+import ml_collections
+from sora_jax.train import latent_cache
+data = ml_collections.ConfigDict(dict(dataset="physworld/tiny", data_dir=sys.argv[4], train_split="train",
+                                      eval_split="validation", num_train=11))
+source = latent_cache.ensure(sys.argv[3], sys.argv[5], data, "train", "minilm")
+print("records", len(source), "process", jax.process_index())
+"""
+
+
+def test_two_processes_build_one_latent_cache_equal_to_one_process(physworld_tiny, micro_vae, tmp_path):
+    """Each process encodes its share (records 0, 2, ... and 1, 3, ...: latents and captions) into
+    one set of files; the cache equals a single process's up to batch composition."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": "1", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
+    shared = tmp_path / "shared" / "train"
+    workers = [subprocess.Popen([sys.executable, "-c", BUILD_IN_PROCESSES, str(port), str(i), str(shared),
+                                 str(physworld_tiny), str(micro_vae)], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for worker in workers:
+        out, err = worker.communicate(timeout=600)
+        assert worker.returncode == 0 and "records 11" in out, err[-3000:]
+    assert sorted(p.name for p in shared.iterdir()) == ["index.json", "latents.npy", "text_mask.npy", "text_pooled.npy",
+                                                        "text_tokens.npy"]  # no caption shards left behind
+    two = latent_cache.LatentSource(shared)
+    one = latent_cache.ensure(tmp_path / "single" / "train", micro_vae, _data_config(physworld_tiny, 11), "train",
+                              "minilm")
+    assert two.captions == one.captions and two.index["offsets"] == one.index["offsets"]
+    assert two.fingerprint == one.fingerprint
+    for i in range(11):
+        a, b = two[i], one[i]
+        np.testing.assert_allclose(a["latent"], b["latent"], atol=1e-5)
+        np.testing.assert_array_equal(a["text_mask"], b["text_mask"])
+        np.testing.assert_allclose(a["text_tokens"], b["text_tokens"], atol=2e-3)
+        np.testing.assert_allclose(a["text_pooled"], b["text_pooled"], atol=1e-5)

@@ -24,7 +24,6 @@ import math
 
 import jax
 import jax.numpy as jnp
-from jax.experimental.pallas.ops.tpu import splash_attention as splash_lib
 
 # Queries / keys per kernel block: the largest power of two up to 512 that the padded sequence
 # needs (MaxText's and MaxDiffusion's splash defaults are 512); TPU blocks are multiples of 128.
@@ -43,7 +42,10 @@ def _padded(tokens: int, block: int) -> int:
 @functools.lru_cache(maxsize=64)
 def _kernel(heads: int, q_len: int, kv_len: int, block_q: int, block_kv: int, interpret: bool):
     """The splash kernel for one example [H, N, D] (built from a static full mask: no block is
-    skipped; segment ids do the masking)."""
+    skipped; segment ids do the masking). Pallas' TPU ops are imported here, when first used:
+    they double `import jax`'s time (0.5 s)."""
+    from jax.experimental.pallas.ops.tpu import splash_attention as splash_lib
+
     mask = splash_lib.MultiHeadMask([splash_lib.FullMask((q_len, kv_len)) for _ in range(heads)])
     blocks = splash_lib.BlockSizes(block_q=block_q, block_kv=block_kv, block_kv_compute=block_kv,
                                    block_q_dkv=block_q, block_kv_dkv=block_kv, block_kv_dkv_compute=block_kv,
@@ -79,6 +81,8 @@ def splash_attention(q, k, v, mask=None, operand_dtype=None, interpret: bool | N
         keep = jnp.ones((batch, kv_len), bool) if mask is None else jnp.broadcast_to(mask[:, 0, 0, :], (batch, kv_len))
         kv_ids = jnp.pad(jnp.where(keep, 0, 1).astype(jnp.int32), ((0, 0), (0, kv_pad - kv_len)), constant_values=1)
         q_ids = jnp.zeros((batch, q_pad), jnp.int32)
-        out = jax.vmap(lambda a, b, c, qi, ki: kernel(a, b, c, segment_ids=splash_lib.SegmentIds(q=qi, kv=ki)))(
+        from jax.experimental.pallas.ops.tpu.splash_attention import SegmentIds
+
+        out = jax.vmap(lambda a, b, c, qi, ki: kernel(a, b, c, segment_ids=SegmentIds(q=qi, kv=ki)))(
             qh, kh, vh, q_ids, kv_ids)
     return out[:, :, :q_len].swapaxes(1, 2).astype(dtype)

@@ -9,7 +9,9 @@ normalized with the VAE's stored per-channel statistics), `index.json` (shapes, 
 captions, and a fingerprint of what produced it), and for a frozen text encoder
 `text_tokens.npy` (float16 [N, L, D]), `text_mask.npy`, `text_pooled.npy`. A cache whose
 fingerprint (VAE run and step, dataset, split, encoder) differs is rebuilt; writes go to a
-temporary directory renamed into place, so a killed build leaves nothing half-written.
+temporary directory renamed into place, so a killed build leaves nothing half-written. In a
+multi-process run every process encodes its share of the records into the same files (storage
+they all see), so a pod builds its cache as fast as its hosts together can.
 """
 
 from __future__ import annotations
@@ -130,20 +132,24 @@ class Writer:
     """Writes a cache in the layout `LatentSource` reads: one flat float32 array per name
     (`latents`, and e.g. reflow's `noise`) holding record i's latent [t, h, w, c] at its offset,
     plus `index.json`. Everything goes to `<directory>.partial`, renamed into place by `finish`,
-    so a killed build leaves nothing half-written."""
+    so a killed build leaves nothing half-written. `create=False` opens the files another process
+    created (a multi-process build: each writes its own records into the same files)."""
 
-    def __init__(self, directory: str | pathlib.Path, latent_shapes, arrays: tuple[str, ...] = ("latents",)):
+    def __init__(self, directory: str | pathlib.Path, latent_shapes, arrays: tuple[str, ...] = ("latents",),
+                 create: bool = True):
         from numpy.lib.format import open_memmap
 
         self.directory = pathlib.Path(directory)
         self.staging = self.directory.with_name(self.directory.name + ".partial")
-        shutil.rmtree(self.staging, ignore_errors=True)
-        self.staging.mkdir(parents=True)
+        if create:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self.staging.mkdir(parents=True)
         self.latent_shapes = [[int(d) for d in s] for s in latent_shapes]
         self.sizes = np.array([int(np.prod(s)) for s in self.latent_shapes], np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]]).astype(np.int64)
         total = int(self.sizes.sum())
-        self.arrays = {name: open_memmap(self.staging / f"{name}.npy", "w+", np.float32, (total,)) for name in arrays}
+        self.arrays = {name: open_memmap(self.staging / f"{name}.npy", "w+", np.float32, (total,)) if create
+                       else np.load(self.staging / f"{name}.npy", mmap_mode="r+") for name in arrays}
 
     def put(self, name: str, i: int, value: np.ndarray) -> None:
         self.arrays[name][self.offsets[i]:self.offsets[i] + self.sizes[i]] = np.asarray(value).reshape(-1)
@@ -162,14 +168,17 @@ class Writer:
         return LatentSource(self.directory)
 
 
-def _encode_latents(model: VideoVAE, params, stats: dict, source, shapes: np.ndarray, writer: Writer, bar) -> list[str]:
-    """Writes every record's normalized latent (the posterior mean), batched by video shape;
-    returns the captions in record order."""
+def _encode_latents(model: VideoVAE, params, stats: dict, source, shapes: np.ndarray, writer: Writer, bar,
+                    records: list[int]) -> dict[int, str]:
+    """Writes the normalized latents (posterior means) of `records`, batched by video shape;
+    returns their captions."""
     from sora_jax.pipelines.vae import normalize_latents
 
     encode = jax.jit(lambda p, v: model.apply({"params": p}, v, method=VideoVAE.encode_mean))
-    captions: list[str | None] = [None] * len(writer.latent_shapes)
-    for indices in group_by_shape(shapes):
+    captions: dict[int, str] = {}
+    mine = set(records)
+    for group in group_by_shape(shapes):
+        indices = [i for i in group if i in mine]
         for start in range(0, len(indices), 16):
             chunk = indices[start : start + 16]
             examples = [source[i] for i in chunk]
@@ -182,20 +191,33 @@ def _encode_latents(model: VideoVAE, params, stats: dict, source, shapes: np.nda
     return captions
 
 
-def _encode_text(frozen, captions: list[str], staging: pathlib.Path, bar) -> None:
-    """text_tokens float16 [N, L, D] (L: the longest caption's tokens), text_mask, text_pooled,
-    written a chunk at a time so memory stays flat however many captions there are."""
+TEXT_FILES = ("text_tokens", "text_mask", "text_pooled")
+
+
+def _caption_lengths(frozen, captions: list[str]) -> np.ndarray:
+    return np.concatenate([frozen.tokenize(captions[i:i + 4096])[1].sum(1) for i in range(0, len(captions), 4096)])
+
+
+def _create_text_files(frozen, captions: list[str], staging: pathlib.Path) -> None:
+    """text_tokens float16 [N, L, D] (L: the longest caption's tokens), text_mask, text_pooled."""
     from numpy.lib.format import open_memmap
 
-    lengths = np.concatenate([frozen.tokenize(captions[i:i + 4096])[1].sum(1)
-                              for i in range(0, len(captions), 4096)])
-    length = min(int(lengths.max()), frozen.max_length)
-    tokens = open_memmap(staging / "text_tokens.npy", "w+", np.float16, (len(captions), length, frozen.width))
-    mask = open_memmap(staging / "text_mask.npy", "w+", bool, (len(captions), length))
-    pooled = open_memmap(staging / "text_pooled.npy", "w+", np.float32, (len(captions), frozen.width))
+    length = min(int(_caption_lengths(frozen, captions).max()), frozen.max_length)
+    shapes = {"text_tokens": (np.float16, (len(captions), length, frozen.width)),
+              "text_mask": (bool, (len(captions), length)), "text_pooled": (np.float32, (len(captions), frozen.width))}
+    for name, (dtype, shape) in shapes.items():
+        open_memmap(staging / f"{name}.npy", "w+", dtype, shape).flush()
+
+
+def _encode_text(frozen, captions: list[str], staging: pathlib.Path, bar, records: list[int]) -> None:
+    """Fills the text files' rows of `records` (created by `_create_text_files`), a chunk at a time
+    so memory stays flat however many captions there are."""
+    tokens, mask, pooled = (np.load(staging / f"{name}.npy", mmap_mode="r+") for name in TEXT_FILES)
+    mine = np.asarray(records, np.int64)
+    lengths = _caption_lengths(frozen, [captions[i] for i in mine])
     # Shortest first: each encoder batch pads to its longest caption, so similar lengths waste least.
-    order = np.argsort(lengths, kind="stable")
-    for start in range(0, len(captions), TEXT_CHUNK):
+    order = mine[np.argsort(lengths, kind="stable")]
+    for start in range(0, len(order), TEXT_CHUNK):
         rows = order[start:start + TEXT_CHUNK]
         embedded = frozen.encode([captions[i] for i in rows])
         frozen.forget()
@@ -208,12 +230,20 @@ def _encode_text(frozen, captions: list[str], staging: pathlib.Path, bar) -> Non
         array.flush()
 
 
+def _sync(name: str) -> None:
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(f"latent_cache:{name}")
+
+
 def build(directory: str | pathlib.Path, vae_workdir, data_config, split: str, text_encoder: str,
           text_length: int = 128, count: int | None = None, vae=None, stamp: dict | None = None) -> LatentSource:
     """Encodes the first `count` records of the split (all when None) into `directory`, streaming
-    to disk. `vae` (model, params, stats, config) and `stamp` (the fingerprint) come from `ensure`,
-    which reads them on every process: Orbax's readers synchronize all processes, so process 0
-    alone must not call them."""
+    to disk. Every process of a run calls it and encodes its share — records p, p + P, ... of P
+    processes, latents and captions — into one set of files on storage they all see; process 0
+    creates the files and moves the finished cache into place. `vae` (model, params, stats, config)
+    and `stamp` (the fingerprint) come from `ensure`, which reads them on every process."""
     import tqdm
 
     from sora_jax.pipelines.vae import load_trained_vae
@@ -225,27 +255,50 @@ def build(directory: str | pathlib.Path, vae_workdir, data_config, split: str, t
     source = pipeline.open_source(data_config.dataset, data_config.data_dir, split, count=count or 0)
     count = len(source) if count is None else count
     shapes = pipeline.record_shapes(source)[:count]  # a ProceduralSplit or a folder: shapes without decoding
-    writer = Writer(directory, [model.latent_shape((1, *map(int, s), 3))[1:] for s in shapes])
-    with tqdm.tqdm(total=count, desc=f"latent cache {split}: clips", unit="clip", dynamic_ncols=True) as bar:
-        captions = _encode_latents(model, params, stats, source, shapes, writer, bar)
+    latent_shapes = [model.latent_shape((1, *map(int, s), 3))[1:] for s in shapes]
+    process, processes = jax.process_index(), jax.process_count()
+    records = list(range(process, count, processes))
+    first = process == 0
+    if first:
+        Writer(directory, latent_shapes)  # creates <directory>.partial and its arrays
+    _sync(f"{split}:created")
+    writer = Writer(directory, latent_shapes, create=False)
+    with tqdm.tqdm(total=len(records), desc=f"latent cache {split}: clips", unit="clip", dynamic_ncols=True,
+                   disable=not first) as bar:
+        mine = _encode_latents(model, params, stats, source, shapes, writer, bar, records)
+    for array in writer.arrays.values():
+        array.flush()
+    (writer.staging / f"captions.{process}.json").write_text(json.dumps(mine))
+    _sync(f"{split}:latents")
+    captions: list[str] = [""] * count
+    for shard in range(processes):
+        for i, caption in json.loads((writer.staging / f"captions.{shard}.json").read_text()).items():
+            captions[int(i)] = caption
     frozen = text_lib.make_frozen_encoder(text_encoder, max_length=text_length)
     if frozen is not None:
-        with tqdm.tqdm(total=count, desc=f"latent cache {split}: captions", unit="caption",
-                       dynamic_ncols=True) as bar:
-            _encode_text(frozen, captions, writer.staging, bar)
-    return writer.finish(stamp or fingerprint(vae_workdir, data_config, split, text_encoder), stats, captions,
-                         source_report=source.report() if hasattr(source, "report") else None)
+        if first:
+            _create_text_files(frozen, captions, writer.staging)
+        _sync(f"{split}:text_created")
+        with tqdm.tqdm(total=len(records), desc=f"latent cache {split}: captions", unit="caption",
+                       dynamic_ncols=True, disable=not first) as bar:
+            _encode_text(frozen, captions, writer.staging, bar, records)
+    _sync(f"{split}:encoded")
+    if first:
+        for shard in range(processes):
+            (writer.staging / f"captions.{shard}.json").unlink()
+        writer.finish(stamp or fingerprint(vae_workdir, data_config, split, text_encoder), stats, captions,
+                      source_report=source.report() if hasattr(source, "report") else None)
+    _sync(f"{split}:finished")
+    return LatentSource(directory)
 
 
 def ensure(directory: str | pathlib.Path, vae_workdir, data_config, split: str, text_encoder: str,
            text_length: int = 128, limit: int | None = None, build_count: int = 0) -> LatentSource:
-    """The cache in `directory`, built (by process 0, the others waiting) when missing, stale or
-    holding fewer records than the run reads (`wanted_count`); a bigger one serves its prefix.
-    `build_count`: when building, encode at least this many (the ladder builds once for its
-    largest rung). Every process reads the fingerprint and, when stale, the VAE: Orbax's readers
-    are collective."""
-    from jax.experimental import multihost_utils
-
+    """The cache in `directory`, built (every process encoding its share, `build`) when missing,
+    stale or holding fewer records than the run reads (`wanted_count`); a bigger one serves its
+    prefix. `build_count`: when building, encode at least this many (the ladder builds once for
+    its largest rung). Every process reads the fingerprint and, when stale, the VAE: Orbax's
+    readers are collective."""
     from sora_jax.pipelines.vae import load_trained_vae
 
     directory = pathlib.Path(directory)
@@ -255,11 +308,8 @@ def ensure(directory: str | pathlib.Path, vae_workdir, data_config, split: str, 
     if (directory / "index.json").exists():
         index = json.loads((directory / "index.json").read_text())
         current, stored = index.get("fingerprint"), len(index.get("captions", ()))
-    if current != wanted or stored < count:
-        vae = load_trained_vae(vae_workdir)
-        if jax.process_index() == 0:
-            build(directory, vae_workdir, data_config, split, text_encoder, text_length,
-                  count if limit else max(count, build_count), vae=vae, stamp=wanted)
-    if jax.process_count() > 1:
-        multihost_utils.sync_global_devices(f"latent_cache:{split}")
+    if current != wanted or stored < count:  # every process encodes its share (`build`)
+        build(directory, vae_workdir, data_config, split, text_encoder, text_length,
+              count if limit else max(count, build_count), vae=load_trained_vae(vae_workdir), stamp=wanted)
+    _sync(split)
     return LatentSource(directory, count)
