@@ -66,15 +66,12 @@ def train(pairs: pathlib.Path, workdir: pathlib.Path) -> dict:
 
 def _latent_seconds(pipeline, params, scenes, sampling, repeats: int = 3) -> float:
     """Median seconds of the DiT's part alone (latents for 16 captions; compiled and warm)."""
+    from sora_jax.train import throughput
+
     latent_shape = pipeline.vae.model.latent_shape((1, *compare.PROBE_CLIP, 3))[1:]
     captions = [s.caption for s in scenes]
-    pipeline.sample_latents(params, captions, latent_shape, **sampling)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        pipeline.sample_latents(params, captions, latent_shape, **sampling)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return float(throughput.seconds_per_call(
+        lambda: pipeline.sample_latents(params, captions, latent_shape, **sampling), (), repeats))
 
 
 def evaluate(teacher: str, student: pathlib.Path, out: pathlib.Path) -> dict:

@@ -168,12 +168,9 @@ def evaluate(base: str, lora_run: pathlib.Path, out: pathlib.Path) -> dict:
     pipeline, base_params, base_meta, base_step = t2v_pipeline.load(base)  # read once, for both models
     clips = [{"latent": latent, "caption": scene.caption}
              for scene, latent in zip(standard, pipeline.encode(np.stack([s.video for s in standard])))]
-    truth = np.stack([s.video for s in held])
-    reconstructed = np.concatenate([pipeline.decode(pipeline.encode(truth[i:i + 16])) for i in range(0, count, 16)])
     report = {"base": base, "lora_run": str(lora_run), "concept": FLAGS.concept, "what": concept.what,
               "probe_samples": count, "held_out_seeds": [EVAL_SEED, "0.." + str(count - 1)], "models": {},
-              "ceilings": {"held_out": {"truth": _score(truth, held, concept),
-                                        "vae": _score(reconstructed, held, concept)},
+              "ceilings": {"held_out": compare.ceilings(pipeline, held, lambda v, s: _score(v, s, concept)),
                            "standard": compare.ceilings(pipeline, standard)}}
     cached = lora_run.parent / (f"base_eval_{count}_single.npz" if FLAGS.concept == "holdout"
                                 else f"base_eval_{FLAGS.concept}_{count}.npz")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import pathlib
 
-import numpy as np
 from absl import app, flags
 
 from sora_jax.scaling import plots, probe_fit
@@ -25,23 +24,18 @@ flags.DEFINE_string("out", "experiments/results/probe_fit", "Where the results g
 flags.DEFINE_integer("bootstrap", 2000, "Bootstrap draws per probe.")
 
 
-def _flops(log10: float) -> str:
-    if not np.isfinite(log10):
-        return "never"
-    return f"{10 ** log10:.1e}" if log10 <= 20 else "> 1e20"
-
-
 def markdown(fits: dict, sources: list[str]) -> str:
     lines = [f"Pooled rungs: {', '.join(sources)}. score(C) = ceiling · σ(a + b · log10 C); 95 % bootstrap CIs.", "",
              "| probe | VAE ceiling | slope b per decade [95 % CI] | C90, FLOPs [95 % CI] | draws reaching 90 % | "
              "χ² per rung |", "|---|---|---|---|---|---|"]
+    label = probe_fit.c90_label
     for probe, f in fits.items():
         if min(f["points"]["mean"]) >= 0.9 * f["ceiling"]:  # saturated: the curve's slope is unconstrained
             lines.append(f"| {probe} | {f['ceiling']:.3f} | — (every rung ≥ 90 % of the ceiling) | "
                          f"≤ {min(f['points']['compute']):.1e} | — | {f['chi2_per_rung']:.1f} |")
             continue
         lines.append(f"| {probe} | {f['ceiling']:.3f} | {f['b']:.2f} [{f['b_low']:.2f}, {f['b_high']:.2f}] | "
-                     f"{_flops(f['log10_c90'])} [{_flops(f['log10_c90_low'])}, {_flops(f['log10_c90_high'])}] | "
+                     f"{label(f['log10_c90'])} [{label(f['log10_c90_low'])}, {label(f['log10_c90_high'])}] | "
                      f"{f['reach_fraction']:.0%} | {f['chi2_per_rung']:.1f} |")
     return "\n".join(lines) + "\n"
 

@@ -3,6 +3,7 @@
 import os
 import pathlib
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,13 @@ def run_cli(*args: str, timeout: float = 600, cwd: pathlib.Path = REPO) -> subpr
     return subprocess.run(
         [sys.executable, "-m", "sora_jax.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
     )
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now: the coordinator of a multi-process test."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def micro_vae_config(data_dir, total_steps: int = 2):

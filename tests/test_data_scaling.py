@@ -101,15 +101,12 @@ def test_two_processes_build_one_latent_cache_equal_to_one_process(physworld_tin
     """Each process encodes its share (records 0, 2, ... and 1, 3, ...: latents and captions) into
     one set of files; the cache equals a single process's up to batch composition."""
     import os
-    import socket
     import subprocess
     import sys
 
-    from tests.conftest import REPO
+    from tests.conftest import REPO, free_port
 
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "JAX_NUM_CPU_DEVICES": "1", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO)}
     shared = tmp_path / "shared" / "train"
     workers = [subprocess.Popen([sys.executable, "-c", BUILD_IN_PROCESSES, str(port), str(i), str(shared),

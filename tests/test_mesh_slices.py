@@ -94,15 +94,12 @@ def test_cli_train_in_two_processes_over_a_dcn_axis(physworld_tiny, tmp_path):
     processes (`mesh.dcn_data=2`: processes are the DCN granules off TPUs)."""
     import json
     import os
-    import socket
     import subprocess
     import sys
 
-    from tests.conftest import REPO
+    from tests.conftest import REPO, free_port
 
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "JAX_NUM_CPU_DEVICES": "2", "JAX_PLATFORMS": "cpu"}
     args = ["train", "--config=sora_jax/configs/vae.py:micro", f"--workdir={tmp_path / 'run'}",
             f"--config.data.data_dir={physworld_tiny}", "--config.data.batch_size=4", "--config.total_steps=2",

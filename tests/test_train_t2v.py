@@ -4,14 +4,13 @@ onto a different mesh, and the CLI run end to end (latent cache, validation loss
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, free_port, run_cli
 
 WORKER = str(REPO / "tests" / "t2v_step_worker.py")
 
@@ -46,9 +45,7 @@ def test_context_parallel_attention_equals_one_device(micro_vae):
 
 
 def test_two_processes_agree_with_one(micro_vae):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     workers = [_worker("multiprocess", micro_vae, "/tmp/unused", i, port, devices=2) for i in range(2)]
     results = [_result(w) for w in workers]
     single = _result(_worker("single", micro_vae, devices=1))
@@ -61,9 +58,7 @@ def test_two_processes_agree_with_one(micro_vae):
 def test_sigterm_to_one_of_two_processes_saves_everywhere_at_one_step(physworld_tiny, micro_vae, tmp_path):
     """Preemption on a pod: SIGTERM reaches one host; JAX's preemption service makes both
     processes save the same step and exit cleanly (no process left waiting in a collective)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     workdir = tmp_path / "run"
     workers = [_worker("train", micro_vae, workdir, i, port, physworld_tiny, devices=2) for i in range(2)]
     metrics = workdir / "metrics.jsonl"
@@ -156,9 +151,7 @@ def _losses(workdir) -> dict[int, float]:
 
 def _train_in(processes: int, workdir, micro_vae, data_dir, total_steps: int) -> None:
     """The micro trainer on 4 devices in all, as 1 process of 4 or 2 processes of 2."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     workers = [_worker("topology", micro_vae, workdir, i, port, data_dir, processes, total_steps,
                        devices=4 // processes) for i in range(processes)]
     results = [_result(w) for w in workers]

@@ -58,12 +58,14 @@ def sample_scenes(pipeline, params, scenes, **sampling) -> np.ndarray:
     return sample_videos(pipeline, params, [s.caption for s in scenes], latent_shape, **sampling)
 
 
-def ceilings(pipeline, scenes) -> dict:
-    """The probes on ground-truth renders and on their VAE reconstructions."""
+def ceilings(pipeline, scenes, scorer=None) -> dict:
+    """The probes (`scorer(videos, scenes)`, default `score`) on ground-truth renders and on their
+    VAE reconstructions."""
+    scorer = scorer or score
     truth = np.stack([s.video for s in scenes])
     reconstructed = np.concatenate([pipeline.decode(pipeline.encode(truth[i:i + 16])) for i in range(0, len(truth),
                                                                                                      16)])
-    return {"truth": score(truth, scenes), "vae": score(reconstructed, scenes)}
+    return {"truth": scorer(truth, scenes), "vae": scorer(reconstructed, scenes)}
 
 
 def evaluate_rung(run_dir: pathlib.Path, scenes, probe_samples: int, voe_quads: int) -> tuple[dict, np.ndarray, object]:

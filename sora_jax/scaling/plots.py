@@ -149,9 +149,8 @@ def plot_probe_fits(fits: dict[str, dict], path: pathlib.Path) -> None:
         axis.axhline(0.9 * fitted["ceiling"], ls=":", color="gray", lw=1)
         if finite:
             axis.axvline(10 ** fitted["log10_c90"], color="C2", lw=1)
-        c90 = ("C90: never" if not np.isfinite(fitted["log10_c90"]) else "C90 > 1e20" if fitted["log10_c90"] > 20
-               else f"C90 {10 ** fitted['log10_c90']:.1e}")
-        axis.set(xscale="log", ylim=(0, 1.05), title=f"{probe.replace('caption_', '')}\n{c90}",
+        axis.set(xscale="log", ylim=(0, 1.05),
+                 title=f"{probe.replace('caption_', '')}\nC90 {probe_fit.c90_label(fitted['log10_c90'])}",
                  xlabel="training FLOPs")
         axis.title.set_fontsize(9)
     for axis in axes.ravel()[len(fits):]:

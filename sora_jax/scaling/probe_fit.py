@@ -78,6 +78,14 @@ def fit_probe(compute, mean, se, ceiling: float, bootstrap: int = 1000, seed: in
             "points": {"compute": np.asarray(compute, np.float64).tolist(), "mean": mean.tolist(), "se": se.tolist()}}
 
 
+def c90_label(log10_c90: float) -> str:
+    """C90 in FLOPs for tables and titles: "never" (the curve does not rise), "> 1e20" (beyond any
+    budget these fits can speak for), else the number."""
+    if not np.isfinite(log10_c90):
+        return "never"
+    return f"{10 ** log10_c90:.1e}" if log10_c90 <= 20 else "> 1e20"
+
+
 def predict(fitted: dict, compute) -> np.ndarray:
     return fitted["ceiling"] * _sigmoid(fitted["a"] + fitted["b"] * np.log10(np.asarray(compute, np.float64)))
 

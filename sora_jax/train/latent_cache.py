@@ -198,25 +198,25 @@ def _caption_lengths(frozen, captions: list[str]) -> np.ndarray:
     return np.concatenate([frozen.tokenize(captions[i:i + 4096])[1].sum(1) for i in range(0, len(captions), 4096)])
 
 
-def _create_text_files(frozen, captions: list[str], staging: pathlib.Path) -> None:
+def _create_text_files(frozen, lengths: np.ndarray, staging: pathlib.Path) -> None:
     """text_tokens float16 [N, L, D] (L: the longest caption's tokens), text_mask, text_pooled."""
     from numpy.lib.format import open_memmap
 
-    length = min(int(_caption_lengths(frozen, captions).max()), frozen.max_length)
-    shapes = {"text_tokens": (np.float16, (len(captions), length, frozen.width)),
-              "text_mask": (bool, (len(captions), length)), "text_pooled": (np.float32, (len(captions), frozen.width))}
+    count, length = len(lengths), min(int(lengths.max()), frozen.max_length)
+    shapes = {"text_tokens": (np.float16, (count, length, frozen.width)),
+              "text_mask": (bool, (count, length)), "text_pooled": (np.float32, (count, frozen.width))}
     for name, (dtype, shape) in shapes.items():
         open_memmap(staging / f"{name}.npy", "w+", dtype, shape).flush()
 
 
-def _encode_text(frozen, captions: list[str], staging: pathlib.Path, bar, records: list[int]) -> None:
-    """Fills the text files' rows of `records` (created by `_create_text_files`), a chunk at a time
-    so memory stays flat however many captions there are."""
+def _encode_text(frozen, captions: list[str], lengths: np.ndarray, staging: pathlib.Path, bar,
+                 records: list[int]) -> None:
+    """Fills the text files' rows of `records` (created by `_create_text_files`; `lengths`: every
+    caption's tokens), a chunk at a time so memory stays flat however many captions there are."""
     tokens, mask, pooled = (np.load(staging / f"{name}.npy", mmap_mode="r+") for name in TEXT_FILES)
     mine = np.asarray(records, np.int64)
-    lengths = _caption_lengths(frozen, [captions[i] for i in mine])
     # Shortest first: each encoder batch pads to its longest caption, so similar lengths waste least.
-    order = mine[np.argsort(lengths, kind="stable")]
+    order = mine[np.argsort(lengths[mine], kind="stable")]
     for start in range(0, len(order), TEXT_CHUNK):
         rows = order[start:start + TEXT_CHUNK]
         embedded = frozen.encode([captions[i] for i in rows])
@@ -259,10 +259,9 @@ def build(directory: str | pathlib.Path, vae_workdir, data_config, split: str, t
     process, processes = jax.process_index(), jax.process_count()
     records = list(range(process, count, processes))
     first = process == 0
-    if first:
-        Writer(directory, latent_shapes)  # creates <directory>.partial and its arrays
+    writer = Writer(directory, latent_shapes) if first else None  # creates <directory>.partial and its arrays
     _sync(f"{split}:created")
-    writer = Writer(directory, latent_shapes, create=False)
+    writer = writer or Writer(directory, latent_shapes, create=False)
     with tqdm.tqdm(total=len(records), desc=f"latent cache {split}: clips", unit="clip", dynamic_ncols=True,
                    disable=not first) as bar:
         mine = _encode_latents(model, params, stats, source, shapes, writer, bar, records)
@@ -276,12 +275,13 @@ def build(directory: str | pathlib.Path, vae_workdir, data_config, split: str, t
             captions[int(i)] = caption
     frozen = text_lib.make_frozen_encoder(text_encoder, max_length=text_length)
     if frozen is not None:
+        lengths = _caption_lengths(frozen, captions)  # the files' width is the longest of all
         if first:
-            _create_text_files(frozen, captions, writer.staging)
+            _create_text_files(frozen, lengths, writer.staging)
         _sync(f"{split}:text_created")
         with tqdm.tqdm(total=len(records), desc=f"latent cache {split}: captions", unit="caption",
                        dynamic_ncols=True, disable=not first) as bar:
-            _encode_text(frozen, captions, writer.staging, bar, records)
+            _encode_text(frozen, captions, lengths, writer.staging, bar, records)
     _sync(f"{split}:encoded")
     if first:
         for shard in range(processes):
