@@ -26,13 +26,18 @@ demo: $(VENV)/.installed
 	@echo "demo: $(OUT)/preview/index.html (PhysWorld clips + captions)"
 	@echo "demo: $(OUT)/ladder/side_by_side.mp4 (1x | 4x | 32x | truth), loss_vs_compute.png, probes_vs_compute.png, ladder.md"
 
+# The cluster engines (Ray) the tests exercise; `make demo` runs without them.
+$(VENV)/.cluster: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[cluster]'
+	touch $@
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
-test: $(VENV)/.installed lint
+test: $(VENV)/.cluster lint
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not slow" --durations=12 tests
 
-test-all: $(VENV)/.installed lint
+test-all: $(VENV)/.cluster lint
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) tests
 
 bench: $(VENV)/.installed

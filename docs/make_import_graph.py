@@ -46,7 +46,8 @@ def main(argv: list[str]) -> None:
         if source in arrows:
             lines.append(f"{source:<12} -> {', '.join(arrows[source])}")
     lines += ["```", "", f"`train/` is imported by: {', '.join(importers_of_train)} — what launches training "
-              "(`scaling` only in `ladder.py`, the ladder's runner, and `isoflop.py`, which runs sweeps through it)."]
+              "(`scaling` only in `ladder.py`, the runner of ladders and sweeps, and `engines.py`, its config "
+              "check)."]
     pathlib.Path(flags.FLAGS.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

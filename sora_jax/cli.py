@@ -6,6 +6,8 @@
     sora-jax export --workdir=runs/vae_tiny --out=assets/vae_tiny
     sora-jax sample --workdir=runs/t2v_tiny --prompt="a red ball" --out=out/red_ball.mp4
     sora-jax ladder --config=sora_jax/configs/scaling.py:demo --workdir=out/ladder   # 1x, 4x, 32x
+    sora-jax sweep --config=sora_jax/configs/scaling.py:demo --workdir=out/sweep --budgets=0.25x,0.5x,1x --sizes=5
+    sora-jax ladder ... --engine=ray [--ray_address=auto]  # runs side by side as Ray tasks
     sora-jax VERB --help                                   # the verb's flags, one line each
 
 Flags are few on purpose: `--config` (with `--config.a.b=v` overrides), `--workdir`, and a handful
@@ -58,7 +60,14 @@ _ALLOW_LONG = flags.DEFINE_bool("allow_long", False, "Go ahead with a generation
                                 "the machine's memory (the estimate is printed first).")
 # ladder
 _PRINT = flags.DEFINE_bool("print", False, "ladder: print the plan (params, steps, expected time) and stop.")
-_BUDGETS = flags.DEFINE_list("budgets", None, "ladder: the rungs to run (default: the config's 1x, 4x, 32x).")
+_BUDGETS = flags.DEFINE_list("budgets", None, "ladder: the rungs to run (default: the config's 1x, 4x, 32x); sweep: "
+                              "the budgets, smallest first (the last is predicted before it runs when >= 3).")
+_SIZES = flags.DEFINE_list("sizes", ["5"], "sweep: a count of model sizes per budget centred on the rule's choice, or "
+                           "the sizes themselves (L4d128,L6d192,...) at every budget.")
+_ENGINE = flags.DEFINE_enum("engine", None, ["local", "ray"], "ladder, sweep: where the runs execute: local (one "
+                            "after another) or ray (side by side as Ray tasks; default: config.engine.name).")
+_RAY_ADDRESS = flags.DEFINE_string("ray_address", None, "ladder, sweep: the Ray cluster (auto, ray://host:10001); "
+                                   "empty: a local Ray instance (default: config.engine.ray_address).")
 _PROMPTS_FILE = flags.DEFINE_string("prompts_file", None, "One prompt per line, sampled in batches; outputs "
                                     "are --out with _000, _001, ... appended.")
 _PUBLISH = flags.DEFINE_string("publish", None, "ladder: copy the small results (JSON, tables, figures) to this "
@@ -86,7 +95,9 @@ VERBS = {
                ("workdir", "out", "merge")),
     "verify": ("check every checkpoint of a run (or an export) against its manifest of checksums", ("workdir",)),
     "ladder": ("train the compute ladder's rungs (1x, 4x, 32x) and compare them",
-               ("config", "workdir", "print", "budgets", "publish", *MULTI_PROCESS_FLAGS)),
+               ("config", "workdir", "print", "budgets", "publish", "engine", "ray_address", *MULTI_PROCESS_FLAGS)),
+    "sweep": ("an IsoFLOP sweep: model sizes at each budget, the fits (N*, L*, Chinchilla) and plots; resumable",
+              ("config", "workdir", "budgets", "sizes", "publish", "engine", "ray_address")),
 }
 USAGE = "usage: sora-jax {" + "|".join(VERBS) + "} ... (data: prepare|preview); sora-jax VERB --help"
 HELP_FLAGS = ("-h", "--help", "-help", "--helpfull", "--helpshort")
@@ -236,10 +247,23 @@ def _eval() -> None:
     print(f"wrote {workdir}/eval_vae.json")
 
 
-def _ladder() -> None:
+def _scaling_config(verb: str):
+    """A compute-ladder config with --engine and --ray_address applied."""
     config = _require(_CONFIG, "config")
     if "ladder" not in config:
-        raise UserError("ladder needs a compute-ladder config, e.g. --config=sora_jax/configs/scaling.py:demo")
+        raise UserError(f"{verb} needs a compute-ladder config, e.g. --config=sora_jax/configs/scaling.py:demo")
+    if _ENGINE.value is not None:
+        config.engine.name = _ENGINE.value
+    if _RAY_ADDRESS.value is not None:
+        config.engine.ray_address = _RAY_ADDRESS.value
+    if config.engine.name == "ray" and any(flags.FLAGS[name].present for name in MULTI_PROCESS_FLAGS):
+        raise UserError("--engine=ray runs each run as a Ray task; --distributed and its flags are for one run over "
+                        "several processes (use --engine=local with them)")
+    return config
+
+
+def _ladder() -> None:
+    config = _scaling_config("ladder")
     from sora_jax.scaling import ladder
 
     print(ladder.format_table(ladder.table(config)))
@@ -250,6 +274,27 @@ def _ladder() -> None:
     if _PUBLISH.value:
         copied = ladder.publish(workdir, _PUBLISH.value)
         print(f"ladder: published {len(copied)} files to {_PUBLISH.value}")
+
+
+def _sweep() -> None:
+    config = _scaling_config("sweep")
+    budgets = _require(_BUDGETS, "budgets")
+    sizes = int(_SIZES.value[0]) if len(_SIZES.value) == 1 and _SIZES.value[0].isdigit() else _SIZES.value
+    workdir = pathlib.Path(_require(_WORKDIR, "workdir"))
+    from sora_jax.scaling import isoflop
+
+    try:
+        runs = isoflop.plan(config, budgets, sizes)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    print(f"sweep: {len(runs)} runs ({len(budgets)} budgets x {len(runs) // len(budgets)} sizes) in {workdir}, "
+          f"engine {config.engine.name}", flush=True)
+    report = isoflop.sweep(config, workdir, budgets, sizes)
+    isoflop.write_report(report, workdir)
+    print(isoflop.summary_line(report))
+    if _PUBLISH.value:
+        copied = isoflop.publish(workdir, report, _PUBLISH.value)
+        print(f"sweep: published {len(copied)} files to {_PUBLISH.value}")
 
 
 def usage() -> str:
@@ -321,6 +366,8 @@ def main(argv: list[str]) -> None:
         return _verify()
     if verb == "sample":
         return _sample()
+    if verb == "sweep":
+        return _sweep()
     return _ladder()
 
 

@@ -31,16 +31,16 @@ from sora_jax.scaling import plan
 PRESETS = {
     # demo: 1x + 4x + 32x and the comparison in about 30 minutes on 2 CPU cores (`make demo`).
     "demo": dict(base=1.5e12, dataset="physworld/tiny", clip=(17, 32, 56), batch=8, lr_scale=4.0, flops_per_s=6.9e10,
-                 vae=("assets/vae_tiny", "tiny")),
+                 vae=("assets/vae_tiny", "tiny"), per_run=dict(cpus_per_run=1.0, gpus_per_run=0.0, tpus_per_run=0)),
     # cpu: the 1x run is about ten minutes of this 2-core machine; 32x about three to four hours.
     "cpu": dict(base=2.5e13, dataset="physworld/tiny", clip=(17, 32, 56), batch=8, lr_scale=4.0, flops_per_s=6.9e10,
-                vae=("assets/vae_tiny", "tiny")),
+                vae=("assets/vae_tiny", "tiny"), per_run=dict(cpus_per_run=1.0, gpus_per_run=0.0, tpus_per_run=0)),
     # gpu: one H100 at an assumed 40 % MFU of its dense bf16 peak.
     "gpu": dict(base=1e17, dataset="physworld/small", clip=(33, 64, 112), batch=64, lr_scale=1.0, flops_per_s=4e14,
-                vae=("runs/vae_small", "small")),
+                vae=("runs/vae_small", "small"), per_run=dict(cpus_per_run=8.0, gpus_per_run=1.0, tpus_per_run=0)),
     # tpu: a v5e-64 slice at an assumed 40 % MFU.
     "tpu": dict(base=1e18, dataset="physworld/base", clip=(33, 128, 224), batch=256, lr_scale=1.0, flops_per_s=5e15,
-                vae=("runs/vae_base", "base")),
+                vae=("runs/vae_base", "base"), per_run=dict(cpus_per_run=8.0, gpus_per_run=0.0, tpus_per_run=4)),
 }
 LADDER = ("1x", "4x", "32x")
 
@@ -99,6 +99,9 @@ def get_config(arg: str | None = None):
     # Fresh data at every budget: data.num_train grows so no rung sees a clip more than this many
     # times (Muennighoff et al. 2023: past ~4 epochs repeated data is worth much less than new).
     config.ladder.max_epochs = 4.0
+    # Where the ladder's or a sweep's runs execute (`sora_jax/scaling/engines.py`): `local`, one after
+    # another; `ray`, side by side as Ray tasks, each asking for one run's resources.
+    config.engine = ml_collections.ConfigDict(dict(name="local", ray_address="", max_retries=3, **preset["per_run"]))
     plan.apply_budget(config, arg.budget, arg.size)
     config.lock()
     return config

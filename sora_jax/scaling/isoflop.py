@@ -31,16 +31,35 @@ def _runs(summaries: list[dict]) -> list[dict]:
              "model": s["model"], "val_loss_by_t": s["val_loss_by_t"]} for s in summaries]
 
 
-def sweep(config, workdir: str | pathlib.Path, budgets: list[str], count: int = 5, bootstrap: int = 1000) -> dict:
+def plan(config, budgets: list[str], sizes: int | list[str]) -> list[tuple[str, str]]:
+    """The sweep's (budget, size) runs: `sizes` grid shapes centred on the rule's choice at each
+    budget (a count), or the same named shapes (`L4d128`, ...) at every budget."""
+    if isinstance(sizes, int):
+        return [(budget, size) for budget in budgets for size in sizes_around(config, budget, sizes)]
+    for size in sizes:
+        plan_lib.parse_size(size)  # a malformed name is refused before anything runs
+    return [(budget, size) for budget in budgets for size in sizes]
+
+
+def sweep(config, workdir: str | pathlib.Path, budgets: list[str], sizes: int | list[str] = 5,
+          bootstrap: int = 1000, engine=None) -> dict:
+    """Trains every (budget, size) run on `engine` (`config.engine` by default) and fits them. With
+    three or more budgets the largest runs last: the fit over the others predicts its N* and L*
+    first (`predictions.json`), and the report sets prediction against measurement."""
+    from sora_jax.scaling import engines
+
+    engine = engine or engines.make(config)
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    summaries = []
+    runs = plan(config, budgets, sizes)
+    predicted = budgets[-1] if len(budgets) >= 3 else None
+    first = [run for run in runs if run[0] != predicted]
+    summaries = ladder.train_runs(config, workdir, first, engine, indexed=runs)
     prediction = None
-    for position, budget in enumerate(budgets):
-        if position == len(budgets) - 1 and position >= 2:
-            prediction = _predict(workdir, _runs(summaries), config, budget, bootstrap)
-        for size in sizes_around(config, budget, count):
-            summaries += ladder.train_rungs(config, workdir, [budget], size=size)
+    if predicted is not None:
+        prediction = _predict(workdir, _runs(summaries), config, predicted, bootstrap)
+        summaries += ladder.train_runs(config, workdir, [run for run in runs if run[0] == predicted], engine,
+                                       indexed=runs)
     runs = _runs(summaries)
     report = {"preset": config.ladder.preset, "budgets": budgets, "runs": runs,
               "fit": fit.fit_isoflop(runs, bootstrap=bootstrap),
@@ -73,3 +92,39 @@ def _predict(workdir: pathlib.Path, runs: list[dict], config, budget: str, boots
     print(f"isoflop: predicted before running {budget}: N* = {prediction['n_opt']:.3g}, "
           f"L* = {prediction['loss_opt']:.4f} (-> {path})", flush=True)
     return prediction
+
+
+def write_report(report: dict, workdir: str | pathlib.Path) -> None:
+    """`isoflop.json` and the parabolas with N*(C) and L*(C) (`isoflop.png`) in the sweep's workdir."""
+    from sora_jax.scaling import plots
+
+    workdir = pathlib.Path(workdir)
+    (workdir / "isoflop.json").write_text(json.dumps(report, indent=1))
+    plots.plot_isoflop(report["runs"], report["fit"], workdir / "isoflop.png", report.get("prediction"))
+
+
+def summary_line(report: dict) -> str:
+    fitted, chinchilla = report["fit"], report["chinchilla"]
+    line = (f"N* = {fitted['n_opt']['k']:.3g} C^{fitted['n_opt']['a']:.3f} (95% CI {fitted['n_opt']['a_ci']}); "
+            f"L* = {fitted['loss']['A']:.3f} C^-{fitted['loss']['alpha']:.4f} (95% CI {fitted['loss']['alpha_ci']}); "
+            f"Chinchilla approach 3: alpha={chinchilla['alpha']:.3f}, beta={chinchilla['beta']:.3f}, "
+            f"a={chinchilla['a']:.3f}")
+    if "prediction" in report:
+        p = report["prediction"]
+        line += (f"\nprediction for {p['budget']}: L* {p['loss_opt']:.4f} vs measured {p['measured_loss_opt']:.4f} "
+                 f"({100 * p['loss_error']:+.1f} %), N* {p['n_opt']:.3g} vs {p['measured_n_opt']:.3g}")
+    return line
+
+
+PUBLISHED = ("isoflop.json", "isoflop.png", "predictions.json", "runs.json")
+
+
+def publish(workdir: str | pathlib.Path, report: dict, results: str | pathlib.Path) -> list[pathlib.Path]:
+    """The sweep's small outputs copied to `results` for committing, plus `isoflop_fit.json`: the
+    (k, a) of N* = k·C^a and the L* fit, which `scaling.py:<preset>,rule=fit` sizes models with
+    once copied to `experiments/results/isoflop_fit.json`."""
+    copied = ladder.publish(workdir, results, PUBLISHED)
+    rule = pathlib.Path(results) / "isoflop_fit.json"
+    rule.write_text(json.dumps({"preset": report["preset"], "budgets": report["budgets"],
+                                "n_opt": report["fit"]["n_opt"], "loss": report["fit"]["loss"]}, indent=1))
+    return [*copied, rule]

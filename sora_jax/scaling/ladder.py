@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pathlib
 import time
 
@@ -79,38 +80,106 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def train_rungs(config, workdir: str | pathlib.Path, budgets=None, size: str | None = None) -> list[dict]:
+def run_name(budget: str, size: str | None) -> str:
+    return budget if size is None else f"{budget}_{size}"
+
+
+def train_rungs(config, workdir: str | pathlib.Path, budgets=None, size: str | None = None, engine=None) -> list[dict]:
     """Trains each rung not finished yet (resuming a started one); returns the rungs' summaries."""
+    return train_runs(config, workdir, [(budget, size) for budget in budgets or config.ladder.rungs], engine)
+
+
+def train_runs(config, workdir: str | pathlib.Path, runs: list[tuple[str, str | None]], engine=None,
+               indexed: list[tuple[str, str | None]] | None = None) -> list[dict]:
+    """Trains the (budget, size) runs not finished yet, each in `<workdir>/<budget>[_<size>]`, on
+    `engine` (`engines.make(config)` by default: `config.engine`); returns their summaries in the
+    order given. Every run's config is checked before anything is prepared or runs; the data and
+    the shared latent cache are made once, as a job of their own, before the runs start side by
+    side; `<workdir>/runs.json` indexes the runs and their state as they finish."""
     import jax
 
-    from sora_jax.data import prepare
-    from sora_jax.train import trainer, validate
+    from sora_jax.scaling import engines
+    from sora_jax.train import validate
 
+    engine = engine or engines.make(config)
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     cache = str(workdir / "latent_cache")
-    summaries = []
-    rungs = {b: rung_config(config, b, size, latent_cache_dir=cache) for b in budgets or config.ladder.rungs}
+    rungs = {run_name(budget, size): rung_config(config, budget, size, latent_cache_dir=cache) for budget, size in runs}
     for rung in rungs.values():  # every rung's config, its VAE included, before data is prepared or anything runs
         validate.check(rung, jax.device_count())
     # One latent cache for every rung: built once, for the rung that reads the most clips.
     build_count = max(rung.data.num_train for rung in rungs.values())
-    for budget, rung in rungs.items():
+    for rung in rungs.values():
         with rung.unlocked():
             rung.data.cache_build_count = build_count
-        run_dir = workdir / (budget if size is None else f"{budget}_{size}")
-        if not (run_dir / "final_metrics.json").exists():
-            if rung.data.dataset.startswith("physworld/"):
-                prepare.prepare(rung.data.dataset, rung.data.data_dir)
-            print(f"ladder: training {run_dir.name}: {rung.model.variant}, {rung.total_steps} steps, "
-                  f"{rung.ladder.compute_flops:.2e} FLOPs", flush=True)
-            started = time.perf_counter()
-            result = trainer.train(rung, run_dir)
-            _add_seconds(run_dir, time.perf_counter() - started)
-            if result.get("preempted"):
-                raise SystemExit(f"ladder: preempted during {run_dir.name}; rerun the same command to resume")
-        summaries.append(summary(run_dir))
-    return summaries
+    todo = [name for name in rungs if not (workdir / name / "final_metrics.json").exists()]
+    listed = {run_name(budget, size): rungs.get(run_name(budget, size)) or rung_config(config, budget, size)
+              for budget, size in indexed or runs}
+    write_index(workdir, listed)
+    if todo:
+        engine.map([engines.Job("inputs", prepare_inputs, (rungs[todo[0]], str(workdir / todo[0])))])
+        engine.map([engines.Job(name, train_run, (rungs[name], str(workdir / name))) for name in todo],
+                   on_done=lambda job, result: write_index(workdir, listed))
+    return [summary(workdir / name) for name in rungs]
+
+
+def prepare_inputs(rung, run_dir: str) -> None:
+    """A job: the rung's dataset prepared (PhysWorld renders its split once) and the latent caches
+    its runs share built, so runs started side by side find them made."""
+    from sora_jax.data import prepare
+    from sora_jax.train import trainer
+
+    if rung.data.dataset.startswith("physworld/"):
+        prepare.prepare(rung.data.dataset, rung.data.data_dir)
+    task = trainer.make_task(rung, pathlib.Path(run_dir))
+    for split in (rung.data.train_split, rung.data.eval_split):
+        task.cache(split)
+
+
+def train_run(rung, run_dir: str) -> dict:
+    """A job: trains one run to its budget (resuming its last checkpoint), records where each
+    attempt ran (`attempts.json`: host, process) and its wall time; returns its summary."""
+    import socket
+
+    from sora_jax.scaling import engines
+    from sora_jax.train import trainer
+
+    run_dir = pathlib.Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    attempts_file = run_dir / "attempts.json"
+    attempts = json.loads(attempts_file.read_text()) if attempts_file.exists() else []
+    attempts.append({"host": socket.gethostname(), "pid": os.getpid(),
+                     "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    attempts_file.write_text(json.dumps(attempts, indent=1))
+    print(f"ladder: training {run_dir.name}: {rung.model.variant}, {rung.total_steps} steps, "
+          f"{rung.ladder.compute_flops:.2e} FLOPs", flush=True)
+    started = time.perf_counter()
+    result = trainer.train(rung, run_dir)
+    _add_seconds(run_dir, time.perf_counter() - started)
+    if result.get("preempted"):
+        raise engines.Preempted(f"ladder: preempted during {run_dir.name} at step {result['step']}")
+    return summary(run_dir)
+
+
+def write_index(workdir: pathlib.Path, rungs: dict) -> None:
+    """`<workdir>/runs.json`: every run of the ladder or sweep, its plan and its state (`done`,
+    `started`: a checkpoint to resume, `pending`), with the results of the finished ones."""
+    rows = []
+    for name, rung in rungs.items():
+        run_dir = workdir / name
+        row = {"run": name, "budget": rung.ladder.budget, "model": rung.model.variant, "params": rung.ladder.params,
+               "planned_flops": rung.ladder.compute_flops, "steps": rung.total_steps}
+        if (run_dir / "final_metrics.json").exists():
+            done = summary(run_dir)
+            row.update(state="done", val_loss=done["val_loss"], compute_flops=done["compute_flops"],
+                       wall_seconds=done["wall_seconds"])
+        else:
+            row["state"] = "started" if (run_dir / "checkpoints").exists() else "pending"
+        rows.append(row)
+    path = workdir / "runs.json"
+    path.with_suffix(".tmp").write_text(json.dumps(rows, indent=1))
+    path.with_suffix(".tmp").replace(path)
 
 
 def _add_seconds(run_dir: pathlib.Path, seconds: float) -> None:
@@ -143,11 +212,13 @@ def summary(run_dir: pathlib.Path) -> dict:
 def run(config, workdir: str | pathlib.Path, budgets=None) -> dict:
     """Trains the rungs, then scores every rung the same way (`compare.py`): validation losses,
     world probes and the side-by-side video; writes `<workdir>/ladder.json` and the plots."""
-    from sora_jax.scaling import compare
+    from sora_jax.scaling import compare, engines
 
     workdir = pathlib.Path(workdir)
-    summaries = train_rungs(config, workdir, budgets)
-    report = compare.compare(workdir, summaries, config, config.ladder.probe_samples, config.ladder.voe_quads)
+    engine = engines.make(config)
+    summaries = train_rungs(config, workdir, budgets, engine=engine)
+    scoring = (workdir, summaries, config, config.ladder.probe_samples, config.ladder.voe_quads)
+    report, = engine.map([engines.Job("compare", compare.compare, scoring)])
     print(compare.terminal_table(report))
     print(f"ladder: wrote {workdir / 'ladder.json'}, {workdir / 'side_by_side.mp4'} (and .gif), "
           f"{workdir / 'loss_vs_compute.png'}, {workdir / 'probes_vs_compute.png'}")

@@ -38,7 +38,8 @@ def rule(name: str) -> dict:
         return dict(CHINCHILLA_RULE)
     if name == "fit":
         if not FITTED_RULE_FILE.exists():
-            raise FileNotFoundError(f"rule=fit needs {FITTED_RULE_FILE} (run experiments/isoflop.py, then fit.py)")
+            raise FileNotFoundError(f"rule=fit needs {FITTED_RULE_FILE} (run `sora-jax sweep ... --publish=DIR`, "
+                                    "then copy DIR/isoflop_fit.json there)")
         fitted = json.loads(FITTED_RULE_FILE.read_text())["n_opt"]
         return {"k": fitted["k"], "a": fitted["a"], "source": f"IsoFLOP fit ({FITTED_RULE_FILE.name})"}
     raise ValueError(f"rule={name!r}; valid: chinchilla, fit")
