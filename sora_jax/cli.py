@@ -26,12 +26,19 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from sora_jax.checkpoint_integrity import CheckpointDamaged
+from sora_jax.scaling.engines import JobsFailed
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "A config file and its argument, e.g. "
                                           "sora_jax/configs/vae.py:tiny; override fields with --config.a.b=v.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory of a run: checkpoints, metrics, samples.")
-_DATASET = flags.DEFINE_string("dataset", "physworld/tiny", "physworld/<tiny|small|base> or folder:<path>.")
+_DATASET = flags.DEFINE_string("dataset", "physworld/tiny", "physworld/<tiny|small|base>, folder:<path> (prepare: "
+                               "imported as video_folder/<name>) or video_folder/<name>.")
+_BEAM_OPTIONS = flags.DEFINE_string("beam_pipeline_options", "", "data prepare: run as an Apache Beam pipeline with "
+                                    "these options, key=value,... (runner=DirectRunner,direct_num_workers=4; "
+                                    "runner=DataflowRunner,project=...,region=...,temp_location=gs://...).")
+_BUCKETS = flags.DEFINE_string("buckets", "physworld/tiny", "data prepare folder:<path>: cut clips to this PhysWorld "
+                               "variant's sizes and durations.")
 _DATA_DIR = flags.DEFINE_string("data_dir", "data/tfds", "Where prepared datasets live.")
 _SPLIT = flags.DEFINE_string("split", "validation", "Split to preview.")
 _OUT = flags.DEFINE_string("out", None, "Output directory (preview, export) or file (sample).")
@@ -89,8 +96,9 @@ VERBS = {
                ("workdir", "out", "prompt", "prompts_file", "mode", "frames", "height", "width", "image", "video",
                 "video2", "strength", "seed", "steps", "guidance", "sampler", "no_enrich", "allow_long", "adapter")),
     "eval": ("evaluate a trained VAE (reconstruction in and out of domain, throughput)", ("workdir", "suite")),
-    "data": ("data prepare: build a tfds dataset; data preview: a gallery of clips",
-             ("dataset", "data_dir", "split", "out", "count")),
+    "data": ("data prepare: build a tfds dataset (PhysWorld, or import a folder; Beam with --beam_pipeline_options); "
+             "data preview: a gallery of clips",
+             ("dataset", "data_dir", "split", "out", "count", "beam_pipeline_options", "buckets")),
     "export": ("write a run's EMA parameters without optimizer state (small enough to commit)",
                ("workdir", "out", "merge")),
     "verify": ("check every checkpoint of a run (or an export) against its manifest of checksums", ("workdir",)),
@@ -112,8 +120,16 @@ def _data(subverb: str | None) -> None:
     if subverb == "prepare":
         from sora_jax.data import prepare
 
-        path = prepare.prepare(_DATASET.value, _DATA_DIR.value)
+        try:
+            path = prepare.prepare(_DATASET.value, _DATA_DIR.value, _BEAM_OPTIONS.value, _BUCKETS.value)
+        except (ValueError, FileNotFoundError) as error:
+            raise UserError(str(error)) from None
         print(f"prepared {_DATASET.value} in {path}")
+        if (path / "report.json").exists():
+            report = json.loads((path / "report.json").read_text())
+            print(f"{report['dataset']}: usable clips {report['usable']}, {report['skipped']} files skipped "
+                  f"(reasons in {path / 'report.json'}); train on it with --config.data.dataset={report['dataset']} "
+                  f"--config.data.data_dir={_DATA_DIR.value}")
     elif subverb == "preview":
         if not _OUT.value:
             raise UserError("data preview needs --out=DIR")
@@ -427,7 +443,8 @@ def run() -> None:
     except (OSError, ValueError) as error:  # OSError: also a config file that failed to load, a full disk
         print(f"sora-jax: {_one_line(error)}", file=sys.stderr)
         sys.exit(2)
-    except (FloatingPointError, CheckpointDamaged) as error:  # a run that could not train; a damaged checkpoint
+    except (FloatingPointError, CheckpointDamaged, JobsFailed) as error:  # a run that could not train (on any
+        # engine); a damaged checkpoint
         print(f"sora-jax: {_one_line(error)}", file=sys.stderr)
         sys.exit(1)
 

@@ -15,6 +15,8 @@ from sora_jax import host_memory
 host_memory.retain_freed_memory()  # as the CLI does, before JAX allocates in the test processes
 REPO = pathlib.Path(__file__).resolve().parents[1]
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Ray and Beam run gRPC in the test processes; its fork handlers break ffmpeg children (video_io).
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 _owned_cache_dir = None  # set in the controlling process when it made the cache itself
 
 

@@ -28,14 +28,15 @@ EPOCHS_AHEAD = 10**6  # a plan this long never runs out; batches are computed la
 
 def open_source(dataset: str, data_dir: str, split: str, *, sizes=None, durations=None, fps=8.0, seed=0,
                 count: int = 0):
-    """A random-access source: `physworld/<config>` (tfds) or `folder:<path>` (the user's clips).
+    """A random-access source: `physworld/<config>` or `video_folder/<name>` (tfds, prepared by
+    `sora-jax data prepare`) or `folder:<path>` (the user's clips, decoded as they are read).
 
     `count` > 0 asks for exactly that many examples: PhysWorld renders those past the prepared
     records from their seeds (`builder.ProceduralSplit`); a folder is read whole and must hold at
     least that many."""
     if dataset.startswith("folder:"):
         if sizes is None or durations is None:
-            sizes, durations = _physworld_buckets("physworld/tiny")
+            sizes, durations = physworld_buckets("physworld/tiny")
         source = video_folder.FolderSource(dataset.removeprefix("folder:"), sizes, durations, fps=fps, seed=seed)
         if count and count > len(source):
             raise ValueError(f"{dataset} holds {len(source)} usable clips; num_train={count} asks for more "
@@ -43,6 +44,11 @@ def open_source(dataset: str, data_dir: str, split: str, *, sizes=None, duration
         return source
     prepared = _prepared_source(dataset, data_dir, split)
     if not count:
+        return prepared
+    if dataset.startswith("video_folder/"):
+        if count > len(prepared):
+            raise ValueError(f"{dataset} holds {len(prepared)} clips in {split}; num_train={count} asks for more "
+                             f"(only PhysWorld renders more clips on demand)")
         return prepared
     from sora_jax.data.physworld_tfds import builder
 
@@ -62,15 +68,20 @@ def _prepared_source(dataset: str, data_dir: str, split: str):
             f"`sora-jax data prepare --dataset={dataset} --data_dir={data_dir}`"
         )
     try:
+        if dataset.startswith("video_folder/"):  # one builder config per user folder: read from its directory
+            return tfds.builder_from_directory(str(prepared)).as_data_source(split=split)
         return tfds.data_source(dataset, data_dir=data_dir, split=split, download=False)
     except (KeyError, ValueError) as error:
         raise ValueError(f"dataset {dataset} in {data_dir} has no usable split {split!r}: {error}") from None
 
 
-def _physworld_buckets(dataset: str):
+def physworld_buckets(dataset: str):
+    """The (sizes, durations) of a PhysWorld variant, e.g. `physworld/tiny`."""
     from sora_jax.data.physworld_tfds import builder
 
-    name = dataset.split("/")[1]
+    name = dataset.removeprefix("physworld/")
+    if name not in [c.name for c in builder.BUILDER_CONFIGS]:
+        raise ValueError(f"buckets={dataset!r}; valid: " + ", ".join(f"physworld/{c.name}" for c in builder.BUILDER_CONFIGS))
     config = builder.variant(name)
     return config.sizes, config.durations
 

@@ -45,7 +45,7 @@ def _read_text(path: pathlib.Path) -> str | None:
     return text[:MAX_CAPTION_CHARS] if text else None
 
 
-def _jsonl_captions(folder: pathlib.Path) -> dict[str, str]:
+def jsonl_captions(folder: pathlib.Path) -> dict[str, str]:
     path = folder / "captions.jsonl"
     captions: dict[str, str] = {}
     if not path.exists():
@@ -82,6 +82,57 @@ def resize_cover_crop(frames: np.ndarray, height: int, width: int) -> np.ndarray
     return out
 
 
+def media_files(folder: pathlib.Path, skip) -> list[pathlib.Path]:
+    """The folder's videos and images, sorted (their order is the records' order); `skip(path,
+    reason)` hears of every other file but captions."""
+    media = video_io.VIDEO_SUFFIXES + video_io.IMAGE_SUFFIXES
+    files = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() or p.is_symlink()):
+        if path.suffix.lower() in media:
+            files.append(path)
+        elif path.suffix.lower() not in (".txt", ".jsonl"):
+            skip(path, f"unsupported suffix {path.suffix!r}")
+    return files
+
+
+def resampled_count(frames: int, source_fps: float, fps: float) -> int:
+    if source_fps <= 0 or frames == 1:
+        return 1
+    return max(1, int((frames - 1) * fps / source_fps) + 1)
+
+
+def probe(path: pathlib.Path, folder: pathlib.Path, captions: dict[str, str], sizes, durations,
+          fps: float) -> tuple[FolderItem, np.ndarray] | str:
+    """The file's item (caption, bucket) and its decoded frames, or the reason it is skipped."""
+    sidecar = path.with_suffix(".txt")
+    caption = _read_text(sidecar) if sidecar.exists() else None
+    caption = caption or captions.get(str(path.relative_to(folder))) or captions.get(path.name)
+    if not caption:
+        return "no caption (sidecar .txt or captions.jsonl)"
+    try:
+        frames, source_fps = video_io.read_frames(path)
+    except (video_io.VideoReadError, OSError) as error:
+        return str(error)
+    available = resampled_count(frames.shape[0], source_fps, fps)
+    fitting = [d for d in durations if d <= available]
+    if not fitting:
+        return f"{available} frames at {fps} fps: shorter than any bucket {tuple(durations)}"
+    height, width = nearest_size(frames.shape[1], frames.shape[2], sizes)
+    return FolderItem(path, caption, source_fps, available, (fitting[-1], height, width)), frames
+
+
+def clip(item: FolderItem, frames: np.ndarray, fps: float, rng: np.random.Generator) -> dict:
+    """The item's clip from its decoded `frames`: resampled to `fps`, a start drawn from `rng`,
+    resized to cover its bucket and center-cropped."""
+    frames_needed, height, width = item.shape
+    if item.source_fps > 0 and frames.shape[0] > 1:
+        picks = np.arange(item.available_frames) * item.source_fps / fps
+        frames = frames[np.minimum(np.rint(picks).astype(int), frames.shape[0] - 1)]
+    start = int(rng.integers(0, frames.shape[0] - frames_needed + 1))
+    video = resize_cover_crop(frames[start : start + frames_needed], height, width)
+    return {"video": video, "caption": item.caption, "shape": np.array(item.shape, np.int32)}
+
+
 class FolderSource:
     """Random access to clips of a user folder, bucketed to `sizes` x `durations`."""
 
@@ -104,38 +155,15 @@ class FolderSource:
         logging.warning("skipping %s: %s", path, reason)
 
     def _scan(self) -> list[FolderItem]:
-        jsonl = _jsonl_captions(self.folder)
-        media = video_io.VIDEO_SUFFIXES + video_io.IMAGE_SUFFIXES
+        captions = jsonl_captions(self.folder)
         items = []
-        for path in sorted(p for p in self.folder.rglob("*") if p.is_file() or p.is_symlink()):
-            if path.suffix.lower() not in media:
-                if path.suffix.lower() not in (".txt", ".jsonl"):
-                    self._skip(path, f"unsupported suffix {path.suffix!r}")
-                continue
-            sidecar = path.with_suffix(".txt")
-            caption = _read_text(sidecar) if sidecar.exists() else None
-            caption = caption or jsonl.get(str(path.relative_to(self.folder))) or jsonl.get(path.name)
-            if not caption:
-                self._skip(path, "no caption (sidecar .txt or captions.jsonl)")
-                continue
-            try:
-                frames, source_fps = video_io.read_frames(path)
-            except (video_io.VideoReadError, OSError) as error:
-                self._skip(path, str(error))
-                continue
-            available = self._resampled_count(frames.shape[0], source_fps)
-            fitting = [d for d in self.durations if d <= available]
-            if not fitting:
-                self._skip(path, f"{available} frames at {self.fps} fps: shorter than any bucket {self.durations}")
-                continue
-            height, width = nearest_size(frames.shape[1], frames.shape[2], self.sizes)
-            items.append(FolderItem(path, caption, source_fps, available, (fitting[-1], height, width)))
+        for path in media_files(self.folder, self._skip):
+            probed = probe(path, self.folder, captions, self.sizes, self.durations, self.fps)
+            if isinstance(probed, str):
+                self._skip(path, probed)
+            else:
+                items.append(probed[0])
         return items
-
-    def _resampled_count(self, frames: int, source_fps: float) -> int:
-        if source_fps <= 0 or frames == 1:
-            return 1
-        return max(1, int((frames - 1) * self.fps / source_fps) + 1)
 
     def shapes(self) -> np.ndarray:
         """int [N, 3]: the (T, H, W) bucket of every record."""
@@ -150,15 +178,7 @@ class FolderSource:
     def load(self, index: int, epoch: int) -> dict:
         """One clip: its start is drawn from (seed, index, epoch), so reruns see the same frames."""
         item = self.items[index]
-        frames_needed, height, width = item.shape
-        frames, _ = video_io.read_frames(item.path)
-        if item.source_fps > 0 and frames.shape[0] > 1:
-            picks = np.arange(item.available_frames) * item.source_fps / self.fps
-            frames = frames[np.minimum(np.rint(picks).astype(int), frames.shape[0] - 1)]
-        rng = np.random.default_rng([self.seed, index, epoch])
-        start = int(rng.integers(0, frames.shape[0] - frames_needed + 1))
-        clip = resize_cover_crop(frames[start : start + frames_needed], height, width)
-        return {"video": clip, "caption": item.caption, "shape": np.array(item.shape, np.int32)}
+        return clip(item, video_io.read_frames(item.path)[0], self.fps, np.random.default_rng([self.seed, index, epoch]))
 
     def report(self) -> dict:
         return {"usable": len(self.items), "skipped": len(self.skipped), "skipped_files": self.skipped}

@@ -24,6 +24,9 @@ from collections.abc import Callable, Sequence
 NAMES = ("local", "ray")
 # What a Ray worker needs from the driver's environment to compute what the driver would (the
 # platform, forced device counts, the compilation cache); Ray starts workers from its raylet's.
+# gRPC (Ray's, Beam's) runs its fork handlers in every child a worker forks, and ffmpeg children
+# (video reads and writes) then fail now and then ("Could not load meta information"); off.
+NO_GRPC_FORK_HANDLERS = {"GRPC_ENABLE_FORK_SUPPORT": "false"}
 FORWARDED_ENV = ("JAX_PLATFORMS", "XLA_FLAGS", "JAX_ENABLE_X64", "JAX_COMPILATION_CACHE_DIR",
                  "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES")
 
@@ -63,7 +66,11 @@ class Local:
         return results
 
 
-def _call(fn: Callable, args: tuple):
+def _call(fn: Callable, args: tuple, verbosity: int):
+    """A job in a Ray worker, logging at the driver's verbosity (absl's default there is INFO)."""
+    from absl import logging
+
+    logging.set_verbosity(verbosity)
     return fn(*args)
 
 
@@ -87,16 +94,20 @@ class Ray:
         except ImportError:
             raise SystemExit("--engine=ray needs Ray: pip install -e '.[cluster]'") from None
         if not ray.is_initialized():
-            env = {key: os.environ[key] for key in FORWARDED_ENV if key in os.environ}
+            env = {**NO_GRPC_FORK_HANDLERS, **{key: os.environ[key] for key in FORWARDED_ENV if key in os.environ}}
             ray.init(address=self.address, num_cpus=None if self.address else self.num_cpus,
-                     include_dashboard=False, log_to_driver=True, runtime_env={"env_vars": env} if env else None)
+                     include_dashboard=False, log_to_driver=True, runtime_env={"env_vars": env})
             print(f"engine: ray at {self.address or 'a local instance'}: {ray.cluster_resources()}", flush=True)
         return ray
 
     def map(self, jobs: Sequence[Job], on_done: Callable | None = None) -> list:
+        from absl import logging
+
         ray = self._connect()
         remote = ray.remote(**self.resources, max_retries=self.max_retries, retry_exceptions=[Preempted])(_call)
-        refs = {remote.options(name=job.name).remote(job.fn, job.args): index for index, job in enumerate(jobs)}
+        verbosity = logging.get_verbosity()
+        refs = {remote.options(name=job.name).remote(job.fn, job.args, verbosity): index
+                for index, job in enumerate(jobs)}
         results, failures = [None] * len(jobs), {}
         pending = list(refs)
         started = time.perf_counter()
