@@ -141,6 +141,8 @@ class Checkpointer:
 EXPORT_META = "export.json"
 # Model fields that change how a step computes, never the parameters: free to differ on resume.
 COMPUTE_ONLY = ("variant", "dtype", "remat", "attention_implementation")
+# Model fields added after runs were saved without them, at the value those runs had in effect.
+ADDED_MODEL_FIELDS = {"parametrization": "standard", "mup_base_width": 64}
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:
@@ -161,7 +163,10 @@ def config_mismatch(saved: dict, config) -> list[str]:
     for key in ("task", "vae_workdir"):
         if key in current and saved.get(key) != current[key]:
             differences.append(f"{key}: checkpoint {saved.get(key)!r}, config {current[key]!r}")
-    old, new = _flat(saved.get("model", {})), _flat(current.get("model", {}))
+    old = {**ADDED_MODEL_FIELDS, **_flat(saved.get("model", {}))} if saved.get("task") == "t2v" else \
+        _flat(saved.get("model", {}))
+    new = {**ADDED_MODEL_FIELDS, **_flat(current.get("model", {}))} if current.get("task") == "t2v" else \
+        _flat(current.get("model", {}))
     for key in sorted(set(old) | set(new)):
         if key not in COMPUTE_ONLY and old.get(key) != new.get(key):
             differences.append(f"model.{key}: checkpoint {old.get(key)!r}, config {new.get(key)!r}")

@@ -21,7 +21,7 @@ def test_dense_fan_avg_equals_variance_scaling_with_axis_tuples(shape, inputs):
     key = jax.random.PRNGKey(5)
     expected = nn.initializers.variance_scaling(
         1.0, "fan_avg", "uniform", in_axis=tuple(range(inputs)), out_axis=tuple(range(inputs, len(shape))))(key, shape)
-    np.testing.assert_array_equal(initializers.dense_fan_avg(inputs)(key, shape), expected)
+    np.testing.assert_array_equal(initializers.dense(inputs)(key, shape), expected)
 
 
 def test_matrix_drawn_keeps_shape_and_dtype():

@@ -66,6 +66,10 @@ def get_config(arg: str | None = None):
     # auto: the backend's kernel (cudnn on GPU, splash on TPU, flash on CPU; logged); or one by
     # name: flash (CPU: fastest; AMX kernel if mixed), flash_jax, xla, chunked, cudnn, splash
     config.model.attention_implementation = "auto"
+    # standard, or mup: fan-in init and hidden/output LRs x mup_base_width / width (models/mup.py),
+    # so an LR tuned at the base width holds at every width.
+    config.model.parametrization = "standard"
+    config.model.mup_base_width = 64
 
     config.flow = common.ml_collections.ConfigDict()
     config.flow.text_dropout = 0.1  # for classifier-free guidance

@@ -39,6 +39,7 @@ VARIANTS = {
     "large": dict(width=1024, depth=24, heads=16),
 }
 LAYOUTS = ("full", "factorized")
+PARAMETRIZATIONS = ("standard", "mup")  # mup: fan-in init here, per-layer LR in models/mup.py
 # model.dtype -> (compute dtype, matmul operand dtype). "mixed": bf16 operands with f32 accumulation
 # and output (what pays on CPUs with AVX-512 bf16), every other op in f32; params stay f32 always.
 DTYPES = {"float32": (jnp.float32, None), "bfloat16": (jnp.bfloat16, None), "mixed": (jnp.float32, jnp.bfloat16)}
@@ -101,12 +102,13 @@ class Linear(nn.Module):
     dtype: jnp.dtype = jnp.float32  # output (and, unless matmul_dtype is set, operand) dtype
     matmul_dtype: jnp.dtype | None = None  # operands only: bf16 operands, f32 accumulation and output
     lora: lora_lib.LoraSpec | None = None  # a low-rank adapter here when this layer's path is a target
+    init_mode: str = "fan_avg"  # kernel variance 1 / mean(fan_in, fan_out) (Glorot), or "fan_in" (μP)
 
     @nn.compact
     def __call__(self, x):
         inputs = len(self.axes) - len(self.features)
         shape = (*x.shape[x.ndim - inputs :], *self.features)
-        init = nn.initializers.zeros if self.zero else initializers.dense_fan_avg(inputs)
+        init = nn.initializers.zeros if self.zero else initializers.dense(inputs, self.init_mode)
         kernel = self.param("kernel", nn.with_logical_partitioning(init, self.axes), shape)
         bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, self.axes[inputs:]),
                           tuple(self.features))
@@ -127,9 +129,10 @@ def _project(x, kernel, bias, inputs: int, dtype, matmul_dtype):
     return y + bias.astype(dtype)
 
 
-def _dense(features, axes, zero=False, dtype=jnp.float32, matmul_dtype=None, lora=None, name=None):
+def _dense(features, axes, zero=False, dtype=jnp.float32, matmul_dtype=None, lora=None, init_mode="fan_avg",
+           name=None):
     features = (features,) if isinstance(features, int) else tuple(features)
-    return Linear(features, tuple(axes), zero, dtype, matmul_dtype, lora, name=name)
+    return Linear(features, tuple(axes), zero, dtype, matmul_dtype, lora, init_mode, name=name)
 
 
 def constrain(x):
@@ -213,10 +216,12 @@ class SelfAttention(nn.Module):
     implementation: str = "xla"
     matmul_dtype: jnp.dtype | None = None
     lora: lora_lib.LoraSpec | None = None
+    init_mode: str = "fan_avg"
 
     @nn.compact
     def __call__(self, x, cos, sin):
-        dense = functools.partial(_dense, dtype=self.dtype, matmul_dtype=self.matmul_dtype, lora=self.lora)
+        dense = functools.partial(_dense, dtype=self.dtype, matmul_dtype=self.matmul_dtype, lora=self.lora,
+                                  init_mode=self.init_mode)
         width = x.shape[-1]
         head_dim = width // self.heads
         qkv = dense((3, self.heads, head_dim), ("embed", None, "heads", "kv"), name="qkv")(x)
@@ -233,10 +238,12 @@ class CrossAttention(nn.Module):
     implementation: str = "xla"
     matmul_dtype: jnp.dtype | None = None
     lora: lora_lib.LoraSpec | None = None
+    init_mode: str = "fan_avg"
 
     @nn.compact
     def __call__(self, x, context, context_mask):
-        dense = functools.partial(_dense, dtype=self.dtype, matmul_dtype=self.matmul_dtype, lora=self.lora)
+        dense = functools.partial(_dense, dtype=self.dtype, matmul_dtype=self.matmul_dtype, lora=self.lora,
+                                  init_mode=self.init_mode)
         width = x.shape[-1]
         head_dim = width // self.heads
         q = dense((self.heads, head_dim), ("embed", "heads", "kv"), name="q")(x)
@@ -261,19 +268,22 @@ class Block(nn.Module):
     implementation: str = "xla"
     matmul_dtype: jnp.dtype | None = None
     lora: lora_lib.LoraSpec | None = None
+    init_mode: str = "fan_avg"
 
     @nn.compact
     def __call__(self, x, cond, context, context_mask, cos, sin):
         # x [B, T, S, D] (T patch frames, S tokens per frame); cond [B, T, D].
         b, t, s, d = x.shape
-        dense = functools.partial(_dense, dtype=self.dtype, matmul_dtype=self.matmul_dtype, lora=self.lora)
+        dense = functools.partial(_dense, dtype=self.dtype, matmul_dtype=self.matmul_dtype, lora=self.lora,
+                                  init_mode=self.init_mode)
         attentions = 1 if self.layout == "full" else 2
         count = 3 * attentions + 3
         mods = dense(count * d, ("embed", "mlp"), zero=True, name="modulation")(nn.silu(cond))
         mods = jnp.split(mods[:, :, None, :], count, axis=-1)  # each [B, T, 1, D]
         norm = functools.partial(nn.LayerNorm, use_scale=False, use_bias=False, dtype=self.dtype)
         attention = functools.partial(SelfAttention, heads=self.heads, dtype=self.dtype, lora=self.lora,
-                                      implementation=self.implementation, matmul_dtype=self.matmul_dtype)
+                                      implementation=self.implementation, matmul_dtype=self.matmul_dtype,
+                                      init_mode=self.init_mode)
 
         def flat(y):
             return constrain(y.reshape(b, t * s, d))
@@ -296,7 +306,8 @@ class Block(nn.Module):
             x = x + gate * h.reshape(b, s, t, d).transpose(0, 2, 1, 3)
         shift, scale, gate = mods[-3:]
         x = x + CrossAttention(heads=self.heads, dtype=self.dtype, implementation=self.implementation,
-                               matmul_dtype=self.matmul_dtype, lora=self.lora, name="cross_attention")(
+                               matmul_dtype=self.matmul_dtype, lora=self.lora, init_mode=self.init_mode,
+                               name="cross_attention")(
             flat(nn.LayerNorm(dtype=self.dtype, name="cross_norm")(x)), context, context_mask).reshape(b, t, s, d)
         h = flat(_modulate(norm()(x), shift, scale))
         h = dense(int(self.mlp_ratio * d), ("embed", "mlp"), name="mlp_in")(h)
@@ -328,6 +339,9 @@ class DiT(nn.Module):
     attention_implementation: str = "xla"
     rope_theta: float = 10000.0
     lora: lora_lib.LoraSpec | None = None  # low-rank adapters on the layers it targets (models/lora.py)
+    # "standard", or "mup": kernels drawn with variance 1/fan_in (the LR side is the optimizer's,
+    # models/mup.py). Attention keeps 1/sqrt(head_dim): head_dim is fixed and width grows by heads.
+    parametrization: str = "standard"  # one of PARAMETRIZATIONS
 
     @classmethod
     def from_config(cls, model_config, latent_channels: int, lora_config=None) -> DiT:
@@ -340,7 +354,8 @@ class DiT(nn.Module):
                    text_width=model_config.text_width, text_length=model_config.text_length,
                    dtype=dtype, matmul_dtype=matmul_dtype, remat=model_config.remat,
                    attention_implementation=model_config.attention_implementation,
-                   lora=lora_lib.LoraSpec.from_config(lora_config))
+                   lora=lora_lib.LoraSpec.from_config(lora_config),
+                   parametrization=model_config.get("parametrization", "standard"))
 
     def check_latent_shape(self, shape) -> None:
         _, t, h, w, c = shape
@@ -357,7 +372,11 @@ class DiT(nn.Module):
 
     def dense(self, features, axes, name: str, zero: bool = False) -> Linear:
         """A `Linear` in this model's precision (dtype, matmul operand dtype)."""
-        return _dense(features, axes, zero, self.dtype, self.matmul_dtype, self.lora, name=name)
+        return _dense(features, axes, zero, self.dtype, self.matmul_dtype, self.lora, self.init_mode, name=name)
+
+    @property
+    def init_mode(self) -> str:
+        return "fan_in" if self.parametrization == "mup" else "fan_avg"
 
     def _text(self, text: dict):
         if self.text_encoder == "bytes":
@@ -402,7 +421,8 @@ class DiT(nn.Module):
         y = tokens.reshape(b, grid[0], -1, self.width)
         for i in range(self.depth):
             y = block(self.heads, self.mlp_ratio, self.layout, self.dtype, self.attention_implementation,
-                      self.matmul_dtype, self.lora, name=f"block_{i}")(y, cond, context, context_mask, cos, sin)
+                      self.matmul_dtype, self.lora, self.init_mode, name=f"block_{i}")(
+                y, cond, context, context_mask, cos, sin)
 
         shift, scale = jnp.split(
             self.dense(2 * self.width, ("embed", "mlp"), zero=True, name="final_modulation")(

@@ -41,7 +41,8 @@ def conv_fan_in(scale: float = 1.0) -> Initializer:
     return matrix_drawn(nn.initializers.variance_scaling(scale, "fan_in", "truncated_normal"), inputs=4)
 
 
-def dense_fan_avg(inputs: int) -> Initializer:
-    """Uniform with variance `1 / mean(fan_in, fan_out)` (Glorot) for a kernel whose first
-    `inputs` axes are contracted with the input."""
-    return matrix_drawn(nn.initializers.variance_scaling(1.0, "fan_avg", "uniform"), inputs=inputs)
+def dense(inputs: int, mode: str = "fan_avg") -> Initializer:
+    """Uniform with variance `1 / mean(fan_in, fan_out)` (Glorot; mode `fan_avg`) or `1 / fan_in`
+    (`fan_in`: μP's, whose input layers keep unit-scale outputs at any width) for a kernel whose
+    first `inputs` axes are contracted with the input."""
+    return matrix_drawn(nn.initializers.variance_scaling(1.0, mode, "uniform"), inputs=inputs)

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from sora_jax.models import lora
+from sora_jax.models import lora, mup
 
 
 @flax.struct.dataclass
@@ -58,7 +58,9 @@ def learning_rate_schedule(optimizer_config, total_steps: int) -> optax.Schedule
     )
 
 
-def make_optimizer(optimizer_config, total_steps: int) -> optax.GradientTransformation:
+def make_optimizer(optimizer_config, total_steps: int, lr_multipliers=None) -> optax.GradientTransformation:
+    """AdamW on the schedule, after global-norm clipping; `lr_multipliers` (a float per parameter,
+    μP's: `models/mup.py`) scale each parameter's update last."""
     if optimizer_config.name != "adamw":
         raise ValueError(f"optimizer.name={optimizer_config.name!r}; valid: adamw")
     schedule = learning_rate_schedule(optimizer_config, total_steps)
@@ -67,6 +69,8 @@ def make_optimizer(optimizer_config, total_steps: int) -> optax.GradientTransfor
         chain.append(optax.clip_by_global_norm(optimizer_config.grad_clip_norm))
     chain.append(optax.adamw(schedule, b1=optimizer_config.b1, b2=optimizer_config.b2,
                              weight_decay=optimizer_config.weight_decay))
+    if lr_multipliers is not None:
+        chain.append(mup.scale_updates(lr_multipliers))
     return optax.chain(*chain)
 
 

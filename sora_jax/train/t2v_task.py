@@ -83,10 +83,11 @@ class T2VTask:
         latent = np.zeros((batch_size, 2 * p[0], 2 * p[1], 2 * p[2], self.vae.latent_channels), np.float32)
         return {"latent": latent, **self.pipeline.encode_prompts([""] * batch_size)}
 
-    def init(self, rng: jax.Array, batch: dict) -> dict:
+    def init(self, rng: jax.Array, batch: dict, model=None) -> dict:
+        """The DiT's parameters (or `model`'s: the same DiT at another width, for μP's shapes)."""
         latent = batch["latent"]
         t = jnp.zeros(latent.shape[:2])
-        return self.model.init(rng, latent, t, text_inputs(batch, self.encoder))["params"]
+        return (model or self.model).init(rng, latent, t, text_inputs(batch, self.encoder))["params"]
 
     def partition(self, params) -> tuple[dict, dict]:
         """(trained, frozen): for a LoRA run the adapters, and the base's weights placed like the

@@ -26,7 +26,7 @@ from jax.experimental import multihost_utils
 from sora_jax import checkpoint_integrity as integrity
 from sora_jax import checkpoints as checkpoint_lib
 from sora_jax import host_memory
-from sora_jax.models import lora
+from sora_jax.models import lora, mup
 from sora_jax.pipelines import adapters
 from sora_jax.train import metrics as metrics_lib
 from sora_jax.train import preemption as preemption_lib
@@ -136,13 +136,14 @@ def build(config, task, mesh=None) -> Setup:
     mesh = sharding.make_mesh(config.mesh) if mesh is None else mesh
     rules = sharding.logical_rules(config)
     shards = sharding.batch_shards(mesh)
-    optimizer = state_lib.make_optimizer(config.optimizer, config.total_steps)
     example = task.example_batch(shards)
     init_rng, state_rng = jax.random.split(jax.random.PRNGKey(config.seed))
     abstract_params = jax.eval_shape(task.init, init_rng, example)
     param_shardings = sharding.tree_shardings(abstract_params, mesh, rules)
     init_params = jax.jit(lambda rng: nn.unbox(task.init(rng, example)), out_shardings=param_shardings)
     params, frozen = task.partition(init_params(init_rng))
+    optimizer = state_lib.make_optimizer(config.optimizer, config.total_steps,
+                                         _mup_multipliers(config, task, params, init_rng, example))
     create = jax.jit(lambda p, f, r: state_lib.TrainState.create(p, optimizer, r, f))
     state = create(params, frozen, state_rng)
     state_shardings = jax.tree.map(lambda x: x.sharding, state)
@@ -157,6 +158,19 @@ def build(config, task, mesh=None) -> Setup:
                          out_shardings=(state_shardings, sharding.replicated(mesh)), donate_argnums=0)
     param_count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
     return Setup(mesh, state, state_shardings, batch_sharding, train_step, param_count, shards)
+
+
+def _mup_multipliers(config, task, params, rng, example):
+    """μP's per-parameter LR multipliers (`models/mup.py`), from the trained parameters' shapes
+    against the same model's at `model.mup_base_width`; None under the standard parametrization."""
+    if config.task != "t2v" or config.model.get("parametrization", "standard") != "mup":
+        return None
+    base = mup.base_model(task.model, config.model.mup_base_width)
+    base_shapes = jax.eval_shape(lambda r: nn.unbox(task.init(r, example, model=base)), rng)
+    multipliers = mup.lr_multipliers(params, base_shapes)
+    scaled = sorted({m for m in jax.tree.leaves(multipliers) if m != 1.0})
+    logging.info("muP: base width %d; hidden and output LRs x %s", config.model.mup_base_width, scaled or [1.0])
+    return multipliers
 
 
 def _init_from(path: str, state: state_lib.TrainState) -> tuple[state_lib.TrainState, dict]:

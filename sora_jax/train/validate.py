@@ -35,8 +35,10 @@ def check(config, device_count: int) -> None:
              f"init_from={config.get('init_from')!r} does not exist: give a training workdir or a `sora-jax export` "
              f"directory")
     dataset = config.data.dataset
-    _require(dataset.startswith("folder:") or dataset in ("physworld/tiny", "physworld/small", "physworld/base"),
-             f"data.dataset={dataset!r}; valid: physworld/tiny, physworld/small, physworld/base, folder:<path>")
+    _require(dataset.startswith(("folder:", "video_folder/")) or dataset in ("physworld/tiny", "physworld/small",
+                                                                             "physworld/base"),
+             f"data.dataset={dataset!r}; valid: physworld/tiny, physworld/small, physworld/base, folder:<path>, "
+             f"video_folder/<name> (a folder prepared by `sora-jax data prepare --dataset=folder:<path>`)")
     _require(config.data.get("num_train", 0) >= 0, f"data.num_train={config.data.get('num_train')} must be >= 0 "
                                                     "(0 = the train split as prepared)")
     try:
@@ -100,6 +102,14 @@ def _check_t2v(config, mesh_sizes: dict) -> None:
     _require(model.attention_implementation in dit.ATTENTION_IMPLEMENTATIONS,
              f"model.attention_implementation={model.attention_implementation!r}; "
              f"valid: {', '.join(dit.ATTENTION_IMPLEMENTATIONS)}")
+    parametrization = model.get("parametrization", "standard")
+    _require(parametrization in dit.PARAMETRIZATIONS,
+             f"model.parametrization={parametrization!r}; valid: {', '.join(dit.PARAMETRIZATIONS)}")
+    if parametrization == "mup":
+        head_dim = model.width // model.heads
+        _require(model.mup_base_width > 0 and model.mup_base_width % head_dim == 0,
+                 f"model.mup_base_width={model.mup_base_width} must be a positive multiple of the head width "
+                 f"{head_dim} (model.width / model.heads)")
     unknown = sorted(set(config.flow.tasks) - set(flow.TASKS))
     _require(not unknown, f"flow.tasks has unknown tasks {unknown}; valid: {', '.join(flow.TASKS)}")
     weights = [float(w) for w in config.flow.tasks.values()]
