@@ -130,6 +130,17 @@ def test_cli_preview_of_an_unprepared_dataset_says_how_to_prepare(tmp_path):
     assert result.returncode == 2 and "sora-jax data prepare" in result.stderr
 
 
+def test_under_mup_every_rung_gets_the_base_widths_lr():
+    from sora_jax.scaling import ladder
+
+    config = scaling.get_config("cpu")
+    config.model.parametrization = "mup"
+    small, large = ladder.rung_config(config, "1x"), ladder.rung_config(config, "32x")
+    assert large.model.width > small.model.width and large.optimizer.learning_rate == small.optimizer.learning_rate
+    standard = scaling.get_config("cpu,budget=32x")
+    assert standard.optimizer.learning_rate < small.optimizer.learning_rate  # the 1/width rule
+
+
 def test_rule_fit_reads_the_measured_exponent(tmp_path, monkeypatch):
     import json
 

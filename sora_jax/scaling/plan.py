@@ -219,7 +219,11 @@ def apply_budget(config, budget: str, size: str = "") -> None:
                    config.data.batch_size, size_rule, parse_size(size))
     config.model.variant = f"L{run.depth}d{run.width}"
     config.model.depth, config.model.width, config.model.heads = run.depth, run.width, run.heads
-    config.optimizer.learning_rate = run.learning_rate * ladder.get("lr_scale", 1.0)
+    # Under μP the per-layer multipliers (models/mup.py) carry the 1/width; every size then gets the
+    # LR the rule gives the base width.
+    mup = config.model.get("parametrization", "standard") == "mup"
+    base_rate = learning_rate(config.model.mup_base_width) if mup else run.learning_rate
+    config.optimizer.learning_rate = base_rate * ladder.get("lr_scale", 1.0)
     ladder.budget, ladder.size = budget, size
     ladder.rule_k, ladder.rule_a = size_rule["k"], size_rule["a"]  # k as used: the rule's k x size_scale
     ladder.compute_flops = compute
