@@ -93,29 +93,39 @@ def train_runs(config, workdir: str | pathlib.Path, runs: list[tuple[str, str | 
                indexed: list[tuple[str, str | None]] | None = None) -> list[dict]:
     """Trains the (budget, size) runs not finished yet, each in `<workdir>/<budget>[_<size>]`, on
     `engine` (`engines.make(config)` by default: `config.engine`); returns their summaries in the
-    order given. Every run's config is checked before anything is prepared or runs; the data and
-    the shared latent cache are made once, as a job of their own, before the runs start side by
-    side; `<workdir>/runs.json` indexes the runs and their state as they finish."""
+    order given. `<workdir>/runs.json` indexes the runs (or all of `indexed`: a sweep's, trained in
+    phases) and their state as they finish."""
+    from sora_jax.scaling import engines
+
+    engine = engine or engines.make(config)
+    cache = str(pathlib.Path(workdir) / "latent_cache")
+    rungs = {run_name(budget, size): rung_config(config, budget, size, latent_cache_dir=cache) for budget, size in runs}
+    listed = {run_name(budget, size): rungs.get(run_name(budget, size)) or rung_config(config, budget, size)
+              for budget, size in indexed or runs}
+    return train_configs(workdir, rungs, engine, listed)
+
+
+def train_configs(workdir: str | pathlib.Path, rungs: dict, engine, listed: dict | None = None) -> list[dict]:
+    """Trains `rungs` ({run name: its config}, e.g. `rung_config`s, or an experiment's variants of
+    them) not finished yet in `<workdir>/<name>/`; returns their summaries in order. Every config is
+    checked before anything is prepared or runs; the data and the shared latent cache (built once,
+    for the run that reads the most clips) are made as a job of their own before the runs start
+    side by side; `<workdir>/runs.json` indexes `listed` (default: the rungs) as runs finish."""
     import jax
 
     from sora_jax.scaling import engines
     from sora_jax.train import validate
 
-    engine = engine or engines.make(config)
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    cache = str(workdir / "latent_cache")
-    rungs = {run_name(budget, size): rung_config(config, budget, size, latent_cache_dir=cache) for budget, size in runs}
     for rung in rungs.values():  # every rung's config, its VAE included, before data is prepared or anything runs
         validate.check(rung, jax.device_count())
-    # One latent cache for every rung: built once, for the rung that reads the most clips.
     build_count = max(rung.data.num_train for rung in rungs.values())
     for rung in rungs.values():
         with rung.unlocked():
             rung.data.cache_build_count = build_count
     todo = [name for name in rungs if not (workdir / name / "final_metrics.json").exists()]
-    listed = {run_name(budget, size): rungs.get(run_name(budget, size)) or rung_config(config, budget, size)
-              for budget, size in indexed or runs}
+    listed = listed or rungs
     write_index(workdir, listed)
     if todo:
         engine.map([engines.Job("inputs", prepare_inputs, (rungs[todo[0]], str(workdir / todo[0])))])
