@@ -45,6 +45,7 @@ def run_configs(config, workdir: pathlib.Path) -> dict:
                     rung.model.parametrization = parametrization
                     rung.optimizer.learning_rate = centre * scale
                     rung.total_steps = _STEPS.value
+                    rung.ladder.compute_flops = _STEPS.value * rung.ladder.flops_per_step  # its own budget
                     rung.optimizer.warmup_steps = _STEPS.value // 10
                     rung.checkpoint.every_steps = max(50, _STEPS.value // 4)
                     rung.log.eval_every_steps = _STEPS.value
