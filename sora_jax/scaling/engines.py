@@ -122,7 +122,9 @@ class Ray:
                 continue
             finished = len(jobs) - len(pending) - len(failures)
             elapsed = time.perf_counter() - started
-            print(f"engine: {jobs[index].name} done ({finished}/{len(jobs)}, {elapsed / 60:.1f} min)", flush=True)
+            eta = elapsed / finished * len(pending)  # runs of a sweep differ in size: a rough guide
+            print(f"engine: {jobs[index].name} done ({finished}/{len(jobs)}, {elapsed / 60:.1f} min, "
+                  f"~{eta / 60:.0f} min left)", flush=True)
             if on_done:
                 on_done(jobs[index], results[index])
         if failures:
