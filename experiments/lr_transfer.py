@@ -26,6 +26,7 @@ _DEPTH = flags.DEFINE_integer("depth", 3, "DiT depth at every width.")
 _SCALES = flags.DEFINE_list("lr_scales", ["0.125", "0.25", "0.5", "1", "2", "4"],
                             "LRs as multiples of the preset's LR for the base width (the centre).")
 _STEPS = flags.DEFINE_integer("steps", 400, "Training steps of every run.")
+_EVAL_CLIPS = flags.DEFINE_integer("eval_clips", 32, "Validation clips (x 8 timesteps, the same for every run).")
 _ENGINE = flags.DEFINE_enum("engine", "local", ["local", "ray"], "Where the runs execute.")
 PARAMETRIZATIONS = ("standard", "mup")
 
@@ -36,8 +37,8 @@ def run_configs(config, workdir: pathlib.Path) -> dict:
 
     centre = plan.learning_rate(config.model.mup_base_width) * config.ladder.lr_scale
     runs = {}
-    for parametrization in PARAMETRIZATIONS:
-        for width in (int(w) for w in _WIDTHS.value):
+    for width in (int(w) for w in _WIDTHS.value):  # narrowest first: a partial sweep compares whole widths
+        for parametrization in PARAMETRIZATIONS:
             for scale in (float(s) for s in _SCALES.value):
                 rung = ladder.rung_config(config, "1x", f"L{_DEPTH.value}d{width}",
                                           latent_cache_dir=str(workdir / "latent_cache"))
@@ -47,8 +48,9 @@ def run_configs(config, workdir: pathlib.Path) -> dict:
                     rung.total_steps = _STEPS.value
                     rung.ladder.compute_flops = _STEPS.value * rung.ladder.flops_per_step  # its own budget
                     rung.optimizer.warmup_steps = _STEPS.value // 10
-                    rung.checkpoint.every_steps = max(50, _STEPS.value // 4)
+                    rung.checkpoint.every_steps = max(50, _STEPS.value // 2)
                     rung.log.eval_every_steps = _STEPS.value
+                    rung.eval.num_clips = _EVAL_CLIPS.value
                     plan.size_data(rung)
                 runs[f"{parametrization}_w{width}_lr{scale:g}"] = rung
     return runs
