@@ -27,6 +27,8 @@ _SCALES = flags.DEFINE_list("lr_scales", ["0.125", "0.25", "0.5", "1", "2", "4"]
                             "LRs as multiples of the preset's LR for the base width (the centre).")
 _STEPS = flags.DEFINE_integer("steps", 400, "Training steps of every run.")
 _EVAL_CLIPS = flags.DEFINE_integer("eval_clips", 32, "Validation clips (x 8 timesteps, the same for every run).")
+_REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Train nothing: report the widths whose runs have all "
+                                  "finished (a sweep still running elsewhere).")
 _ENGINE = flags.DEFINE_enum("engine", "local", ["local", "ray"], "Where the runs execute.")
 PARAMETRIZATIONS = ("standard", "mup")
 
@@ -75,8 +77,16 @@ def main(argv):
     workdir = pathlib.Path(_WORKDIR.value)
     rungs = run_configs(config, workdir)
     config.engine.name = _ENGINE.value
-    summaries = dict(zip(rungs, ladder.train_configs(workdir, rungs, engines.make(config))))
-    report = {"widths": [int(w) for w in _WIDTHS.value], "depth": _DEPTH.value, "steps": _STEPS.value,
+    widths = [int(w) for w in _WIDTHS.value]
+    if _REPORT_ONLY.value:
+        summaries = {name: ladder.summary(workdir / name) for name in rungs
+                     if (workdir / name / "final_metrics.json").exists()}
+        widths = [w for w in widths if all(n in summaries for n in rungs if f"_w{w}_" in n)]
+        if not widths:
+            raise SystemExit(f"no width has all its runs finished in {workdir}")
+    else:
+        summaries = dict(zip(rungs, ladder.train_configs(workdir, rungs, engines.make(config))))
+    report = {"widths": widths, "depth": _DEPTH.value, "steps": _STEPS.value,
               "base_width": config.model.mup_base_width, "runs": {}, "best_lr": {}, "transfer": {}}
     for parametrization in PARAMETRIZATIONS:
         report["runs"][parametrization], report["best_lr"][parametrization] = {}, {}
