@@ -25,6 +25,9 @@ _WIDTHS = flags.DEFINE_list("widths", ["64", "128", "256"], "DiT widths (head wi
 _DEPTH = flags.DEFINE_integer("depth", 3, "DiT depth at every width.")
 _SCALES = flags.DEFINE_list("lr_scales", ["0.125", "0.25", "0.5", "1", "2", "4"],
                             "LRs as multiples of the preset's LR for the base width (the centre).")
+_MUP_SCALES = flags.DEFINE_list("mup_lr_scales", ["0.125", "0.25", "0.5", "1", "2", "4", "8", "16"],
+                                "The same, for the muP runs (their best LR at the base width lies higher: "
+                                "fan-in init).")
 _STEPS = flags.DEFINE_integer("steps", 400, "Training steps of every run.")
 _EVAL_CLIPS = flags.DEFINE_integer("eval_clips", 32, "Validation clips (x 8 timesteps, the same for every run).")
 _REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Train nothing: report the widths whose runs have all "
@@ -41,7 +44,7 @@ def run_configs(config, workdir: pathlib.Path) -> dict:
     runs = {}
     for width in (int(w) for w in _WIDTHS.value):  # narrowest first: a partial sweep compares whole widths
         for parametrization in PARAMETRIZATIONS:
-            for scale in (float(s) for s in _SCALES.value):
+            for scale in (float(s) for s in (_MUP_SCALES if parametrization == "mup" else _SCALES).value):
                 rung = ladder.rung_config(config, "1x", f"L{_DEPTH.value}d{width}",
                                           latent_cache_dir=str(workdir / "latent_cache"))
                 with rung.unlocked():
