@@ -46,8 +46,7 @@ def main(argv: list[str]) -> None:
         if source in arrows:
             lines.append(f"{source:<12} -> {', '.join(arrows[source])}")
     lines += ["```", "", f"`train/` is imported by: {', '.join(importers_of_train)} — what launches training "
-              "(`scaling` only in `ladder.py`, the runner of ladders and sweeps, and `engines.py`, its config "
-              "check)."]
+              "(`scaling` only in `ladder.py`, the runner of ladders and sweeps)."]
     pathlib.Path(flags.FLAGS.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -135,11 +135,9 @@ class Ray:
 def make(config) -> Local | Ray:
     """The engine `config.engine` names (`sora_jax/configs/scaling.py`: name, ray_address and what
     one run asks of a Ray cluster)."""
-    from sora_jax.train import validate
-
     engine = config.engine
-    if engine.name not in NAMES:
-        raise validate.ConfigError(f"engine.name={engine.name!r}; valid: {', '.join(NAMES)}")
+    if engine.name not in NAMES:  # a ValueError: the CLI's one-line refusal, exit 2
+        raise ValueError(f"engine.name={engine.name!r}; valid: {', '.join(NAMES)}")
     if engine.name == "local":
         return Local()
     return Ray(engine.ray_address, engine.cpus_per_run, engine.gpus_per_run, engine.tpus_per_run, engine.max_retries)
