@@ -61,20 +61,9 @@ def run_configs(config, workdir: pathlib.Path) -> dict:
     return runs
 
 
-def best_lr(lrs: np.ndarray, losses: np.ndarray) -> float:
-    """The minimum of a parabola in log LR through the lowest grid point and its neighbours (the
-    grid point itself when it is at an edge)."""
-    i = int(np.argmin(losses))
-    if i == 0 or i == len(lrs) - 1:
-        return float(lrs[i])
-    x, y = np.log(lrs[i - 1:i + 2]), losses[i - 1:i + 2]
-    a, b, _ = np.polyfit(x, y, 2)
-    return float(np.exp(np.clip(-b / (2 * a), x[0], x[-1]))) if a > 0 else float(lrs[i])
-
-
 def main(argv):
     del argv
-    from sora_jax.scaling import engines, ladder
+    from sora_jax.scaling import engines, fit, ladder
 
     config = _CONFIG.value
     workdir = pathlib.Path(_WORKDIR.value)
@@ -99,7 +88,7 @@ def main(argv):
             losses = np.array([summaries[n]["val_loss"] for n in names])
             report["runs"][parametrization][width] = [{"lr": float(lr), "val_loss": float(loss)}
                                                       for lr, loss in zip(lrs, losses)]
-            report["best_lr"][parametrization][width] = best_lr(lrs, losses)
+            report["best_lr"][parametrization][width] = fit.grid_optimum(lrs, losses)
         best = list(report["best_lr"][parametrization].values())
         report["transfer"][parametrization] = max(best) / min(best)  # how far the best LR moves over the widths
     lines = ["| parametrization | " + " | ".join(f"best LR at width {w}" for w in report["widths"])

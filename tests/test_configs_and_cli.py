@@ -154,3 +154,25 @@ def test_rule_fit_reads_the_measured_exponent(tmp_path, monkeypatch):
     monkeypatch.setattr(plan, "FITTED_RULE_FILE", tmp_path / "missing.json")
     with pytest.raises(FileNotFoundError, match="isoflop"):
         scaling.get_config("cpu,rule=fit")
+
+
+def test_batch_rule_fit_grows_the_batch_with_compute_and_keeps_the_bucket_ratio(tmp_path, monkeypatch):
+    import json
+
+    from sora_jax.scaling import ladder, plan
+
+    fitted = tmp_path / "batch_fit.json"
+    fitted.write_text(json.dumps({"b0": 8.0, "c0": 2.5e13, "beta": 0.5}))
+    monkeypatch.setattr(plan, "BATCH_RULE_FILE", fitted)
+    config = scaling.get_config("cpu")
+    preset = ladder.rung_config(config, "4x")
+    config.ladder.batch_rule = "fit"
+    small, large = ladder.rung_config(config, "1x"), ladder.rung_config(config, "4x")
+    assert (small.data.batch_size, large.data.batch_size) == (8, 16)  # 8 * 4^0.5
+    assert large.data.max_batch_size == 4 * large.data.batch_size
+    again = ladder.rung_config(large, "4x")  # re-planning a planned config changes nothing
+    assert (again.data.batch_size, again.data.max_batch_size) == (16, 64)
+    assert large.total_steps == pytest.approx(preset.total_steps / 2, rel=0.01)  # same FLOPs, twice the batch
+    config.ladder.batch_rule = "biggest"
+    with pytest.raises(ValueError, match="preset, fit"):
+        ladder.rung_config(config, "1x")

@@ -78,3 +78,18 @@ def test_probe_fit_recovers_a_known_logistic_and_where_it_reaches_ninety_percent
     assert flat["log10_c90_high"] == np.inf and flat["reach_fraction"] < 0.9
     with pytest.raises(ValueError, match="at least 3 rungs"):
         probe_fit.fit_probe(compute[:2], truth[:2], se[:2], ceiling)
+
+
+def test_grid_optimum_interpolates_inside_and_stays_at_an_edge():
+    values = np.array([1.0, 2.0, 4.0, 8.0, 16.0])
+    losses = (np.log(values) - np.log(5.0)) ** 2
+    assert fit.grid_optimum(values, losses) == pytest.approx(5.0, rel=1e-6)  # exact for a parabola in log
+    assert fit.grid_optimum(values, np.log(values)) == 1.0  # still falling at the grid's end
+
+
+def test_critical_batch_recovers_mccandlish_hyperbola():
+    s_min, e_min = 300.0, 6000.0  # B_crit = 20
+    batches = np.array([2.0, 4.0, 8.0, 16.0, 32.0, 64.0])
+    steps = s_min + e_min / batches
+    fitted = fit.fit_critical_batch(batches, steps)
+    assert fitted["B_crit"] == pytest.approx(20.0, rel=1e-6) and fitted["S_min"] == pytest.approx(s_min)

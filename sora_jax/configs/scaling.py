@@ -79,6 +79,10 @@ def get_config(arg: str | None = None):
     config.ladder = ml_collections.ConfigDict()
     config.ladder.preset = arg.variant
     config.ladder.rule = arg.rule
+    # Clips per step: `preset` (the preset's `batch` at every budget) or `fit` (B*(C) measured by
+    # experiments/batch_size.py, `plan.batch_size`).
+    config.ladder.batch_rule = "preset"
+    config.ladder.preset_batch = preset["batch"]
     config.ladder.base_compute_flops = preset["base"]
     config.ladder.clip = preset["clip"]
     config.vae_workdir, config.ladder.vae_variant = preset["vae"]

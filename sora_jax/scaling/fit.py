@@ -5,6 +5,8 @@ approach 3.
     law = fit_power_law(compute, losses)                     # L = A · C^-alpha (+ E)
     sweep = fit_isoflop(runs)                                # every budget -> N*(C), L*(C), CIs
     parametric = fit_chinchilla(n, d, losses)                # L = E + A/N^alpha + B/D^beta
+    best = grid_optimum(lrs, losses)                         # an LR or batch grid's best value
+    critical = fit_critical_batch(batches, steps)            # McCandlish et al.: S = S_min + E_min/B
 
 Points are plain floats (FLOPs, parameters, tokens, losses), so the fits run on any sweep,
 including the synthetic ones the tests use to check that known exponents come back.
@@ -28,6 +30,29 @@ def isoflop_optimum(log_n, losses) -> tuple[float, float, float]:
         return float(log_n[best]), float(losses[best]), float(a)
     vertex = -b / (2 * a)
     return float(vertex), float(c - b * b / (4 * a)), float(a)
+
+
+def grid_optimum(values, losses) -> float:
+    """The best of a geometric grid (LRs, batch sizes): the minimum of a parabola in log value
+    through the grid's lowest point and its two neighbours, kept between them; the lowest point
+    itself when it is at an edge (the optimum lies outside the grid) or the parabola is flat."""
+    values, losses = np.asarray(values, np.float64), np.asarray(losses, np.float64)
+    i = int(np.argmin(losses))
+    if i == 0 or i == len(values) - 1:
+        return float(values[i])
+    x, y = np.log(values[i - 1:i + 2]), losses[i - 1:i + 2]
+    a, b, _ = np.polyfit(x, y, 2)
+    return float(np.exp(np.clip(-b / (2 * a), x[0], x[-1]))) if a > 0 else float(values[i])
+
+
+def fit_critical_batch(batches, steps) -> dict[str, float]:
+    """McCandlish et al. (2018): the steps S a batch size B needs to reach a given loss follow
+    (S / S_min - 1)(E / E_min - 1) = 1 with E = B·S, i.e. S = S_min + E_min / B, a line in 1/B.
+    Returns {S_min, E_min, B_crit = E_min / S_min} (least squares; needs >= 2 batch sizes)."""
+    batches, steps = np.asarray(batches, np.float64), np.asarray(steps, np.float64)
+    e_min, s_min = np.polyfit(1.0 / batches, steps, 1)
+    return {"S_min": float(s_min), "E_min": float(e_min),
+            "B_crit": float(e_min / s_min) if s_min > 0 else float("inf")}
 
 
 def fit_power_law(compute, losses, offset: bool = False) -> dict[str, float]:

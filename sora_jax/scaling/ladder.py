@@ -52,7 +52,7 @@ def table(config) -> list[dict]:
         rung = rung_config(config, budget)
         minutes = rung.total_steps * rung.ladder.flops_per_step / rung.ladder.assumed_flops_per_s / 60
         rows.append({"budget": budget, "compute_flops": rung.ladder.compute_flops, "model": rung.model.variant,
-                     "params": rung.ladder.params, "steps": rung.total_steps,
+                     "params": rung.ladder.params, "batch": rung.data.batch_size, "steps": rung.total_steps,
                      "tokens_per_param": round(rung.total_steps * rung.data.batch_size
                                                * _tokens_per_clip(rung) / rung.ladder.params, 1),
                      "learning_rate": rung.optimizer.learning_rate, "expected_minutes": round(minutes, 1),
@@ -68,13 +68,15 @@ def _tokens_per_clip(config) -> int:
 
 
 def format_table(rows: list[dict]) -> str:
-    header = (f"{'budget':>6} {'FLOPs':>9} {'model':>8} {'params':>9} {'steps':>7} {'tok/param':>9} {'lr':>8} "
+    header = (f"{'budget':>6} {'FLOPs':>9} {'model':>8} {'params':>9} {'batch':>5} {'steps':>7} {'tok/param':>9} "
+              f"{'lr':>8} "
               f"{'minutes':>8} {'clips':>7} {'epochs':>7}")
     lines = [header]
     for r in rows:
         epochs = "?" if r["epochs"] is None else f"{r['epochs']:.1f}"
         clips = "?" if r["clips"] is None else f"{r['clips']:d}"
-        lines.append(f"{r['budget']:>6} {r['compute_flops']:9.2e} {r['model']:>8} {r['params']:9,d} {r['steps']:7d} "
+        lines.append(f"{r['budget']:>6} {r['compute_flops']:9.2e} {r['model']:>8} {r['params']:9,d} {r['batch']:5d} "
+                     f"{r['steps']:7d} "
                      f"{r['tokens_per_param']:9.1f} {r['learning_rate']:8.2e} {r['expected_minutes']:8.1f} "
                      f"{clips:>7} {epochs:>7}")
     return "\n".join(lines)

@@ -30,6 +30,7 @@ MODEL_GRID = (
 HEAD_DIM = 32
 CHINCHILLA_RULE = {"k": 120**-0.5, "a": 0.5, "source": "Chinchilla: 20 tokens per parameter"}
 FITTED_RULE_FILE = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "results" / "isoflop_fit.json"
+BATCH_RULE_FILE = FITTED_RULE_FILE.parent / "batch_size" / "batch_fit.json"
 
 
 def rule(name: str) -> dict:
@@ -43,6 +44,23 @@ def rule(name: str) -> dict:
         fitted = json.loads(FITTED_RULE_FILE.read_text())["n_opt"]
         return {"k": fitted["k"], "a": fitted["a"], "source": f"IsoFLOP fit ({FITTED_RULE_FILE.name})"}
     raise ValueError(f"rule={name!r}; valid: chinchilla, fit")
+
+
+def batch_size(rule_name: str, compute: float, preset_batch: int) -> int:
+    """Clips per step (of the largest latent) for a run of `compute` FLOPs: `preset`, the preset's
+    batch; `fit`, the best batch measured at two budgets by experiments/batch_size.py,
+    B* = b0 · (C / C0)^beta, rounded to the nearest power of two in log (batches of 2^k keep
+    buckets and data-parallel splits even)."""
+    if rule_name == "preset":
+        return preset_batch
+    if rule_name != "fit":
+        raise ValueError(f"batch_rule={rule_name!r}; valid: preset, fit")
+    if not BATCH_RULE_FILE.exists():
+        raise FileNotFoundError(f"batch_rule=fit needs {BATCH_RULE_FILE} (run experiments/batch_size.py "
+                                "--results=experiments/results/batch_size)")
+    fitted = json.loads(BATCH_RULE_FILE.read_text())
+    best = fitted["b0"] * (compute / fitted["c0"]) ** fitted["beta"]
+    return max(1, 2 ** round(math.log2(best)))
 
 
 def learning_rate(width: int) -> float:
@@ -210,9 +228,14 @@ def schedule(config) -> None:
 
 def apply_budget(config, budget: str, size: str = "") -> None:
     """Sizes a ladder config (`config.ladder`: base compute, clip, rule, VAE geometry) for
-    `budget`: the model by the rule (or `size`, e.g. L4d128), its LR, and the steps that spend it."""
+    `budget`: the batch by `ladder.batch_rule`, the model by the rule (or `size`, e.g. L4d128), its
+    LR, and the steps that spend it."""
     ladder = config.ladder
     compute = ladder.base_compute_flops * parse_budget(budget)
+    if ladder.get("batch_rule", "preset") != "preset":
+        ratio = max(1, config.data.max_batch_size // config.data.batch_size)  # shorter clips batch up to this x
+        config.data.batch_size = batch_size(ladder.batch_rule, compute, ladder.preset_batch)
+        config.data.max_batch_size = ratio * config.data.batch_size
     size_rule = rule(ladder.rule)
     size_rule["k"] *= ladder.get("size_scale", 1.0)
     run = plan_run(compute, config.model, ladder.vae["channels"], latent_thw(ladder.clip, ladder.vae),
