@@ -32,7 +32,8 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "A config file and its
                                           "sora_jax/configs/vae.py:tiny; override fields with --config.a.b=v.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory of a run: checkpoints, metrics, samples.")
-_DATASET = flags.DEFINE_string("dataset", "physworld/tiny", "physworld/<tiny|small|base>, folder:<path> (prepare: "
+_DATASET = flags.DEFINE_string("dataset", "physworld/tiny", "physworld/<tiny|small|base>, blockworld/<tiny|small>, "
+                               "folder:<path> (prepare: "
                                "imported as video_folder/<name>) or video_folder/<name>.")
 _BEAM_OPTIONS = flags.DEFINE_string("beam_pipeline_options", "", "data prepare: run as an Apache Beam pipeline with "
                                     "these options, key=value,... (runner=DirectRunner,direct_num_workers=4; "
@@ -173,11 +174,11 @@ def _train() -> None:
     workdir = _require(_WORKDIR, "workdir")
     import jax
 
-    from sora_jax.data import prepare
+    from sora_jax.data import prepare, worlds
     from sora_jax.train import trainer, validate
 
     validate.check(config, jax.device_count())  # before preparing data or compiling anything
-    if config.data.dataset.startswith("physworld/"):
+    if worlds.is_world(config.data.dataset):
         prepare.prepare(config.data.dataset, config.data.data_dir)  # procedural: a no-op once built
     results = trainer.train(config, workdir)
     print(json.dumps({k: v for k, v in results.items() if not isinstance(v, (dict, list))}, indent=1))

@@ -121,12 +121,12 @@ class Generator:
             shape = meta["training_shape"]
             return tuple(shape["size"]), int(shape["latent_frames"])
         dataset = self.config.data.dataset
-        if not dataset.startswith("physworld/"):
-            raise UserInputError(f"the run's meta has no training_shape and {dataset!r} is not PhysWorld: "
-                                 f"retrain, or export it again from a newer checkpoint")
-        from sora_jax.data.physworld_tfds import builder
+        from sora_jax.data import worlds
 
-        size, frames = builder.largest_clip(dataset.split("/")[1])
+        if not worlds.is_world(dataset):
+            raise UserInputError(f"the run's meta has no training_shape and {dataset!r} is not a procedural world: "
+                                 f"retrain, or export it again from a newer checkpoint")
+        size, frames = worlds.builder_module(dataset).largest_clip(dataset.split("/")[1])
         return size, 1 + (frames - 1) // self.temporal
 
     # --- latents -------------------------------------------------------------------------------

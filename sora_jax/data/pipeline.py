@@ -21,18 +21,18 @@ import grain
 import jax
 import numpy as np
 
-from sora_jax.data import video_folder
+from sora_jax.data import video_folder, worlds
 
 EPOCHS_AHEAD = 10**6  # a plan this long never runs out; batches are computed lazily
 
 
 def open_source(dataset: str, data_dir: str, split: str, *, sizes=None, durations=None, fps=8.0, seed=0,
                 count: int = 0):
-    """A random-access source: `physworld/<config>` or `video_folder/<name>` (tfds, prepared by
+    """A random-access source: a world (`physworld/<config>`, `blockworld/<config>`) or `video_folder/<name>` (tfds, prepared by
     `sora-jax data prepare`) or `folder:<path>` (the user's clips, decoded as they are read).
 
-    `count` > 0 asks for exactly that many examples: PhysWorld renders those past the prepared
-    records from their seeds (`builder.ProceduralSplit`); a folder is read whole and must hold at
+    `count` > 0 asks for exactly that many examples: a world renders those past the prepared
+    records from their seeds (`worlds.ProceduralSplit`); a folder is read whole and must hold at
     least that many."""
     if dataset.startswith("folder:"):
         if sizes is None or durations is None:
@@ -50,16 +50,15 @@ def open_source(dataset: str, data_dir: str, split: str, *, sizes=None, duration
             raise ValueError(f"{dataset} holds {len(prepared)} clips in {split}; num_train={count} asks for more "
                              f"(only PhysWorld renders more clips on demand)")
         return prepared
-    from sora_jax.data.physworld_tfds import builder
-
     shapes = record_shapes(prepared, _dataset_dir(dataset, data_dir) / f"shapes-{split}.json")
-    return builder.ProceduralSplit(prepared, builder.variant(dataset.split("/")[1]), split, count, shapes)
+    return worlds.ProceduralSplit(prepared, dataset, split, count, shapes)
 
 
 def _prepared_source(dataset: str, data_dir: str, split: str):
     import tensorflow_datasets as tfds
 
-    from sora_jax.data import physworld_tfds  # noqa: F401  (registers the builder)
+    if worlds.is_world(dataset):
+        worlds.builder_module(dataset)  # registers its builder
 
     prepared = _dataset_dir(dataset, data_dir)
     if prepared is None or not (prepared / "dataset_info.json").exists():

@@ -16,25 +16,20 @@ import pathlib
 import re
 import shutil
 
-from sora_jax.data import pipeline
+from sora_jax.data import pipeline, worlds
 
 
 def prepare(dataset: str, data_dir: str, beam_options: str = "", buckets: str = "physworld/tiny",
             fps: float = 8.0) -> pathlib.Path:
-    """Builds `physworld/<config>` (or imports `folder:<path>` as `video_folder/<name>`, cut to the
+    """Builds a world (`physworld/<config>`, `blockworld/<config>`; or imports `folder:<path>` as `video_folder/<name>`, cut to the
     sizes and durations of `buckets`) as ArrayRecord under `data_dir`; a no-op when already there."""
     if dataset.startswith("folder:"):
         return prepare_folder(dataset.removeprefix("folder:"), data_dir, beam_options, buckets, fps)
-    name, _, config = dataset.partition("/")
-    if name != "physworld" or not config:
-        raise ValueError(f"cannot prepare {dataset!r}: expected physworld/<tiny|small|base> or folder:<path>")
-    from sora_jax.data.physworld_tfds import builder
-
-    names = [c.name for c in builder.BUILDER_CONFIGS]
-    if config not in names:
-        raise ValueError(f"physworld has no config {config!r}; valid: {names}")
-    return build(builder.Physworld(config=config, data_dir=data_dir, file_format="array_record",
-                                   beam=bool(beam_options)), beam_options)
+    if dataset not in worlds.NAMES:
+        raise ValueError(f"cannot prepare {dataset!r}: expected {', '.join(worlds.NAMES)} or folder:<path>")
+    builder = worlds.builder_module(dataset)
+    return build(builder.BUILDER(config=dataset.partition("/")[2], data_dir=data_dir, file_format="array_record",
+                                 beam=bool(beam_options)), beam_options)
 
 
 def build(dataset_builder, beam_options: str = "") -> pathlib.Path:

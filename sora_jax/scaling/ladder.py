@@ -139,10 +139,10 @@ def train_configs(workdir: str | pathlib.Path, rungs: dict, engine, listed: dict
 def prepare_inputs(rung, run_dir: str) -> None:
     """A job: the rung's dataset prepared (PhysWorld renders its split once) and the latent caches
     its runs share built, so runs started side by side find them made."""
-    from sora_jax.data import prepare
+    from sora_jax.data import prepare, worlds
     from sora_jax.train import trainer
 
-    if rung.data.dataset.startswith("physworld/"):
+    if worlds.is_world(rung.data.dataset):
         prepare.prepare(rung.data.dataset, rung.data.data_dir)
     task = trainer.make_task(rung, pathlib.Path(run_dir))
     for split in (rung.data.train_split, rung.data.eval_split):

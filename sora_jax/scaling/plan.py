@@ -169,15 +169,16 @@ def clips_per_step(config, sample: int = 4096) -> float | None:
     """Mean clips in a training step over a PhysWorld variant's buckets, as `BatchPlan` cuts them:
     `data.batch_size` for the largest latent, more for shorter clips and images (capped at
     `data.max_batch_size`). None for a user folder (its buckets are known once scanned)."""
+    from sora_jax.data import worlds
+
     dataset = config.data.dataset
-    if not dataset.startswith("physworld/"):
+    if not worlds.is_world(dataset):
         return None
     import numpy as np
 
     from sora_jax.data import pipeline
-    from sora_jax.data.physworld_tfds import builder
 
-    variant = builder.variant(dataset.split("/")[1])
+    builder, variant = worlds.builder_module(dataset), worlds.variant(dataset)
     shapes = [latent_thw(variant.example_shape(builder.example_seed(variant, "train", i)), config.ladder.vae)
               for i in range(sample)]
     buckets, counts = np.unique(np.array(shapes, np.int64), axis=0, return_counts=True)
@@ -189,11 +190,11 @@ def train_clips(config) -> int | None:
     """Clips the run reads: `data.num_train`, else the prepared train split (None for a folder)."""
     if config.data.get("num_train", 0):
         return int(config.data.num_train)
-    if not config.data.dataset.startswith("physworld/"):
-        return None
-    from sora_jax.data.physworld_tfds import builder
+    from sora_jax.data import worlds
 
-    return builder.variant(config.data.dataset.split("/")[1]).num_examples["train"]
+    if not worlds.is_world(config.data.dataset):
+        return None
+    return worlds.variant(config.data.dataset).num_examples["train"]
 
 
 def epochs(config) -> float | None:

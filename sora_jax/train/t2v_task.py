@@ -154,10 +154,10 @@ class T2VTask:
         """The largest frame size and the longest clip (in latent frames) of the training data:
         what sampling defaults to. PhysWorld's from its builder config, a folder's from its cache."""
         dataset = self.config.data.dataset
-        if dataset.startswith("physworld/"):
-            from sora_jax.data.physworld_tfds import builder
+        from sora_jax.data import worlds
 
-            size, frames = builder.largest_clip(dataset.split("/")[1])
+        if worlds.is_world(dataset):
+            size, frames = worlds.builder_module(dataset).largest_clip(dataset.split("/")[1])
             return {"size": list(size), "latent_frames": 1 + (frames - 1) // self.vae.temporal}
         shapes = self.cache(self.config.data.train_split).shapes()
         height, width = max(((int(h), int(w)) for _, h, w in shapes), key=lambda hw: hw[0] * hw[1])

@@ -25,6 +25,7 @@ def _positive(config, *fields: str) -> None:
 
 
 def check(config, device_count: int) -> None:
+    from sora_jax.data import worlds
     from sora_jax.train import sharding
 
     _require(config.task in ("vae", "t2v"), f"task={config.task!r}; valid: vae, t2v")
@@ -35,9 +36,8 @@ def check(config, device_count: int) -> None:
              f"init_from={config.get('init_from')!r} does not exist: give a training workdir or a `sora-jax export` "
              f"directory")
     dataset = config.data.dataset
-    _require(dataset.startswith(("folder:", "video_folder/")) or dataset in ("physworld/tiny", "physworld/small",
-                                                                             "physworld/base"),
-             f"data.dataset={dataset!r}; valid: physworld/tiny, physworld/small, physworld/base, folder:<path>, "
+    _require(dataset.startswith(("folder:", "video_folder/")) or dataset in worlds.NAMES,
+             f"data.dataset={dataset!r}; valid: {', '.join(worlds.NAMES)}, folder:<path>, "
              f"video_folder/<name> (a folder prepared by `sora-jax data prepare --dataset=folder:<path>`)")
     _require(config.data.get("num_train", 0) >= 0, f"data.num_train={config.data.get('num_train')} must be >= 0 "
                                                     "(0 = the train split as prepared)")

@@ -1,7 +1,4 @@
-"""tfds builder for PhysWorld: ArrayRecord files read back without TensorFlow.
-
-Only `Tensor` (raw or zlib), `Text` and `ClassLabel` features work without TensorFlow, so the
-video is a zlib-compressed uint8 tensor. Each builder config mixes three aspect ratios (16:9, 1:1,
+"""tfds builder for PhysWorld: ArrayRecord files read back without TensorFlow (`world_tfds`). Each builder config mixes three aspect ratios (16:9, 1:1,
 9:16) and several durations, single frames (images) included; every example's shape follows from
 its seed, so a clip can be re-rendered from its record alone.
 
@@ -17,7 +14,7 @@ import dataclasses
 import numpy as np
 import tensorflow_datasets as tfds
 
-from sora_jax.data import physworld
+from sora_jax.data import physworld, world_tfds
 
 _SPLIT_SEED = {"train": 0, "validation": 1}
 
@@ -98,41 +95,7 @@ def make_example(config: PhysworldConfig, split: str, index: int) -> dict[str, n
     }
 
 
-class ProceduralSplit:
-    """`count` examples of a split: the prepared tfds records (examples 0..n-1, in the order tfds
-    shuffled them to), then examples n, n+1, ... rendered from their seeds. Every example is a pure
-    function of (config, split, index), so these are the examples a split prepared with `count`
-    records would hold: data grows with a run's budget without preparing (or storing) more."""
-
-    def __init__(self, prepared, config: PhysworldConfig, split: str, count: int, prepared_shapes: np.ndarray):
-        if count < 1:
-            raise ValueError(f"a split needs at least one example, got count={count}")
-        self.prepared, self.config, self.split, self.count = prepared, config, split, count
-        self.prepared_shapes = np.asarray(prepared_shapes, np.int64).reshape(-1, 3)
-
-    def __len__(self) -> int:
-        return self.count
-
-    def shapes(self) -> np.ndarray:
-        """int [count, 3]: (T, H, W) of every example; past the records, from the seeds alone."""
-        rendered = [self.config.example_shape(example_seed(self.config, self.split, i))
-                    for i in range(len(self.prepared), self.count)]
-        return np.concatenate([self.prepared_shapes[:self.count], np.array(rendered, np.int64).reshape(-1, 3)])
-
-    def __getitem__(self, index: int) -> dict:
-        index = int(index)
-        if not 0 <= index < self.count:
-            raise IndexError(f"example {index} is outside this split's {self.count}")
-        if index < len(self.prepared):
-            return self.prepared[index]
-        return make_example(self.config, self.split, index)
-
-
-def keyed_example(index: int, config: PhysworldConfig, split: str) -> tuple[int, dict]:
-    return index, make_example(config, split, index)
-
-
-class Physworld(tfds.core.GeneratorBasedBuilder):
+class Physworld(world_tfds.WorldBuilder):
     """PhysWorld: procedural clips with captions and per-frame ground truth. With `beam=True` the
     clips render in an Apache Beam pipeline (tfds runs it with `DownloadConfig.beam_runner` /
     `beam_options`); the records are the same either way."""
@@ -141,10 +104,7 @@ class Physworld(tfds.core.GeneratorBasedBuilder):
     RELEASE_NOTES = {"1.0.0": "First release.",
                      "2.0.0": "Objects 1.4x larger (WorldConfig.object_scale): a 4x VAE keeps their shapes."}
     BUILDER_CONFIGS = BUILDER_CONFIGS
-
-    def __init__(self, *, beam: bool = False, **kwargs):
-        self.beam = beam
-        super().__init__(**kwargs)
+    make_example = staticmethod(make_example)
 
     def _info(self) -> tfds.core.DatasetInfo:
         max_objects = physworld.MAX_OBJECTS
@@ -165,13 +125,5 @@ class Physworld(tfds.core.GeneratorBasedBuilder):
             homepage="https://github.com/sora-jax/sora_jax",
         )
 
-    def _split_generators(self, dl_manager):
-        del dl_manager  # procedural: nothing to download
-        return {split: self._generate_examples(split) for split in self.builder_config.num_examples}
 
-    def _generate_examples(self, split: str):
-        count = self.builder_config.num_examples[split]
-        if self.beam:
-            beam = tfds.core.lazy_imports.apache_beam
-            return beam.Create(range(count)) | beam.Map(keyed_example, self.builder_config, split)
-        return (keyed_example(index, self.builder_config, split) for index in range(count))
+BUILDER = Physworld
