@@ -70,9 +70,13 @@ def get_config(arg: str | None = None):
     # so an LR tuned at the base width holds at every width.
     config.model.parametrization = "standard"
     config.model.mup_base_width = 64
+    # > 0: an action per latent frame beside the caption (a game's controls; blockworld has 7),
+    # embedded and added with the timestep; dropped with the caption and by flow.action_dropout.
+    config.model.num_actions = 0
 
     config.flow = common.ml_collections.ConfigDict()
     config.flow.text_dropout = 0.1  # for classifier-free guidance
+    config.flow.action_dropout = 0.2  # actions alone dropped: the model must also choose a policy itself
     config.flow.timestep_shift = True  # shift by token count, as SD3 / Open-Sora
     config.flow.shift = 0.0  # > 0: this shift at every size instead (training and sampling)
     config.flow.logit_mean = 0.0  # logit-normal timesteps

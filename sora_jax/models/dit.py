@@ -321,6 +321,9 @@ class DiT(nn.Module):
     `text` is a dict: frozen-encoder outputs {"tokens" [B, L, Dt], "mask" [B, L], "pooled" [B, Dt]}
     or, with `text_encoder="bytes"`, {"ids" [B, L], "mask" [B, L]} for the learned byte encoder.
     `text["keep"]` (bool [B], optional) drops the caption where False (classifier-free guidance).
+    With `num_actions` > 0, `text["actions"]` (int [B, t], optional) gives an action per latent
+    frame — 0 for none given, 1..num_actions an action — embedded and added to the timestep's
+    conditioning of its frame (a game's controls, `data/blockworld.py`); `keep` drops them too.
     """
 
     latent_channels: int
@@ -342,6 +345,7 @@ class DiT(nn.Module):
     # "standard", or "mup": kernels drawn with variance 1/fan_in (the LR side is the optimizer's,
     # models/mup.py). Attention keeps 1/sqrt(head_dim): head_dim is fixed and width grows by heads.
     parametrization: str = "standard"  # one of PARAMETRIZATIONS
+    num_actions: int = 0  # per-latent-frame action conditioning (0: none)
 
     @classmethod
     def from_config(cls, model_config, latent_channels: int, lora_config=None) -> DiT:
@@ -355,7 +359,8 @@ class DiT(nn.Module):
                    dtype=dtype, matmul_dtype=matmul_dtype, remat=model_config.remat,
                    attention_implementation=model_config.attention_implementation,
                    lora=lora_lib.LoraSpec.from_config(lora_config),
-                   parametrization=model_config.get("parametrization", "standard"))
+                   parametrization=model_config.get("parametrization", "standard"),
+                   num_actions=model_config.get("num_actions", 0))
 
     def check_latent_shape(self, shape) -> None:
         _, t, h, w, c = shape
@@ -397,6 +402,18 @@ class DiT(nn.Module):
         mask = jnp.concatenate([jnp.ones((mask.shape[0], 1), bool), mask], axis=1)
         return context, mask, pooled
 
+    def _actions(self, text: dict, batch: int, frames: int, patch_frames: int):
+        """[B, patch frames, width]: each latent frame's action embedded (0, "none given", when the
+        batch has no actions or `keep` drops them), averaged over the frames of a patch frame."""
+        actions = text.get("actions")
+        actions = jnp.zeros((batch, frames), jnp.int32) if actions is None else actions.astype(jnp.int32)
+        if text.get("keep") is not None:
+            actions = jnp.where(text["keep"][:, None], actions, 0)
+        table = self.param("action_embed", nn.with_logical_partitioning(nn.initializers.normal(0.02), (None, "embed")),
+                           (self.num_actions + 1, self.width))
+        embedded = table.astype(self.dtype)[actions]
+        return embedded.reshape(batch, patch_frames, -1, self.width).mean(2)
+
     @nn.compact
     def __call__(self, x, t_frames, text: dict):
         self.check_latent_shape(x.shape)
@@ -415,6 +432,8 @@ class DiT(nn.Module):
         context, context_mask, pooled = self._text(text)
         pooled = self.dense(self.width, ("vocab", "embed"), name="pooled_proj")(pooled.astype(self.dtype))
         cond = temb + pooled[:, None, :]
+        if self.num_actions:
+            cond = cond + self._actions(text, b, t, grid[0])
 
         cos, sin = rope_3d(grid, self.width // self.heads, self.rope_theta)
         block = Block if self.remat == "none" else nn.remat(Block, policy=REMAT_POLICIES[self.remat])

@@ -33,6 +33,8 @@ def text_inputs(batch: dict, encoder: str, keep=None) -> dict:
         inputs = {"ids": batch["text_ids"], "mask": batch["text_mask"]}
     else:
         inputs = {"tokens": batch["text_tokens"], "mask": batch["text_mask"], "pooled": batch["text_pooled"]}
+    if "actions" in batch:  # a game's per-latent-frame actions (models/dit.py)
+        inputs["actions"] = batch["actions"]
     if keep is not None:
         inputs["keep"] = keep
     return inputs
@@ -128,20 +130,29 @@ class T2VPipeline:
                 latent = np.stack([clips[triples[n][0]]["latent"] for n in chunk])
                 t = np.array([triples[n][1] for n in chunk], np.float32)
                 noise = np.stack([np.asarray(jax.random.normal(noise_key(*triples[n][2]), shape)) for n in chunk])
-                text = text_inputs(self.encode_prompts([clips[triples[n][0]]["caption"] for n in chunk]), self.encoder)
+                prompts = self.encode_prompts([clips[triples[n][0]]["caption"] for n in chunk])
+                if self.model.num_actions and "actions" in clips[0]:  # the clips' actions beside their captions
+                    prompts["actions"] = np.stack([clips[triples[n][0]]["actions"] for n in chunk])
+                text = text_inputs(prompts, self.encoder)
                 losses[chunk] = self.flow_losses(params, latent, t, noise, text)
         return losses
 
     # --- sampling ------------------------------------------------------------------------------
     def sample_latents(self, params, captions, latent_shape, seed: int = 0, steps: int | None = None,
                        guidance: float | None = None, cond_latents=None, cond_mask=None, start: float = 1.0,
-                       noise=None, method: str = "euler", shift: float | None = None) -> np.ndarray:
+                       noise=None, method: str = "euler", shift: float | None = None, actions=None) -> np.ndarray:
         """Samples [B, t, h, w, c] (normalized latents) for captions and one latent shape; `noise`
         is the starting point (x at t = start), drawn from `seed` when None; `shift` overrides the
-        timestep grid's shift (default: as in training, `self.shift`)."""
+        timestep grid's shift (default: as in training, `self.shift`). `actions` (int [B, t], a model
+        with `num_actions`): each latent frame's action + 1, 0 for none (guidance drops them with
+        the caption)."""
         steps = steps or self.config.sample.steps
         guidance = self.config.sample.guidance if guidance is None else guidance
         text = self.encode_prompts(list(captions))
+        if actions is not None:
+            if not self.model.num_actions:
+                raise ValueError("this model takes no actions (model.num_actions = 0)")
+            text["actions"] = np.asarray(actions, np.int32)
         shape = (len(captions), *latent_shape)
         if noise is None:
             noise = jax.random.normal(jax.random.PRNGKey(seed), shape)

@@ -7,7 +7,9 @@ frozen text encoder.
 One directory per split: `latents.npy` (every clip's posterior mean, flattened and concatenated,
 normalized with the VAE's stored per-channel statistics), `index.json` (shapes, offsets,
 captions, and a fingerprint of what produced it), and for a frozen text encoder
-`text_tokens.npy` (float16 [N, L, D]), `text_mask.npy`, `text_pooled.npy`. A cache whose
+`text_tokens.npy` (float16 [N, L, D]), `text_mask.npy`, `text_pooled.npy`; for a world with
+actions (BlockWorld) `actions.npy` (int8 [N, t_max]: each latent frame's action + 1, 0 for none
+given — the first latent frame, and padding; `latent_actions`). A cache whose
 fingerprint (VAE run and step, dataset, split, encoder) differs is rebuilt; writes go to a
 temporary directory renamed into place, so a killed build leaves nothing half-written. In a
 multi-process run every process encodes its share of the records into the same files (storage
@@ -54,7 +56,10 @@ class LatentSource:
             path = self.directory / f"{key}.npy"
             if path.exists():
                 self.text[key] = np.load(path, mmap_mode="r")
-        self.batch_keys = ("latent", *self.text, *(("noise",) if self.noise is not None else ()))
+        actions = self.directory / "actions.npy"
+        self.actions = np.load(actions, mmap_mode="r") if actions.exists() else None
+        self.batch_keys = ("latent", *self.text, *(("noise",) if self.noise is not None else ()),
+                           *(("actions",) if self.actions is not None else ()))
 
     @property
     def fingerprint(self) -> dict:
@@ -89,6 +94,8 @@ class LatentSource:
             item["noise"] = np.asarray(self.noise[start : start + int(np.prod(shape))], np.float32).reshape(shape)
         for key, array in self.text.items():
             item[key] = np.asarray(array[i], np.float32 if key != "text_mask" else bool)
+        if self.actions is not None:
+            item["actions"] = np.asarray(self.actions[i, :shape[0]], np.int32)
         return item
 
 
@@ -168,10 +175,21 @@ class Writer:
         return LatentSource(self.directory)
 
 
+def latent_actions(frame_actions: np.ndarray, latent_frames: int) -> np.ndarray:
+    """int8 [latent_frames]: the action of each latent frame + 1 (0 = none given). Latent frame 0
+    is the first video frame alone (no action yet); latent frame j >= 1 holds the `temporal` frames
+    ending at frame j · temporal, which one action spans (`blockworld.FRAMES_PER_ACTION`)."""
+    out = np.zeros(latent_frames, np.int8)
+    if latent_frames > 1:
+        temporal = (len(frame_actions) - 1) // (latent_frames - 1)
+        out[1:] = np.asarray(frame_actions)[temporal * np.arange(1, latent_frames)] + 1
+    return out
+
+
 def _encode_latents(model: VideoVAE, params, stats: dict, source, shapes: np.ndarray, writer: Writer, bar,
-                    records: list[int]) -> dict[int, str]:
-    """Writes the normalized latents (posterior means) of `records`, batched by video shape;
-    returns their captions."""
+                    records: list[int], actions=None) -> dict[int, str]:
+    """Writes the normalized latents (posterior means) of `records`, batched by video shape (and
+    into `actions`, when given, each record's latent actions); returns their captions."""
     from sora_jax.pipelines.vae import normalize_latents
 
     encode = jax.jit(lambda p, v: model.apply({"params": p}, v, method=VideoVAE.encode_mean))
@@ -186,6 +204,8 @@ def _encode_latents(model: VideoVAE, params, stats: dict, source, shapes: np.nda
             latents = normalize_latents(np.asarray(encode(params, videos)), stats)
             for i, example, latent in zip(chunk, examples, latents):
                 writer.put("latents", i, latent)
+                if actions is not None:
+                    actions[i, :len(latent)] = latent_actions(example["actions"], len(latent))
                 captions[i] = pipeline._text(example["caption"])
             bar.update(len(chunk))
     return captions
@@ -262,10 +282,19 @@ def build(directory: str | pathlib.Path, vae_workdir, data_config, split: str, t
     writer = Writer(directory, latent_shapes) if first else None  # creates <directory>.partial and its arrays
     _sync(f"{split}:created")
     writer = writer or Writer(directory, latent_shapes, create=False)
+    actions = None
+    if "actions" in source[0]:  # a world with actions: one per latent frame beside each latent
+        from numpy.lib.format import open_memmap
+
+        actions_file = writer.staging / "actions.npy"
+        if first:
+            open_memmap(actions_file, "w+", np.int8, (count, max(s[0] for s in latent_shapes))).flush()
+        _sync(f"{split}:actions_created")
+        actions = np.load(actions_file, mmap_mode="r+")
     with tqdm.tqdm(total=len(records), desc=f"latent cache {split}: clips", unit="clip", dynamic_ncols=True,
                    disable=not first) as bar:
-        mine = _encode_latents(model, params, stats, source, shapes, writer, bar, records)
-    for array in writer.arrays.values():
+        mine = _encode_latents(model, params, stats, source, shapes, writer, bar, records, actions)
+    for array in [*writer.arrays.values(), *([actions] if actions is not None else [])]:
         array.flush()
     (writer.staging / f"captions.{process}.json").write_text(json.dumps(mine))
     _sync(f"{split}:latents")

@@ -62,6 +62,8 @@ class T2VTask:
         prepared = {"latent": np.asarray(batch["latent"], np.float32)}
         if "noise" in batch:  # reflow pairs: the noise each latent was sampled from
             prepared["noise"] = np.asarray(batch["noise"], np.float32)
+        if "actions" in batch and self.model.num_actions:  # a game's actions, one per latent frame
+            prepared["actions"] = np.asarray(batch["actions"], np.int32)
         if self.encoder == "bytes":
             prepared.update(self.pipeline.encode_prompts(batch["caption"]))
         else:
@@ -118,6 +120,9 @@ class T2VTask:
         t_frames = flow.frame_timesteps(t, cond_mask)
         noise = batch["noise"] if "noise" in batch else jax.random.normal(noise_rng, x0.shape, x0.dtype)
         keep = ~flow.drop_text(drop_rng, b, self.config.flow.text_dropout)
+        if "actions" in batch:  # dropped alone too: with no actions given the model picks a policy itself
+            kept = ~flow.drop_text(jax.random.fold_in(drop_rng, 1), b, self.config.flow.get("action_dropout", 0.0))
+            batch = {**batch, "actions": jnp.where(kept[:, None], batch["actions"], 0)}
         v = self.model.apply({"params": params}, flow.noise_latents(x0, noise, t_frames), t_frames,
                              text_inputs(batch, self.encoder, keep))
         loss, _ = flow.flow_loss(v, x0, noise, cond_mask)

@@ -79,6 +79,7 @@ def _check_ladder(config) -> None:
 
 def _check_t2v(config, mesh_sizes: dict) -> None:
     from sora_jax.checkpoints import run_step
+    from sora_jax.data import blockworld
     from sora_jax.diffusion import flow
     from sora_jax.models import dit
 
@@ -116,6 +117,14 @@ def _check_t2v(config, mesh_sizes: dict) -> None:
     _require(min(weights) >= 0 and sum(weights) > 0, f"flow.tasks weights {dict(config.flow.tasks)} must be >= 0, sum "
                                                      "> 0")
     _require(0.0 <= config.flow.text_dropout <= 1.0, f"flow.text_dropout={config.flow.text_dropout} must be in [0, 1]")
+    _require(0.0 <= config.flow.get("action_dropout", 0.0) <= 1.0,
+             f"flow.action_dropout={config.flow.get('action_dropout')} must be in [0, 1]")
+    actions = config.model.get("num_actions", 0)
+    _require(actions in (0, len(blockworld.ACTIONS)) or not config.data.dataset.startswith("blockworld/"),
+             f"model.num_actions={actions}: blockworld has {len(blockworld.ACTIONS)} actions (or 0: captions only)")
+    _require(actions == 0 or config.data.dataset.startswith("blockworld/"),
+             f"model.num_actions={actions} needs a dataset with actions (blockworld/<variant>), not "
+             f"{config.data.dataset!r}")
     _require(config.flow.logit_std > 0, f"flow.logit_std={config.flow.logit_std} must be positive")
     _require(config.sample.guidance >= 0, f"sample.guidance={config.sample.guidance} must be >= 0")
     if config.get("lora") is not None and config.lora.rank:
