@@ -87,6 +87,7 @@ _DISTRIBUTED = flags.DEFINE_bool("distributed", False, "train, ladder: one proce
 _COORDINATOR = flags.DEFINE_string("coordinator", None, "train, ladder: host:port of process 0 (a multi-process run "
                                    "where the cluster is not detected).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "train, ladder: processes in all (with --coordinator).")
+_PORT = flags.DEFINE_integer("port", 8808, "play: the local port the page is served on.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "train, ladder: this process's index, 0 .. num_processes - 1.")
 MULTI_PROCESS_FLAGS = ("distributed", "coordinator", "num_processes", "process_id")
 
@@ -107,6 +108,8 @@ VERBS = {
                ("config", "workdir", "print", "budgets", "publish", "engine", "ray_address", *MULTI_PROCESS_FLAGS)),
     "sweep": ("an IsoFLOP sweep: model sizes at each budget, the fits (N*, L*, Chinchilla) and plots; resumable",
               ("config", "workdir", "budgets", "sizes", "publish", "engine", "ray_address")),
+    "play": ("play a BlockWorld run in the browser: each key press is an action the model renders",
+             ("workdir", "port", "seed", "steps", "guidance")),
 }
 USAGE = "usage: sora-jax {" + "|".join(VERBS) + "} ... (data: prepare|preview); sora-jax VERB --help"
 HELP_FLAGS = ("-h", "--help", "-help", "--helpfull", "--helpshort")
@@ -385,7 +388,25 @@ def main(argv: list[str]) -> None:
         return _sample()
     if verb == "sweep":
         return _sweep()
+    if verb == "play":
+        return _play()
     return _ladder()
+
+
+def _play() -> None:
+    from sora_jax import play
+
+    workdir = _require(_WORKDIR, "workdir")
+    options = {"seed": _SEED.value, **({"steps": _STEPS.value} if _STEPS.value else {}),
+               **({"guidance": _GUIDANCE.value} if _GUIDANCE.value is not None else {})}
+    game = play.Game.load(workdir, **options)
+    server = play.serve(game, _PORT.value)
+    print(f"play: open http://127.0.0.1:{_PORT.value} (arrows walk, jump and dig down; F digs in front, "
+          f"P places); Ctrl-C to stop", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print(f"play: {json.dumps(game.timing.summary(game.temporal))}")
 
 
 def _one_line(error: BaseException) -> str:

@@ -118,3 +118,29 @@ def micro_t2v(physworld_tiny, tmp_path_factory) -> pathlib.Path:
     workdir = tmp_path_factory.mktemp("t2v_micro")
     trainer.train(config, workdir, quiet=True)
     return workdir
+
+
+@pytest.fixture(scope="session")
+def blockworld_tiny(tmp_path_factory) -> pathlib.Path:
+    """blockworld/tiny prepared once per test session."""
+    from sora_jax.data import prepare
+
+    data_dir = tmp_path_factory.mktemp("blockworld")
+    prepare.prepare("blockworld/tiny", str(data_dir))
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def micro_blockworld(blockworld_tiny, tmp_path_factory) -> pathlib.Path:
+    """A 3-step micro DiT with actions on blockworld/tiny in the committed tiny VAE's latent:
+    the mechanics of action conditioning and play, not a good model."""
+    from sora_jax.train import trainer
+
+    config = micro_t2v_config("micro", blockworld_tiny, total_steps=3, cache_limit=24)
+    config.vae_workdir = str(REPO / "assets" / "vae_tiny")
+    config.data.dataset = "blockworld/tiny"
+    config.model.num_actions = 7
+    config.sample.steps = 2
+    workdir = tmp_path_factory.mktemp("blockworld_micro")
+    trainer.train(config, workdir, quiet=True)
+    return workdir

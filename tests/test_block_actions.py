@@ -2,20 +2,21 @@
 DiT adds their embedding to each frame's conditioning (dropped with the caption for guidance), and
 a trained model samples differently for different actions."""
 
+import json
+
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, micro_t2v_config
+from tests.conftest import micro_t2v_config
 
 
 def test_latent_actions_take_the_action_each_latent_frame_spans():
     from sora_jax.data import blockworld
-    from sora_jax.train import latent_cache
 
     clip = blockworld.render_clip(3, 33, 32, 56)
-    actions = latent_cache.latent_actions(clip.truth["action"], 9)
+    actions = blockworld.latent_actions(clip.truth["action"], 9)
     assert actions[0] == 0 and list(actions[1:] - 1) == clip.segments  # latent frame 0: the first frame alone
-    assert list(latent_cache.latent_actions(clip.truth["action"][:1], 1)) == [0]  # an image
+    assert list(blockworld.latent_actions(clip.truth["action"][:1], 1)) == [0]  # an image
 
 
 def test_the_dit_conditions_each_frame_on_its_action_and_keep_drops_them():
@@ -42,28 +43,17 @@ def test_the_dit_conditions_each_frame_on_its_action_and_keep_drops_them():
     np.testing.assert_allclose(apply(actions=actions, keep=dropped), apply(keep=dropped))
 
 
-@pytest.fixture(scope="module")
-def blockworld_tiny(tmp_path_factory):
-    from sora_jax.data import prepare
+def test_a_model_trained_on_blockworld_samples_differently_for_different_actions(micro_blockworld, blockworld_tiny):
+    import ml_collections
 
-    data_dir = tmp_path_factory.mktemp("blockworld")
-    prepare.prepare("blockworld/tiny", str(data_dir))
-    return data_dir
-
-
-def test_a_model_trained_on_blockworld_samples_differently_for_different_actions(blockworld_tiny, tmp_path):
     from sora_jax.pipelines import t2v
     from sora_jax.train import trainer, validate
 
-    config = micro_t2v_config("micro", blockworld_tiny, total_steps=3, cache_limit=24)
-    config.vae_workdir = str(REPO / "assets" / "vae_tiny")
-    config.data.dataset = "blockworld/tiny"
-    config.model.num_actions = 7
-    trainer.train(config, tmp_path / "run", quiet=True)
-    cache = trainer.make_task(config, tmp_path / "run").cache("validation")
+    config = ml_collections.ConfigDict(json.loads((micro_blockworld / "config.json").read_text()))
+    cache = trainer.make_task(config, micro_blockworld).cache("validation")
     item = cache[0]
     assert item["actions"].shape == (item["latent"].shape[0],) and item["actions"].max() <= 7
-    pipeline, params, _, _ = t2v.load(tmp_path / "run")
+    pipeline, params, _, _ = t2v.load(micro_blockworld)
     shape = (3, 8, 14, pipeline.vae.model.latent_channels)
     samples = [pipeline.sample_latents(params, ["The player walks."], shape, steps=2, actions=[[0, a, a]])
                for a in (2, 3)]

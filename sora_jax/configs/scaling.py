@@ -16,6 +16,7 @@ latent channels are read from its export).
 import ml_collections
 
 from sora_jax.configs import common, t2v, vae
+from sora_jax.data import blockworld
 from sora_jax.pipelines import vae as vae_pipeline
 from sora_jax.scaling import plan
 
@@ -35,6 +36,10 @@ PRESETS = {
     # cpu: the 1x run is about ten minutes of this 2-core machine; 32x about three to four hours.
     "cpu": dict(base=2.5e13, dataset="physworld/tiny", clip=(17, 32, 56), batch=8, lr_scale=4.0, flops_per_s=6.9e10,
                 vae=("assets/vae_tiny", "tiny"), per_run=dict(cpus_per_run=1.0, gpus_per_run=0.0, tpus_per_run=0)),
+    # blockworld: the demo's budgets on BlockWorld (33-frame clips, an action per latent frame).
+    "blockworld": dict(base=1.5e12, dataset="blockworld/tiny", clip=(33, 32, 56), batch=8, lr_scale=4.0,
+                       flops_per_s=6.9e10, vae=("assets/vae_blockworld", "blockworld"),
+                       per_run=dict(cpus_per_run=1.0, gpus_per_run=0.0, tpus_per_run=0)),
     # gpu: one H100 at an assumed 40 % MFU of its dense bf16 peak.
     "gpu": dict(base=1e17, dataset="physworld/small", clip=(33, 64, 112), batch=64, lr_scale=1.0, flops_per_s=4e14,
                 vae=("runs/vae_small", "small"), per_run=dict(cpus_per_run=8.0, gpus_per_run=1.0, tpus_per_run=0)),
@@ -62,6 +67,8 @@ def get_config(arg: str | None = None):
     config = t2v.get_config("tiny")
     config.unlock()
     config.data.dataset = preset["dataset"]
+    if preset["dataset"].startswith("blockworld/"):
+        config.model.num_actions = len(blockworld.ACTIONS)
     config.data.batch_size = preset["batch"]
     config.data.max_batch_size = 4 * preset["batch"]
     # Mixed precision (bf16 matmul operands, f32 params and the rest): 1.53x the steps/s of f32 at

@@ -3,6 +3,7 @@ r"""Text-to-video DiT runs over the VAE's latent, trained with rectified flow.
     sora-jax train --config=sora_jax/configs/vae.py:tiny --workdir=runs/vae_tiny     # first: the latent space
     sora-jax train --config=sora_jax/configs/t2v.py:tiny --workdir=runs/t2v_tiny \
         --config.vae_workdir=runs/vae_tiny
+    sora-jax train --config=sora_jax/configs/t2v.py:blockworld --workdir=runs/blockworld   # then: sora-jax play
 
 Variants pick the DiT size (`sora_jax/models/dit.py` holds the variant table), the text encoder
 and the data. Latents and text embeddings are cached in `<workdir>/latent_cache/` before training.
@@ -26,6 +27,10 @@ VARIANTS = {
     # reflow: a few-step student of a finished run, trained on its (noise, sample) pairs
     # (`--config.distill.pairs=DIR`, made by train/reflow_pairs.py; model, VAE and init from the teacher).
     "reflow": dict(dataset="physworld/tiny", model="tiny", batch_size=8, total_steps=2000, text="minilm", lr=1e-4),
+    # BlockWorld, caption + an action per latent frame, in the VAE fine-tuned on it
+    # (`sora-jax play` drives it one latent frame per key press).
+    "blockworld": dict(dataset="blockworld/tiny", model="tiny", batch_size=8, total_steps=3000, text="minilm",
+                       lr=5e-4, vae="assets/vae_blockworld", actions=7),
 }
 
 
@@ -46,7 +51,7 @@ def get_config(arg: str | None = None):
     config.data.cache_build_count = 0
     # The trained VAE whose latent the DiT models: a workdir, or an export (`sora-jax export`).
     # assets/vae_tiny is the committed tiny VAE (made by the README's VAE commands).
-    config.vae_workdir = "assets/vae_tiny"
+    config.vae_workdir = variant.get("vae", "assets/vae_tiny")
 
     size = dit.VARIANTS[variant["model"]]
     config.model = common.ml_collections.ConfigDict()
@@ -72,7 +77,7 @@ def get_config(arg: str | None = None):
     config.model.mup_base_width = 64
     # > 0: an action per latent frame beside the caption (a game's controls; blockworld has 7),
     # embedded and added with the timestep; dropped with the caption and by flow.action_dropout.
-    config.model.num_actions = 0
+    config.model.num_actions = variant.get("actions", 0)
 
     config.flow = common.ml_collections.ConfigDict()
     config.flow.text_dropout = 0.1  # for classifier-free guidance

@@ -281,6 +281,17 @@ def scripted_policy(rng: np.random.Generator, grid: np.ndarray, player: Player, 
     return actions
 
 
+def latent_actions(frame_actions: np.ndarray, latent_frames: int) -> np.ndarray:
+    """int8 [latent_frames]: the action of each latent frame + 1 (0 = none given). Latent frame 0
+    is the first video frame alone (no action yet); latent frame j >= 1 holds the `temporal` frames
+    ending at frame j · temporal, which one action spans (`blockworld.FRAMES_PER_ACTION`)."""
+    out = np.zeros(latent_frames, np.int8)
+    if latent_frames > 1:
+        temporal = (len(frame_actions) - 1) // (latent_frames - 1)
+        out[1:] = np.asarray(frame_actions)[temporal * np.arange(1, latent_frames)] + 1
+    return out
+
+
 # --- Captions ----------------------------------------------------------------------------------
 
 _LEADS = ("In a block world, ", "In a world of blocks, ", "On grassy blocks under a blue sky, ", "")

@@ -46,21 +46,53 @@ def player_mask(frames: np.ndarray) -> np.ndarray:
     return np.linalg.norm(frames - blockworld.PLAYER_COLOR, axis=-1) < PLAYER_DISTANCE
 
 
-def estimate_camera(frames: np.ndarray, mask: np.ndarray, max_shift: int) -> np.ndarray:
+def pixel_classes(frames: np.ndarray) -> np.ndarray:
+    """int [T, H, W]: each pixel's nearest block color (sky at its row's gradient shade)."""
+    height = frames.shape[1]
+    references = np.repeat(blockworld.BLOCK_COLORS[None], height, 0)
+    references[:, blockworld.AIR] *= (0.82 + 0.18 * np.linspace(0, 1, height, dtype=np.float32))[:, None]
+    distances = np.linalg.norm(frames[:, :, :, None, :] - references[None, :, None], axis=-1)
+    return distances.argmin(-1)
+
+
+def _dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """bool [T, H, W] grown by `pixels` in every direction (a blurred sprite's halo)."""
+    out = mask.copy()
+    for dy in range(-pixels, pixels + 1):
+        for dx in range(-pixels, pixels + 1):
+            out |= np.roll(np.roll(mask, dy, 1), dx, 2)
+    return out
+
+
+def estimate_camera(frames: np.ndarray, mask: np.ndarray, max_shift: int, cell: int) -> np.ndarray:
     """int [T]: the view's left edge relative to frame 0, from the horizontal shift that best
-    aligns each frame with the previous one (mean absolute difference, clipped so that one block
-    dug or placed weighs little; player pixels excluded)."""
+    aligns each frame with the previous one: block classes that differ (blur-proof, blind to the
+    blocks' periodic edges) plus the clipped color difference (the blocks' speckle), the player
+    and its halo excluded (it stays put on screen and would pull towards no shift). Where the view
+    holds nothing to align (flat ground), the previous frame's shift stays (a camera moves in runs)."""
     count, _, width = frames.shape[:3]
+    classes = pixel_classes(frames)
+    mask = _dilate(mask, 2)
     camera = np.zeros(count, np.int64)
+    previous = 0
     for t in range(1, count):
-        costs = []
+        costs = {}
         for shift in range(-max_shift, max_shift + 1):  # view moved right by `shift`: now[x] = before[x + shift]
             lo, hi = max(0, -shift), min(width, width - shift)
-            now, before = frames[t, :, lo:hi], frames[t - 1, :, lo + shift:hi + shift]
             keep = ~(mask[t, :, lo:hi] | mask[t - 1, :, lo + shift:hi + shift])
-            difference = np.minimum(np.abs(now - before).sum(-1), 0.3)  # a block dug or placed weighs little
-            costs.append(difference[keep].mean() if keep.any() else np.inf)
-        camera[t] = camera[t - 1] + int(np.argmin(costs)) - max_shift
+            differ = classes[t, :, lo:hi] != classes[t - 1, :, lo + shift:hi + shift]
+            color = np.minimum(np.abs(frames[t, :, lo:hi] - frames[t - 1, :, lo + shift:hi + shift]).sum(-1), 0.3)
+            costs[shift] = differ[keep].mean() + color[keep].mean() if keep.any() else np.inf
+        # The game's camera moves by a walk's step or not at all (other shifts only at the world's
+        # ends): those win unless another shift matches clearly better (a blurred frame's +-1 px).
+        step = int(round(blockworld.WALK * cell))
+        usual = {shift: costs[shift] for shift in (-step, 0, step) if shift in costs}
+        best = min(costs.values())
+        if min(usual.values()) <= best / 0.8 + 1e-9:
+            costs, best = usual, min(usual.values())
+        ties = [shift for shift, cost in costs.items() if cost <= best + 0.002]
+        previous = previous if previous in ties else min(ties, key=abs)
+        camera[t] = camera[t - 1] + previous
     return camera
 
 
@@ -99,8 +131,9 @@ def read(video: np.ndarray, cell: int, camera: np.ndarray | None = None) -> Read
     frames = np.asarray(video, np.float32) / 255.0
     count, height, width = frames.shape[:3]
     mask = player_mask(frames)
+    halo = _dilate(mask, 1)  # a blurred sprite tints the pixels around it: cells are read without them
     if camera is None:
-        camera = estimate_camera(frames, mask, max_shift=cell)
+        camera = estimate_camera(frames, mask, max_shift=cell, cell=cell)
         camera = camera - grid_phase(frames, mask, camera, cell)
     camera = np.asarray(camera, np.int64)
     rows = height // cell
@@ -117,7 +150,7 @@ def read(video: np.ndarray, cell: int, camera: np.ndarray | None = None) -> Read
                 continue
             in_view[t, c] = True
             patch = frames[t, :rows * cell, left:left + cell].reshape(rows, cell, cell, 3)
-            visible = inner[None] & ~mask[t, :rows * cell, left:left + cell].reshape(rows, cell, cell)
+            visible = inner[None] & ~halo[t, :rows * cell, left:left + cell].reshape(rows, cell, cell)
             enough = visible.sum((1, 2)) >= 0.25 * inner.sum()
             means = (patch * visible[..., None]).sum((1, 2)) / np.maximum(visible.sum((1, 2)), 1)[:, None]
             classes = classify(means, cell)
@@ -206,22 +239,25 @@ def _near_player(reading: Reading, t: int, row: int, c: int) -> bool:
     return abs(reading.col0 + c + 0.5 - (x + 0.5)) <= 1.75 and y - 1.0 <= row + 0.5 <= y + 3.25
 
 
-def violations(reading: Reading, min_float_frames: int = 3) -> dict:
+def violations(reading: Reading, min_float_frames: int = 3, min_inside_frames: int = 2, settle: int = 5) -> dict:
     """Rule breaks in a clip: the player inside a block it has not dug (its shrunk box over cells
-    last seen solid), floating (nothing below its feet and no vertical motion for
-    `min_float_frames` frames), and blocks changing away from the player (seen changed in two
-    observations running). Returns counts per kind and `clean` (none at all)."""
+    last seen solid, `min_inside_frames` frames running), floating (nothing below its feet and no
+    vertical motion for `min_float_frames` frames), and blocks changing away from the player (from
+    a state seen `settle` times running to one kept for `settle` observations or more, to the
+    cell's last: a misread frame or a blurred latent frame's four is not a change). Returns counts
+    per kind and `clean`."""
     seen = last_seen(reading)
     count = len(seen)
     inside = floating_frames = spontaneous = 0
-    still = 0
+    still = inside_run = 0
     for t in range(count):
         x, y = reading.player[t]
         if np.isnan(x):
             still = 0
             continue
         covered = [_cell(reading, row, col) for row in (y + 0.25, y + 1.75) for col in (x + 0.25, x + 0.75)]
-        inside += any(i is not None and seen[t][i] in SOLID for i in covered)
+        inside_run = inside_run + 1 if any(i is not None and seen[t][i] in SOLID for i in covered) else 0
+        inside += inside_run >= min_inside_frames
         support = [_cell(reading, y + 2.1, col) for col in (x + 0.1, x + 0.9)]
         unsupported = all(i is not None and seen[t][i] == blockworld.AIR for i in support)
         moving = t > 0 and not np.isnan(reading.player[t - 1, 1]) and abs(y - reading.player[t - 1, 1]) > 0.06
@@ -233,8 +269,9 @@ def violations(reading: Reading, min_float_frames: int = 3) -> dict:
         for c in range(cols):
             times = np.flatnonzero(observed[:, r, c] != UNSEEN)
             values = observed[times, r, c]
-            for i in range(1, len(times) - 1):
-                if values[i] != values[i - 1] and values[i + 1] == values[i] and \
+            for i in range(1, len(times) - settle + 1):
+                if values[i] != values[i - 1] and (values[i:] == values[i]).all() and \
+                        (values[max(0, i - settle):i] == values[i - 1]).all() and \
                         not any(_near_player(reading, t, r, c) for t in range(times[i - 1], times[i] + 1)):
                     spontaneous += 1
                     break
@@ -242,24 +279,30 @@ def violations(reading: Reading, min_float_frames: int = 3) -> dict:
             "spontaneous_changes": int(spontaneous), "clean": not (inside or floating_frames or spontaneous)}
 
 
-def persistence(reading: Reading) -> dict:
-    """Blocks the player changed (dug or placed beside it), then out of view, then back: whether
-    each is as it was last seen before it left. Returns {events, kept} (kept / events is the
-    score); one event per block, its first return after its first edit."""
+def _settled(values: np.ndarray, start: int, length: int) -> bool:
+    return start + length <= len(values) and (values[start:start + length] == values[start]).all()
+
+
+def persistence(reading: Reading, settle: int = 3) -> dict:
+    """Blocks the player changed (dug or placed beside it, the new state seen `settle` times
+    running), then out of view, then back: whether each is as it was last seen before it left
+    (the majority of its first `settle` observations on return). Returns {events, kept} (kept /
+    events is the score); one event per block, its first return after its first edit."""
     observed = reading.cells
     rows, cols = observed.shape[1:]
     events = kept = 0
     for r in range(rows):
         for c in range(cols):
             times = np.flatnonzero(observed[:, r, c] != UNSEEN)
+            values = observed[times, r, c]
             edited = None
             for i in range(1, len(times)):
-                t0, t1 = times[i - 1], times[i]
-                before, after = observed[t0, r, c], observed[t1, r, c]
+                before, after = values[i - 1], values[i]
                 dug = before in SOLID and after == blockworld.AIR
                 placed = before == blockworld.AIR and after == blockworld.PLANKS
-                if (dug or placed) and any(_near_player(reading, t, r, c) for t in range(t0, t1 + 1)):
-                    edited = t1
+                if (dug or placed) and _settled(values, i, settle) and \
+                        any(_near_player(reading, t, r, c) for t in range(times[i - 1], times[i] + 1)):
+                    edited = times[i]
                     break
             if edited is None:
                 continue
@@ -267,11 +310,12 @@ def persistence(reading: Reading) -> dict:
             if not len(gone):
                 continue
             left = edited + gone[0]
-            back = np.flatnonzero(reading.in_view[left:, c] & (observed[left:, r, c] != UNSEEN))
-            last = times[times < left]
+            back = times[times > left]
+            last = values[times < left]
             if len(back) and len(last):
+                returned = observed[back[:settle], r, c]
                 events += 1
-                kept += observed[left + back[0], r, c] == observed[last[-1], r, c]
+                kept += (returned == last[-1]).mean() > 0.5
     return {"events": int(events), "kept": int(kept)}
 
 

@@ -39,14 +39,16 @@ def clip_losses(task, params, groups: np.ndarray, timesteps=TIMESTEPS, seed: int
 
 
 def voe_scores(task, params, pairs_per_kind: int = 32, clip_shape=(17, 32, 56), kinds=violations.KINDS,
-               seed: int = 0, batch: int = 16) -> dict[str, dict]:
+               seed: int = 0, batch: int = 16, quadruplet=violations.quadruplet) -> dict[str, dict]:
     """Per violation kind: the fraction of quadruplets whose possible clips have the lower summed
-    loss (with a bootstrap CI), and the mean gap (impossible - possible, per clip)."""
+    loss (with a bootstrap CI), and the mean gap (impossible - possible, per clip). `quadruplet`
+    (seed, kind, frames, height, width) makes them: PhysWorld's, or another world's
+    (`data/block_violations.py`)."""
     results = {}
     for kind_index, kind in enumerate(kinds):
         passed, gaps = [], []
         for start in range(0, pairs_per_kind, batch):
-            quads = [violations.quadruplet(10_000 * (kind_index + 1) + seed * 1000 + i, kind, *clip_shape)
+            quads = [quadruplet(10_000 * (kind_index + 1) + seed * 1000 + i, kind, *clip_shape)
                      for i in range(start, min(pairs_per_kind, start + batch))]
             losses = clip_losses(task, params, np.stack([np.stack([*q.possible, *q.impossible]) for q in quads]),
                                  seed=seed)

@@ -23,44 +23,19 @@ import pathlib
 
 import numpy as np
 
-from sora_jax.data import physworld, video_io
-from sora_jax.evaluation import likelihood, probes
-from sora_jax.scaling import plots
+from sora_jax.data import video_io
+from sora_jax.scaling import plots, world_evals
+from sora_jax.scaling.world_evals import PROBE_CLIP, PROBE_SEED, probe_scenes, sample_scenes, sample_videos, score
 
-PROBE_CLIP = (17, 32, 56)  # frames, height, width: the largest physworld/tiny bucket
-PROBE_SEED = 90_000
-SHOWN = ("caption_colors", "caption_shapes", "caption_count", "permanence", "continuity", "color_constancy",
-         "trail_persistence", "motion_residual_px", "background_flicker", "pan_direction")
+# experiments/ use these through compare
+__all__ = ["PROBE_CLIP", "PROBE_SEED", "probe_scenes", "sample_scenes", "sample_videos", "score"]
 
-
-def probe_scenes(count: int, clip_shape=PROBE_CLIP) -> list[physworld.Clip]:
-    return [physworld.render_clip(PROBE_SEED + i, *clip_shape) for i in range(count)]
-
-
-def score(videos, scenes) -> dict:
-    return probes.score_videos(videos, [s.truth["objects"] for s in scenes], [s.scene.camera for s in scenes])
-
-
-def sample_videos(pipeline, params, captions: list[str], latent_shape, batch: int = 16, **sampling) -> np.ndarray:
-    """uint8 [N, T, H, W, 3]: batch b of the captions starts from the noise of seed b, so every
-    model sees the same noise for the same prompt. `sampling`: steps, guidance, method, shift
-    overrides for `T2VPipeline.sample_latents` (default: the run's config)."""
-    videos = []
-    for number, start in enumerate(range(0, len(captions), batch)):
-        chunk = captions[start:start + batch]
-        videos.append(pipeline.decode(pipeline.sample_latents(params, chunk, latent_shape, seed=number, **sampling)))
-    return np.concatenate(videos)
-
-
-def sample_scenes(pipeline, params, scenes, **sampling) -> np.ndarray:
-    """The videos a model draws for the scenes' captions at the probe clip (`sample_videos`)."""
-    latent_shape = pipeline.vae.model.latent_shape((1, *PROBE_CLIP, 3))[1:]
-    return sample_videos(pipeline, params, [s.caption for s in scenes], latent_shape, **sampling)
+SHOWN = world_evals.PhysworldEval.shown  # the physworld ladder's probes (a blockworld ladder's: its own)
 
 
 def ceilings(pipeline, scenes, scorer=None) -> dict:
-    """The probes (`scorer(videos, scenes)`, default `score`) on ground-truth renders and on their
-    VAE reconstructions."""
+    """The probes (`scorer(videos, scenes)`, default PhysWorld's `score`) on ground-truth renders
+    and on their VAE reconstructions."""
     scorer = scorer or score
     truth = np.stack([s.video for s in scenes])
     reconstructed = np.concatenate([pipeline.decode(pipeline.encode(truth[i:i + 16])) for i in range(0, len(truth),
@@ -68,14 +43,16 @@ def ceilings(pipeline, scenes, scorer=None) -> dict:
     return {"truth": scorer(truth, scenes), "vae": scorer(reconstructed, scenes)}
 
 
-def evaluate_rung(run_dir: pathlib.Path, scenes, probe_samples: int, voe_quads: int) -> tuple[dict, np.ndarray, object]:
+def evaluate_rung(run_dir: pathlib.Path, scenes, probe_samples: int, voe_quads: int, world=None
+                  ) -> tuple[dict, np.ndarray, object]:
     from sora_jax import generate
 
+    world = world or world_evals.PhysworldEval()
     generator = generate.Generator(run_dir)
     pipeline, params = generator.pipeline, generator.params
-    videos = sample_scenes(pipeline, params, scenes[:probe_samples])
-    result = {"probes": score(videos, scenes[:probe_samples]),
-              "voe": likelihood.voe_scores(pipeline, params, pairs_per_kind=voe_quads) if voe_quads else {}}
+    videos = world.sample(pipeline, params, scenes[:probe_samples])
+    result = {"probes": world.score(videos, scenes[:probe_samples]),
+              "voe": world.voe(pipeline, params, voe_quads) if voe_quads else {}}
     return result, videos, pipeline
 
 
@@ -157,16 +134,18 @@ def compare(workdir: str | pathlib.Path, summaries: list[dict], config=None, pro
     from sora_jax.scaling import fit
 
     workdir = pathlib.Path(workdir)
-    scenes = probe_scenes(probe_samples)
+    world = world_evals.for_dataset(config.data.dataset if config is not None else "physworld/tiny")
+    scenes = world.scenes(probe_samples)
     rungs, columns, pipeline = [], {}, None
     for summary in summaries:
         print(f"ladder: evaluating {summary['run']} ({probe_samples} samples, {voe_quads} VoE quadruplets per kind)",
               flush=True)
-        result, videos, pipeline = evaluate_rung(workdir / summary["run"], scenes, probe_samples, voe_quads)
+        result, videos, pipeline = evaluate_rung(workdir / summary["run"], scenes, probe_samples, voe_quads, world)
         rungs.append({**summary, **result})
         columns[summary["budget"]] = videos[:shown_rows]
-    report = {"rungs": rungs, "ceilings": ceilings(pipeline, scenes), "probe_clip": PROBE_CLIP,
-              "probe_seeds": [PROBE_SEED, PROBE_SEED + probe_samples - 1]}
+    report = {"rungs": rungs, "ceilings": ceilings(pipeline, scenes, world.score), "probe_clip": world.clip,
+              "probe_seeds": [world.seed, world.seed + probe_samples - 1], "world": world.name,
+              "shown": list(world.shown), "lower_is_better": list(world.lower_is_better)}
     if config is not None:
         report["ladder"] = {k: v for k, v in config.ladder.items()}
     points = [(r["compute_flops"], r["val_loss"]) for r in rungs if r.get("compute_flops")]
@@ -181,7 +160,7 @@ def compare(workdir: str | pathlib.Path, summaries: list[dict], config=None, pro
     (workdir / "ladder.json").write_text(json.dumps(report, indent=1, default=jsonable))
     (workdir / "ladder.md").write_text(markdown_table(report))
     plots.plot_loss(report, workdir / "loss_vs_compute.png")
-    plots.plot_probes(report, workdir / "probes_vs_compute.png", SHOWN)
+    plots.plot_probes(report, workdir / "probes_vs_compute.png", report["shown"])
     return report
 
 
@@ -212,7 +191,7 @@ def separated(a: dict | None, b: dict | None) -> int:
     return 1 if b["low"] > a["high"] else -1 if b["high"] < a["low"] else 0
 
 
-LOWER_IS_BETTER = ("motion_residual_px", "background_flicker")
+LOWER_IS_BETTER = world_evals.PhysworldEval.lower_is_better
 
 
 def terminal_table(report: dict) -> str:
@@ -223,13 +202,14 @@ def terminal_table(report: dict) -> str:
     lines = [f"{'probe':<20}" + "".join(f"{n:>10}" for n in names)]
     lines.append(f"{'validation loss':<20}" + "".join(f"{r['val_loss']:>10.4f}" for r in rungs))
     better_count = 0
-    for key in SHOWN:
+    lower_is_better = report.get("lower_is_better", LOWER_IS_BETTER)
+    for key in report.get("shown", SHOWN):
         if all((r["probes"].get(key) or {}).get("mean") is None for r in rungs):
             continue
         cells, first = [], rungs[0]["probes"].get(key)
         for index, r in enumerate(rungs):
             stats = r["probes"].get(key) or {}
-            sign = separated(first, stats) * (-1 if key in LOWER_IS_BETTER else 1) if index else 0
+            sign = separated(first, stats) * (-1 if key in lower_is_better else 1) if index else 0
             better_count += sign > 0 and index == len(rungs) - 1
             mark = {1: "+", -1: "-", 0: " "}[sign]
             cells.append("–".rjust(10) if stats.get("mean") is None else f"{stats['mean']:>9.3f}{mark}")
@@ -249,7 +229,7 @@ def markdown_table(report: dict) -> str:
     lines.append("| training FLOPs | " + " | ".join(f"{r['compute_flops']:.2e}" for r in rungs) + " | | |")
     lines.append("| params (non-emb.) | " + " | ".join(f"{r['params']:,}" for r in rungs) + " | | |")
     lines.append("| validation loss | " + " | ".join(f"{r['val_loss']:.4f}" for r in rungs) + " | | |")
-    for key in SHOWN:
+    for key in report.get("shown", SHOWN):
         cells = [cell(r["probes"].get(key)) for r in rungs]
         cells += [cell(report["ceilings"]["vae"].get(key)), cell(report["ceilings"]["truth"].get(key))]
         lines.append(f"| {key} | " + " | ".join(cells) + " |")

@@ -9,7 +9,7 @@ normalized with the VAE's stored per-channel statistics), `index.json` (shapes, 
 captions, and a fingerprint of what produced it), and for a frozen text encoder
 `text_tokens.npy` (float16 [N, L, D]), `text_mask.npy`, `text_pooled.npy`; for a world with
 actions (BlockWorld) `actions.npy` (int8 [N, t_max]: each latent frame's action + 1, 0 for none
-given — the first latent frame, and padding; `latent_actions`). A cache whose
+given — the first latent frame, and padding; `blockworld.latent_actions`). A cache whose
 fingerprint (VAE run and step, dataset, split, encoder) differs is rebuilt; writes go to a
 temporary directory renamed into place, so a killed build leaves nothing half-written. In a
 multi-process run every process encodes its share of the records into the same files (storage
@@ -25,7 +25,7 @@ import shutil
 import jax
 import numpy as np
 
-from sora_jax.data import pipeline
+from sora_jax.data import blockworld, pipeline
 from sora_jax.models import text as text_lib
 from sora_jax.models.vae import VideoVAE
 
@@ -175,17 +175,6 @@ class Writer:
         return LatentSource(self.directory)
 
 
-def latent_actions(frame_actions: np.ndarray, latent_frames: int) -> np.ndarray:
-    """int8 [latent_frames]: the action of each latent frame + 1 (0 = none given). Latent frame 0
-    is the first video frame alone (no action yet); latent frame j >= 1 holds the `temporal` frames
-    ending at frame j · temporal, which one action spans (`blockworld.FRAMES_PER_ACTION`)."""
-    out = np.zeros(latent_frames, np.int8)
-    if latent_frames > 1:
-        temporal = (len(frame_actions) - 1) // (latent_frames - 1)
-        out[1:] = np.asarray(frame_actions)[temporal * np.arange(1, latent_frames)] + 1
-    return out
-
-
 def _encode_latents(model: VideoVAE, params, stats: dict, source, shapes: np.ndarray, writer: Writer, bar,
                     records: list[int], actions=None) -> dict[int, str]:
     """Writes the normalized latents (posterior means) of `records`, batched by video shape (and
@@ -205,7 +194,7 @@ def _encode_latents(model: VideoVAE, params, stats: dict, source, shapes: np.nda
             for i, example, latent in zip(chunk, examples, latents):
                 writer.put("latents", i, latent)
                 if actions is not None:
-                    actions[i, :len(latent)] = latent_actions(example["actions"], len(latent))
+                    actions[i, :len(latent)] = blockworld.latent_actions(example["actions"], len(latent))
                 captions[i] = pipeline._text(example["caption"])
             bar.update(len(chunk))
     return captions
