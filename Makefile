@@ -37,7 +37,14 @@ lint: $(VENV)/.installed
 test: $(VENV)/.cluster lint
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not slow" --durations=12 tests
 
-test-all: $(VENV)/.cluster lint
+# The slow tests also drive a real headless Chromium (`sora-jax play`): Debian's chromium and its
+# driver, and selenium.
+$(VENV)/.browser: $(VENV)/.installed
+	command -v chromedriver >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
+	$(PY) -m pip install -q -e '.[browser]'
+	touch $@
+
+test-all: $(VENV)/.cluster $(VENV)/.browser lint
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) tests
 
 bench: $(VENV)/.installed

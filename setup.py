@@ -45,6 +45,8 @@ setup(
         # Ladders and sweeps fanned out as Ray tasks (`--engine=ray`), datasets prepared as Beam
         # pipelines (`--beam_pipeline_options`); not needed by `make demo`.
         "cluster": ["ray>=2.40", "apache-beam>=2.60"],
+        # The headless-browser test of `sora-jax play` (drives the system's Chromium: `make test-all`).
+        "browser": ["selenium>=4.20"],
     },
     entry_points={"console_scripts": ["sora-jax=sora_jax.cli:run"]},
 )

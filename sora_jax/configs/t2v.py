@@ -118,6 +118,8 @@ def get_config(arg: str | None = None):
         config.flow.text_dropout = 0.0
         config.sample.steps, config.sample.guidance = 4, 1.0
 
+    if arg.variant == "blockworld":  # mixed precision: 1.5x the steps/s of float32 at equal loss (README)
+        config.model.dtype = "mixed"
     config.optimizer.learning_rate = variant["lr"]
     config.optimizer.weight_decay = 0.0 if arg.variant == "lora" else 0.01
     config.checkpoint.every_steps = 500

@@ -239,12 +239,30 @@ def _near_player(reading: Reading, t: int, row: int, c: int) -> bool:
     return abs(reading.col0 + c + 0.5 - (x + 0.5)) <= 1.75 and y - 1.0 <= row + 0.5 <= y + 3.25
 
 
+def _runs(values: np.ndarray, shortest: int) -> list[tuple[int, int, int]]:
+    """(start, value, length) of each run of equal values, runs shorter than `shortest` (misreads:
+    a frame, or a blurred latent frame's four) folded into the run before them."""
+    runs: list[list[int]] = []
+    for i, value in enumerate(values):
+        if runs and runs[-1][1] == value:
+            runs[-1][2] += 1
+        else:
+            runs.append([i, int(value), 1])
+    kept: list[list[int]] = []
+    for run in runs:
+        if kept and (run[2] < shortest and run is not runs[-1] or kept[-1][1] == run[1]):
+            kept[-1][2] += run[2]
+        else:
+            kept.append(run)
+    return [tuple(run) for run in kept]
+
+
 def violations(reading: Reading, min_float_frames: int = 3, min_inside_frames: int = 2, settle: int = 5) -> dict:
     """Rule breaks in a clip: the player inside a block it has not dug (its shrunk box over cells
     last seen solid, `min_inside_frames` frames running), floating (nothing below its feet and no
-    vertical motion for `min_float_frames` frames), and blocks changing away from the player (from
-    a state seen `settle` times running to one kept for `settle` observations or more, to the
-    cell's last: a misread frame or a blurred latent frame's four is not a change). Returns counts
+    vertical motion for `min_float_frames` frames), and blocks changing away from the player (the
+    state a cell ends in, seen four times or more, differs from the one before it; runs shorter
+    than `settle` observations are misreads — a frame, or a blurred latent frame's four). Returns counts
     per kind and `clean`."""
     seen = last_seen(reading)
     count = len(seen)
@@ -269,12 +287,11 @@ def violations(reading: Reading, min_float_frames: int = 3, min_inside_frames: i
         for c in range(cols):
             times = np.flatnonzero(observed[:, r, c] != UNSEEN)
             values = observed[times, r, c]
-            for i in range(1, len(times) - settle + 1):
-                if values[i] != values[i - 1] and (values[i:] == values[i]).all() and \
-                        (values[max(0, i - settle):i] == values[i - 1]).all() and \
-                        not any(_near_player(reading, t, r, c) for t in range(times[i - 1], times[i] + 1)):
+            runs = _runs(values, settle)
+            if len(runs) >= 2 and runs[-1][2] >= 4:  # the state it ends in, kept four times or more
+                start = runs[-1][0]
+                if not any(_near_player(reading, t, r, c) for t in range(times[start - 1], times[start] + 1)):
                     spontaneous += 1
-                    break
     return {"inside_block_frames": int(inside), "floating_frames": int(floating_frames),
             "spontaneous_changes": int(spontaneous), "clean": not (inside or floating_frames or spontaneous)}
 
