@@ -42,6 +42,24 @@ def arms(config) -> dict:
     return out
 
 
+def paired_difference(workdir: pathlib.Path, first: str, second: str, config) -> dict:
+    """Validation loss of run `second` minus run `first` on each of the same (clip, timestep,
+    noise) triples, with a bootstrap 95 % CI of the mean: is the difference more than noise?"""
+    import ml_collections
+
+    from sora_jax.evaluation.probes import bootstrap_mean
+    from sora_jax.pipelines import t2v
+    from sora_jax.train import trainer
+
+    run_config = ml_collections.ConfigDict(json.loads((workdir / first / "config.json").read_text()))
+    clips = trainer.make_task(run_config, workdir / first).validation_clips(run_config.eval.num_clips)
+    losses = []
+    for name in (first, second):
+        pipeline, params, _, _ = t2v.load(workdir / name)
+        losses.append(pipeline.validation_losses(params, clips, run_config.eval.timestep_quantiles))
+    return {"first": first, "second": second, **bootstrap_mean(losses[1] - losses[0])}
+
+
 def main(argv):
     del argv
     from sora_jax.scaling import engines, ladder
@@ -63,11 +81,20 @@ def main(argv):
                                          "compute_flops": runs[f"{name}/{budget}"].ladder.compute_flops,
                                          "val_loss": done[f"{name}/{budget}"]["val_loss"]}
                                 for budget in config.ladder.rungs if f"{name}/{budget}" in done}
+    top = report["rungs"][-1]
+    best = min((name for name in report["arms"] if name != "standard" and top in report["arms"][name]),
+               key=lambda name: report["arms"][name][top]["val_loss"], default=None)
+    if best and top in report["arms"]["standard"]:
+        report["paired_top_rung"] = paired_difference(workdir, f"standard/{top}", f"{best}/{top}", config)
     lines = ["| arm | " + " | ".join(f"{b}: LR / validation loss" for b in report["rungs"]) + " |",
              "|---" * (len(report["rungs"]) + 1) + "|"]
     for name, rows in report["arms"].items():
         cells = [f"{rows[b]['lr']:.2e} / {rows[b]['val_loss']:.4f}" if b in rows else "–" for b in report["rungs"]]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if "paired_top_rung" in report:
+        pair = report["paired_top_rung"]
+        lines.append(f"\n{pair['second']} - {pair['first']}, per validation triple: {pair['mean']:+.4f} "
+                     f"[{pair['low']:+.4f}, {pair['high']:+.4f}] (95 % bootstrap CI, {pair['n']} triples)")
     markdown = "\n".join(lines) + "\n"
     print(markdown)
     if _RESULTS.value:
