@@ -101,6 +101,15 @@ def test_probes_score_ground_truth_at_the_ceiling_with_the_camera_read_from_the_
     np.testing.assert_array_equal(reading.camera - reading.camera[0], relative)
 
 
+def test_probes_read_any_video_without_failing():
+    rng = np.random.default_rng(0)
+    noise = [rng.integers(0, 256, (33, 32, 56, 3), dtype=np.uint8) for _ in range(3)]
+    blank = [np.full((17, 32, 32, 3), 200, np.uint8)]
+    segments = [blockworld.render_clip(i, 33, 32, 56).segments for i in range(3)] + [[1, 2, 3, 4]]
+    scores = block_probes.score_videos(noise + blank, segments)
+    assert 0.0 <= scores["action_adherence"]["mean"] < 0.5 and scores["sprite_identity"]["mean"] < 0.5
+
+
 @pytest.mark.parametrize("kind", block_violations.KINDS)
 def test_doctored_clips_break_the_rules_the_probes_check(kind):
     for seed in range(3):

@@ -161,6 +161,9 @@ def read(video: np.ndarray, cell: int, camera: np.ndarray | None = None) -> Read
     for t in range(count):
         if area[t] >= 0.5:  # at least a quarter of the sprite
             ys, xs = np.nonzero(mask[t])
+            box = (np.ptp(ys) + 1) * (np.ptp(xs) + 1)
+            if len(ys) / box < 0.5:  # scattered pixels of its color (noise), not one sprite
+                continue
             player[t] = ((xs.mean() + 0.5 + camera[t]) / cell - 0.5, (ys.mean() + 0.5) / cell - 1.0)
             color[t] = frames[t][mask[t]].mean(0)
     return Reading(cell=cell, camera=camera, player=player, area=area, color=color, cells=cells, in_view=in_view,
@@ -176,6 +179,8 @@ def last_seen(reading: Reading) -> np.ndarray:
 
 
 def _cell(reading: Reading, row: float, col: float) -> tuple[int, int] | None:
+    if np.isnan(row) or np.isnan(col):  # the player not seen there
+        return None
     r, c = int(np.floor(row)), int(np.floor(col)) - reading.col0
     rows, cols = reading.cells.shape[1:]
     return (r, c) if 0 <= r < rows and 0 <= c < cols else None
@@ -337,13 +342,14 @@ def persistence(reading: Reading, settle: int = 3) -> dict:
 
 
 def sprite_identity(reading: Reading) -> float:
-    """Share of frames with one player sprite like the first: seen, its area within 0.6–1.6x of
-    the clip's median, its color within 0.25 of the player's."""
+    """Share of frames with one player sprite: seen as one compact blob, its area within 0.6–1.6x of
+    the clip's median and of the sprite's 2 blocks, its color within 0.25 of the player's."""
     seen = ~np.isnan(reading.player[:, 0])
     if not seen.any():
         return 0.0
     median = np.median(reading.area[seen])
     ok = seen & (reading.area >= 0.6 * median) & (reading.area <= 1.6 * median) & \
+        (reading.area >= 1.2) & (reading.area <= 3.2) & \
         (np.linalg.norm(reading.color - blockworld.PLAYER_COLOR, axis=-1) < 0.25)
     return float(ok.mean())
 
