@@ -38,7 +38,7 @@ PRESETS = {
                 vae=("assets/vae_tiny", "tiny"), per_run=dict(cpus_per_run=1.0, gpus_per_run=0.0, tpus_per_run=0)),
     # blockworld: the demo's budgets on BlockWorld (33-frame clips, an action per latent frame).
     "blockworld": dict(base=1.5e12, dataset="blockworld/tiny", clip=(33, 32, 56), batch=8, lr_scale=4.0,
-                       flops_per_s=6.9e10, vae=("assets/vae_blockworld", "blockworld"),
+                       flops_per_s=6.9e10, vae=("assets/vae_blockworld", "blockworld"), probe_samples=64, voe_quads=16,
                        per_run=dict(cpus_per_run=1.0, gpus_per_run=0.0, tpus_per_run=0)),
     # gpu: one H100 at an assumed 40 % MFU of its dense bf16 peak.
     "gpu": dict(base=1e17, dataset="physworld/small", clip=(33, 64, 112), batch=64, lr_scale=1.0, flops_per_s=4e14,
@@ -105,8 +105,8 @@ def get_config(arg: str | None = None):
     # (plan.learning_rate) are multiplied by these.
     config.ladder.size_scale = 1.0
     config.ladder.lr_scale = preset["lr_scale"]
-    config.ladder.probe_samples = 128  # generated videos per rung scored by the world probes
-    config.ladder.voe_quads = 32  # violation-of-expectation quadruplets per kind
+    config.ladder.probe_samples = preset.get("probe_samples", 128)  # generated videos per rung scored by the probes
+    config.ladder.voe_quads = preset.get("voe_quads", 32)  # violation-of-expectation quadruplets per kind
     # Fresh data at every budget: data.num_train grows so no rung sees a clip more than this many
     # times (Muennighoff et al. 2023: past ~4 epochs repeated data is worth much less than new).
     config.ladder.max_epochs = 4.0
