@@ -25,17 +25,30 @@ _PLAY_ACTIONS = flags.DEFINE_integer("play_actions", 24, "Actions played to time
                                      "fills and compiles).")
 
 
-def play_speed(workdir: str, actions: int) -> dict:
-    """Seconds per action and frames per second of `play.Game` once its window is full."""
+def play_speed(workdir: str, actions: int, sequences: int = 8) -> dict:
+    """Seconds per action and frames per second of `play.Game` once its window is full, and the
+    action adherence of what it draws: `sequences` games of 8 random actions from their own
+    start, read back by the rule probes."""
     from sora_jax import play
+    from sora_jax.data import blockworld
+    from sora_jax.evaluation import block_probes
 
     game = play.Game.load(workdir)
     moves = ["right", "right", "jump", "left", "place", "dig_down", "left", "none"]
     started = time.perf_counter()
     for i in range(game.context + 2 + actions):
         game.act(moves[i % len(moves)])
-    return {**game.timing.summary(game.temporal), "wall_seconds_total": time.perf_counter() - started,
-            "context_latent_frames": game.context, "steps": game.steps}
+    speed = {**game.timing.summary(game.temporal), "wall_seconds_total": time.perf_counter() - started,
+             "context_latent_frames": game.context, "steps": game.steps, "guidance": game.guidance}
+    rng = np.random.default_rng(0)
+    scores = []
+    for seed in range(sequences):
+        played = play.Game(game.pipeline, game.params, seed=seed)
+        sent = list(rng.choice(["left", "right", "jump", "dig_front", "dig_down", "place"], 8))
+        video = np.concatenate([played.first_frame[None], *(played.act(a) for a in sent)])
+        reading = block_probes.read(video, blockworld.cell_size(*video.shape[1:3]))
+        scores.append(block_probes.action_adherence(reading, [blockworld.ACTIONS.index(a) for a in sent])["score"])
+    return {**speed, "adherence": block_probes.bootstrap_mean(np.array(scores))}
 
 
 def main(argv):
@@ -68,7 +81,8 @@ def main(argv):
     speed = report["play"]
     lines.append(f"\n`sora-jax play` on this machine: {speed['seconds_per_action']:.3f} s per action "
                  f"(p90 {speed['p90_seconds_per_action']:.3f}), {speed['frames_per_second']:.1f} frames/s "
-                 f"({speed['actions']} actions after the {speed['context_latent_frames']}-frame window filled).")
+                 f"({speed['actions']} actions after the {speed['context_latent_frames']}-frame window filled); "
+                 f"action adherence of its games {compare.cell(speed['adherence'])} (8 games of 8 random actions).")
     markdown = "\n".join(lines) + "\n"
     shown = min(4, len(scenes))
     videos = {"truth": truth[:shown], "VAE": recon[:shown], "with actions": with_actions[:shown],
