@@ -28,6 +28,7 @@ _RESULTS = flags.DEFINE_string("results", None, "Write batch_size.json/.md/.png 
 _BUDGETS = flags.DEFINE_list("budgets", ["1x", "4x"], "Budgets (multiples of the preset's base compute).")
 _BATCHES = flags.DEFINE_list("batches", ["2", "4", "8", "16", "32", "64"], "Batch sizes (clips of the largest "
                              "latent; shorter clips and images batch up to 4x, as in every ladder run).")
+_SKIP = flags.DEFINE_list("skip", [], "Runs of the grid to leave out (e.g. 4x_b2: 8,000 steps of batch 2).")
 _EVALS = flags.DEFINE_integer("evals", 10, "Validation-loss evaluations per run (the curves for B_crit).")
 _ENGINE = flags.DEFINE_enum("engine", "local", ["local", "ray"], "Where the runs execute.")
 _REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Train nothing: report the budgets whose runs all finished.")
@@ -49,7 +50,7 @@ def run_configs(config, workdir: pathlib.Path) -> dict:
             with rung.unlocked():
                 rung.log.eval_every_steps = max(1, rung.total_steps // _EVALS.value)
             runs[f"{budget}_b{batch}"] = rung
-    return runs
+    return {name: rung for name, rung in runs.items() if name not in _SKIP.value}
 
 
 def curve(run_dir: pathlib.Path) -> list[tuple[int, float]]:
@@ -126,7 +127,8 @@ def main(argv):
         row = rows[budget]
         losses = {r["batch"]: r["val_loss"] for r in row["runs"]}
         crit = "; ".join(f"{c['B_crit']:.0f} ({c['target_loss']:.3f})" for c in row["critical"]) or "–"
-        lines.append(f"| {budget} | {row['model']} | " + " | ".join(f"{losses[int(b)]:.4f}" for b in _BATCHES.value)
+        lines.append(f"| {budget} | {row['model']} | " + " | ".join(f"{losses[int(b)]:.4f}" if int(b) in losses else "–"
+                                                                   for b in _BATCHES.value)
                      + f" | {row['best_batch']:.1f} | {crit} |")
     if "rule" in report:
         lines.append(f"\nRule: B* = {report['rule']['b0']:.2f} · (C / {report['rule']['c0']:.2e})^"

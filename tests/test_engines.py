@@ -66,6 +66,7 @@ def test_ray_runs_match_the_local_engine_bitwise_even_after_a_killed_worker(phys
     assert [(row["run"], row["state"]) for row in index] == [("0.02x_L2d32", "done"), ("0.0015x", "done")]
 
 
+@pytest.mark.slow  # ~290 s: six runs in Ray workers that each compile (make test-all); the kill test stays
 def test_sweep_on_ray_trains_indexes_fits_and_resumes(physworld_tiny, tmp_path):
     overrides = [f"--config.data.data_dir={physworld_tiny}", "--config.data.cache_limit=48",
                  "--config.data.batch_size=4", "--config.data.max_batch_size=8", "--config.eval.num_clips=2",
