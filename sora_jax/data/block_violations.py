@@ -12,8 +12,9 @@ Kinds:
 
 For the first two, A is the clip as simulated and B the same clip with the edit undone (the
 player's path never touches that block, so B is possible too); the impossible clips switch from
-one to the other at the first frame the block is back in view. For walls, A is the clip without
-the wall, C the clip re-simulated with it (the player blocked); the impossible ones draw the wall
+one to the other while the block is out of view, at the start of a latent frame (the last one
+before the block is back). For walls, A is the clip without the wall, C the clip re-simulated
+with it (the player blocked); the impossible ones draw the wall
 over A's path and leave it out of C's.
 """
 
@@ -67,10 +68,16 @@ def _undone(clip: bw.Clip, frames: int, height: int, width: int, dug: bool):
         back = np.flatnonzero(in_view[f + gone[0]:])
         if not len(back) or _touches(truth["player"], row, col, f):
             continue
+        # Switch while the block is out of view, at the first frame of a latent frame (1 + 4m):
+        # a switch inside one would blend the two clips in a latent the model never saw, which
+        # any model — trained or not — finds costly.
+        starts = [k for k in range(f + gone[0], f + gone[0] + back[0] + 1) if (k - 1) % bw.FRAMES_PER_ACTION == 0]
+        if not starts:
+            continue
         grids = truth["grid"].copy()
         grids[f:, row, col] = truth["grid"][f - 1, row, col]
         video, _ = bw.render(grids, truth["player"], truth["facing"], height, width)
-        return video, int(f + gone[0] + back[0])
+        return video, starts[-1]
     return None
 
 
@@ -92,7 +99,8 @@ def _walled(clip: bw.Clip, height: int, width: int):
             continue
         walled = grid0.copy()
         walled[rows[0]:rows[1] + 1, col] = bw.STONE
-        start = bw.Player(x=float(truth["player"][0, 0]), y=float(truth["player"][0, 1]), facing=int(truth["facing"][0]))
+        x0, y0 = (float(v) for v in truth["player"][0])
+        start = bw.Player(x=x0, y=y0, facing=int(truth["facing"][0]))
         blocked = bw.simulate(walled, start, clip.segments)
         if abs(blocked["player"][per * (s + 1), 0] - x) >= 2 or \
                 (blocked["player"][:per * s + 1] != truth["player"][:per * s + 1]).any():

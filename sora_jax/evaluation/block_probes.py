@@ -356,15 +356,17 @@ def sprite_identity(reading: Reading) -> float:
 
 def score_videos(videos, segments_list, cameras=None) -> dict[str, dict]:
     """The rule probes over many clips (uint8 [T, H, W, 3] each, with the actions sent or named),
-    as bootstrap means with 95 % CIs: action adherence (per clip), rule-clean clips, persistence
-    (per event), sprite identity."""
+    as bootstrap means with 95 % CIs: action adherence (per clip), rule-clean clips (among those
+    with a player seen in at least half the frames: a world without one keeps its rules vacuously),
+    persistence (per event), sprite identity."""
     adherence, clean, kept, identity = [], [], [], []
     for i, (video, segments) in enumerate(zip(videos, segments_list)):
         cell = blockworld.cell_size(*np.asarray(video).shape[1:3])
         reading = read(video, cell, None if cameras is None else cameras[i])
         if segments:
             adherence.append(action_adherence(reading, segments)["score"])
-        clean.append(float(violations(reading)["clean"]))
+        if np.mean(~np.isnan(reading.player[:, 0])) >= 0.5:
+            clean.append(float(violations(reading)["clean"]))
         events = persistence(reading)
         kept += [1.0] * events["kept"] + [0.0] * (events["events"] - events["kept"])
         identity.append(sprite_identity(reading))
