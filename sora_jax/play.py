@@ -48,14 +48,13 @@ class Game:
     """A BlockWorld session driven by a trained model with `num_actions` (configs/t2v.py:blockworld)."""
 
     def __init__(self, pipeline, params, context: int = 8, steps: int = 8, guidance: float = 2.0, seed: int = 0,
-                 caption: str = DEFAULT_CAPTION):
+                 caption: str = DEFAULT_CAPTION, size: tuple[int, int] = (32, 56)):
         if not pipeline.model.num_actions:
             raise ValueError("this run takes no actions (model.num_actions = 0): train configs/t2v.py:blockworld")
         self.pipeline, self.params = pipeline, params
         self.context, self.steps, self.guidance, self.caption = context, steps, guidance, caption
         self.temporal = int(pipeline.vae.model.temporal)
-        height, width = 32, 56
-        start = blockworld.render_clip(seed, 1, height, width)
+        start = blockworld.render_clip(seed, 1, *size)  # the first frame: a BlockWorld view of the trained size
         self.first_frame = start.video[0]
         self.latents = pipeline.encode(start.video[None])[0]  # [1, h, w, c]
         self.actions = [0]  # per latent frame: action + 1, 0 for none given
@@ -66,8 +65,9 @@ class Game:
     def load(cls, workdir: str | pathlib.Path, **options) -> Game:
         from sora_jax.pipelines import t2v
 
-        pipeline, params, _, _ = t2v.load(workdir)
-        return cls(pipeline, params, **options)
+        pipeline, params, meta, _ = t2v.load(workdir)
+        size = tuple(meta.get("training_shape", {}).get("size", (32, 56)))
+        return cls(pipeline, params, **{"size": size, **options})
 
     def act(self, name: str) -> np.ndarray:
         """uint8 [temporal, H, W, 3]: the frames the model draws for the action `name` (ACTIONS)."""
