@@ -396,17 +396,9 @@ def main(argv: list[str]) -> None:
 def _play() -> None:
     from sora_jax import play
 
-    workdir = _require(_WORKDIR, "workdir")
     options = {"seed": _SEED.value, **({"steps": _STEPS.value} if _STEPS.value else {}),
                **({"guidance": _GUIDANCE.value} if _GUIDANCE.value is not None else {})}
-    game = play.Game.load(workdir, **options)
-    server = play.serve(game, _PORT.value)
-    print(f"play: open http://127.0.0.1:{_PORT.value} (arrows walk, jump and dig down; F digs in front, "
-          f"P places); Ctrl-C to stop", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        print(f"play: {json.dumps(game.timing.summary(game.temporal))}")
+    play.run(_require(_WORKDIR, "workdir"), _PORT.value, **options)
 
 
 def _one_line(error: BaseException) -> str:

@@ -175,3 +175,15 @@ def serve(game: Game, port: int = 8808, host: str = "127.0.0.1", ready=None):
     if ready is not None:
         ready.set()
     return server
+
+
+def run(workdir: str | pathlib.Path, port: int = 8808, **options) -> None:
+    """`sora-jax play`: load the run, serve it until Ctrl-C, then print the timing."""
+    game = Game.load(workdir, **options)
+    server = serve(game, port)
+    print(f"play: open http://127.0.0.1:{port} (arrows walk, jump and dig down; F digs in front, P places); "
+          f"Ctrl-C to stop", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print(f"play: {json.dumps(game.timing.summary(game.temporal))}")

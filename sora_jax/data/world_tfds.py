@@ -6,9 +6,43 @@ TensorFlow, so videos are zlib-compressed uint8 tensors."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
+import numpy as np
 import tensorflow_datasets as tfds
+
+
+@dataclasses.dataclass
+class VariantConfig(tfds.core.BuilderConfig):
+    """Sizes, durations and counts of one variant of a world; each example's shape follows from
+    its seed alone (so a clip can be re-rendered, or its shape known, without rendering it)."""
+
+    sizes: tuple[tuple[int, int], ...] = ()  # (height, width) per aspect ratio
+    durations: tuple[int, ...] = ()  # frames; 1 is an image
+    image_fraction: float = 0.25  # share of examples that are single frames
+    num_examples: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def example_shape(self, seed_sequence: list[int]) -> tuple[int, int, int]:
+        rng = np.random.default_rng(seed_sequence)
+        height, width = self.sizes[int(rng.integers(len(self.sizes)))]
+        videos = [d for d in self.durations if d > 1]
+        frames = 1 if rng.random() < self.image_fraction else videos[int(rng.integers(len(videos)))]
+        return frames, height, width
+
+
+def aspect_sizes(short: int, long: int) -> tuple[tuple[int, int], ...]:
+    return ((short, long), (short, short), (long, short))  # 16:9, 1:1, 9:16
+
+
+def find(configs, name: str):
+    """The builder config called `name` among `configs`."""
+    return next(c for c in configs if c.name == name)
+
+
+def largest_clip(config: VariantConfig) -> tuple[tuple[int, int], int]:
+    """((height, width), frames) of a variant's largest size and longest duration."""
+    return config.sizes[0], max(config.durations)
 
 
 def keyed_example(index: int, make_example, config, split: str) -> tuple[int, dict]:

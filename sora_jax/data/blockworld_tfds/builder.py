@@ -22,49 +22,35 @@ MAX_ROWS, MAX_COLS = 16, 48
 
 
 @dataclasses.dataclass
-class BlockworldConfig(tfds.core.BuilderConfig):
-    """Sizes, durations and counts of one BlockWorld variant."""
+class BlockworldConfig(world_tfds.VariantConfig):
+    """Sizes, durations and counts of one BlockWorld variant (`world_tfds.VariantConfig`)."""
 
-    sizes: tuple[tuple[int, int], ...] = ()  # (height, width) per aspect ratio
-    durations: tuple[int, ...] = ()  # frames, 1 + 4k; 1 is an image
     image_fraction: float = 0.15
-    num_examples: dict[str, int] = dataclasses.field(default_factory=dict)
     world: blockworld.WorldConfig = blockworld.WorldConfig()
-
-    def example_shape(self, seed_sequence: list[int]) -> tuple[int, int, int]:
-        rng = np.random.default_rng(seed_sequence)
-        height, width = self.sizes[int(rng.integers(len(self.sizes)))]
-        videos = [d for d in self.durations if d > 1]
-        frames = 1 if rng.random() < self.image_fraction else videos[int(rng.integers(len(videos)))]
-        return frames, height, width
-
-
-def _aspect_sizes(short: int, long: int) -> tuple[tuple[int, int], ...]:
-    return ((short, long), (short, short), (long, short))  # 16:9, 1:1, 9:16
 
 
 BUILDER_CONFIGS = [
     BlockworldConfig(
         name="tiny", description="32 px short side (4 px blocks), up to 33 frames (8 actions).",
-        sizes=_aspect_sizes(32, 56), durations=(1, 17, 33),
+        sizes=world_tfds.aspect_sizes(32, 56), durations=(1, 17, 33),
         num_examples={"train": 2048, "validation": 128},
     ),
     BlockworldConfig(
         name="small", description="64 px short side (8 px blocks), up to 33 frames (8 actions).",
-        sizes=_aspect_sizes(64, 112), durations=(1, 17, 33),
+        sizes=world_tfds.aspect_sizes(64, 112), durations=(1, 17, 33),
         num_examples={"train": 8192, "validation": 256},
     ),
 ]
 
 
 def variant(name: str) -> BlockworldConfig:
-    return next(c for c in BUILDER_CONFIGS if c.name == name)
+    """The builder config of a variant, e.g. `tiny`."""
+    return world_tfds.find(BUILDER_CONFIGS, name)
 
 
 def largest_clip(name: str) -> tuple[tuple[int, int], int]:
-    """((height, width), frames) of a variant's largest size and longest duration."""
-    spec = variant(name)
-    return spec.sizes[0], max(spec.durations)
+    """((height, width), frames) of a variant's largest size and longest duration, e.g. `tiny`."""
+    return world_tfds.largest_clip(variant(name))
 
 
 def example_seed(config: BlockworldConfig, split: str, index: int) -> list[int]:

@@ -20,41 +20,26 @@ _SPLIT_SEED = {"train": 0, "validation": 1}
 
 
 @dataclasses.dataclass
-class PhysworldConfig(tfds.core.BuilderConfig):
-    """Sizes, durations and counts of one PhysWorld variant."""
+class PhysworldConfig(world_tfds.VariantConfig):
+    """Sizes, durations and counts of one PhysWorld variant (`world_tfds.VariantConfig`)."""
 
-    sizes: tuple[tuple[int, int], ...] = ()  # (height, width) per aspect ratio
-    durations: tuple[int, ...] = ()  # frames; 1 is an image; video lengths follow T = 1 + 8k
-    image_fraction: float = 0.25  # share of examples that are single frames
-    num_examples: dict[str, int] = dataclasses.field(default_factory=dict)
     world: physworld.WorldConfig = physworld.WorldConfig()
-
-    def example_shape(self, seed_sequence: list[int]) -> tuple[int, int, int]:
-        rng = np.random.default_rng(seed_sequence)
-        height, width = self.sizes[int(rng.integers(len(self.sizes)))]
-        videos = [d for d in self.durations if d > 1]
-        frames = 1 if rng.random() < self.image_fraction else videos[int(rng.integers(len(videos)))]
-        return frames, height, width
-
-
-def _aspect_sizes(short: int, long: int) -> tuple[tuple[int, int], ...]:
-    return ((short, long), (short, short), (long, short))  # 16:9, 1:1, 9:16
 
 
 BUILDER_CONFIGS = [
     PhysworldConfig(
         name="tiny", description="32 px short side, up to 17 frames: seconds on a laptop CPU.",
-        sizes=_aspect_sizes(32, 56), durations=(1, 9, 17),
+        sizes=world_tfds.aspect_sizes(32, 56), durations=(1, 9, 17),
         num_examples={"train": 2048, "validation": 128},
     ),
     PhysworldConfig(
         name="small", description="64 px short side, up to 33 frames.",
-        sizes=_aspect_sizes(64, 112), durations=(1, 9, 17, 33),
+        sizes=world_tfds.aspect_sizes(64, 112), durations=(1, 9, 17, 33),
         num_examples={"train": 8192, "validation": 256},
     ),
     PhysworldConfig(
         name="base", description="128 px short side, up to 33 frames.",
-        sizes=_aspect_sizes(128, 224), durations=(1, 17, 33),
+        sizes=world_tfds.aspect_sizes(128, 224), durations=(1, 17, 33),
         num_examples={"train": 16384, "validation": 512},
     ),
 ]
@@ -62,13 +47,12 @@ BUILDER_CONFIGS = [
 
 def variant(name: str) -> PhysworldConfig:
     """The builder config of a variant, e.g. `tiny`."""
-    return next(c for c in BUILDER_CONFIGS if c.name == name)
+    return world_tfds.find(BUILDER_CONFIGS, name)
 
 
 def largest_clip(name: str) -> tuple[tuple[int, int], int]:
     """((height, width), frames) of a variant's largest size and longest duration, e.g. `tiny`."""
-    spec = variant(name)
-    return spec.sizes[0], max(spec.durations)
+    return world_tfds.largest_clip(variant(name))
 
 
 def example_seed(config: PhysworldConfig, split: str, index: int) -> list[int]:
