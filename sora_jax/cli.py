@@ -32,8 +32,8 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "A config file and its
                                           "sora_jax/configs/vae.py:tiny; override fields with --config.a.b=v.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory of a run: checkpoints, metrics, samples.")
-_DATASET = flags.DEFINE_string("dataset", "physworld/tiny", "physworld/<tiny|small|base>, blockworld/<tiny|small>, "
-                               "folder:<path> (prepare: "
+_DATASET = flags.DEFINE_string("dataset", "physworld/tiny", "physworld/<tiny|small|base>, "
+                               "physworld3d/<tiny|small|base>, blockworld/<tiny|small>, folder:<path> (prepare: "
                                "imported as video_folder/<name>) or video_folder/<name>.")
 _BEAM_OPTIONS = flags.DEFINE_string("beam_pipeline_options", "", "data prepare: run as an Apache Beam pipeline with "
                                     "these options, key=value,... (runner=DirectRunner,direct_num_workers=4; "

@@ -3,6 +3,7 @@ r"""Video autoencoder runs: a causal 3D-conv VAE shared by videos and images.
     sora-jax train --config=sora_jax/configs/vae.py:tiny --workdir=runs/vae_tiny
     sora-jax train --config=sora_jax/configs/vae.py:small --workdir=runs/vae_small --config.total_steps=20000
     sora-jax train --config=sora_jax/configs/vae.py:blockworld --workdir=runs/vae_blockworld
+    sora-jax train --config=sora_jax/configs/vae.py:physworld3d --workdir=runs/vae_physworld3d
 
 Variants set the data and the model size (`sora_jax/models/vae.py` holds the variant table).
 """
@@ -25,6 +26,11 @@ VARIANTS = {
     "blockworld": dict(dataset="blockworld/tiny", batch_size=8, total_steps=4000, latent_channels=16, patch=2,
                        crop=(9, 16), learning_rate=3e-4, checkpoint_every=1000, eval_every=4000, l1_weight=0.0,
                        factorized=True, ema_decay=0.0, init_from="assets/vae_tiny", model="tiny"),
+    # PhysWorld 3D's latent: the tiny VAE fine-tuned on physworld3d/tiny (shaded solids, a tiled
+    # ground in perspective, shadows), as for BlockWorld.
+    "physworld3d": dict(dataset="physworld3d/tiny", batch_size=8, total_steps=4000, latent_channels=16, patch=2,
+                        crop=(9, 16), learning_rate=3e-4, checkpoint_every=1000, eval_every=4000, l1_weight=0.0,
+                        factorized=True, ema_decay=0.0, init_from="assets/vae_tiny", model="tiny"),
     "small": dict(dataset="physworld/small", batch_size=8, total_steps=20000, latent_channels=16, patch=2, crop=(17,
                                                                                                                  64)),
     "base": dict(dataset="physworld/base", batch_size=16, total_steps=100000, latent_channels=16, patch=2, crop=(17,

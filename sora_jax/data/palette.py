@@ -44,3 +44,11 @@ def nearest_palette_index(pixels: np.ndarray) -> np.ndarray:
     )
     distances = ((pixels[..., None, :] - references) ** 2).sum(-1)
     return distances.argmin(-1)
+
+# PhysWorld 3D's vocabulary (`data/physworld3d.py`): its shapes, motions, camera moves, and the
+# second views a clip may cut to.
+SHAPE_NAMES_3D = ("sphere", "cube", "pyramid")
+MOTION_NAMES_3D = ("still", "roll", "bounce")
+CAMERA_MOVES_3D = ("static", "orbit_left", "orbit_right", "dolly_in", "dolly_out", "crane_up", "crane_down",
+                   "pan_left", "pan_right")
+CUT_NAMES_3D = ("above", "other_side", "closer", "farther")

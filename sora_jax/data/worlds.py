@@ -1,6 +1,7 @@
-"""The procedural worlds: tfds datasets (`physworld/<variant>`, `blockworld/<variant>`) whose every
-example is a pure function of (variant, split, index), so a run can read more clips than were
-prepared — those past the records render from their seeds (`ProceduralSplit`).
+"""The procedural worlds: tfds datasets (`physworld/<variant>`, `physworld3d/<variant>`,
+`blockworld/<variant>`) whose every example is a pure function of (variant, split, index), so a
+run can read more clips than were prepared — those past the records render from their seeds
+(`ProceduralSplit`).
 
     worlds.is_world("blockworld/tiny")          # True
     worlds.builder_module("physworld/tiny")     # its tfds builder module: variant(), make_example(), ...
@@ -17,8 +18,10 @@ import importlib
 
 import numpy as np
 
-MODULES = {"physworld": "sora_jax.data.physworld_tfds.builder", "blockworld": "sora_jax.data.blockworld_tfds.builder"}
-VARIANTS = {"physworld": ("tiny", "small", "base"), "blockworld": ("tiny", "small")}
+MODULES = {"physworld": "sora_jax.data.physworld_tfds.builder", "blockworld": "sora_jax.data.blockworld_tfds.builder",
+           "physworld3d": "sora_jax.data.physworld3d_tfds.builder"}
+VARIANTS = {"physworld": ("tiny", "small", "base"), "blockworld": ("tiny", "small"),
+            "physworld3d": ("tiny", "small", "base")}
 NAMES = tuple(f"{world}/{variant}" for world, variants in VARIANTS.items() for variant in variants)
 
 

@@ -1,0 +1,115 @@
+"""Impossible PhysWorld 3D clips: IntPhys-style quadruplets for the likelihood test, and doctored
+renders that the 3D probes must score low.
+
+    quad = quadruplet(seed=3, kind="depth_pop")
+    quad.possible, quad.impossible      # two uint8 [T, H, W, 3] clips each
+    doctored(clip, "mirror")            # the clip with its second half mirrored
+
+Quadruplet kinds (A is the scene, B the scene edited from frame 0; both possible; the impossible
+clips switch from one to the other at the start of a latent frame, `frame`):
+- `depth_pop`: a still object stands farther from the camera in B: it pops to another depth;
+- `cut_swap`: a clip that cuts to another view; B gives one object another color, so the view
+  after the cut shows an object swapped.
+
+Doctored kinds (for the probes): `drift` (a still object slides against the camera's motion),
+`warp` (one frame shifted and scaled, the others untouched), `mirror` (the view mirrors halfway).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from sora_jax.data import palette, physworld3d as p3d
+
+KINDS = ("depth_pop", "cut_swap")
+DOCTORED = ("drift", "warp", "mirror")
+_SEARCH = 64
+
+
+@dataclasses.dataclass
+class Quadruplet:
+    possible: tuple[np.ndarray, np.ndarray]
+    impossible: tuple[np.ndarray, np.ndarray]
+    caption: str  # clip A's
+    kind: str
+    frame: int  # the first frame at which a possible and an impossible clip differ
+
+
+def _replace(scene: p3d.Scene3D, index: int, **changes) -> p3d.Scene3D:
+    objects = list(scene.objects)
+    objects[index] = dataclasses.replace(objects[index], **changes)
+    return dataclasses.replace(scene, objects=tuple(objects))
+
+
+def _edit(scene: p3d.Scene3D, kind: str, index: int, rng: np.random.Generator) -> p3d.Scene3D | None:
+    obj = scene.objects[index]
+    if kind == "cut_swap":
+        unused = [c for c in range(len(palette.COLOR_NAMES)) if c not in {o.color for o in scene.objects}]
+        return _replace(scene, index, color=int(rng.choice(unused)))
+    away = np.asarray(obj.position) - scene.path.position[0, :2]  # farther along the camera's line of sight
+    target = np.asarray(obj.position) + away / np.linalg.norm(away) * rng.uniform(0.9, 1.3)
+    if np.abs(target).max() > p3d.ARENA - obj.reach:
+        return None
+    others = [o for i, o in enumerate(scene.objects) if i != index]
+    if any(np.hypot(*(target - np.asarray(o.position))) < obj.reach + o.reach + 0.1 for o in others):
+        return None
+    return _replace(scene, index, position=(float(target[0]), float(target[1])))
+
+
+def quadruplet(seed: int, kind: str, frames: int = 17, height: int = 32, width: int = 56) -> Quadruplet:
+    """The first scene from `seed` on that admits `kind` (a still object in view; a cut)."""
+    if kind not in KINDS:
+        raise ValueError(f"violation kind {kind!r}; valid: {', '.join(KINDS)}")
+    if frames < 9:
+        raise ValueError(f"a 3D violation needs frames >= 9 (got {frames})")
+    config = p3d.WorldConfig(cut_prob=1.0 if kind == "cut_swap" else 0.0)
+    for attempt in range(_SEARCH):
+        rng = np.random.default_rng([seed, attempt, 3])
+        clip = p3d.render_clip([seed, attempt], frames, height, width, config)
+        scene = clip.scene
+        if kind == "cut_swap":
+            frame = scene.cut_frame
+            candidates = [i for i in range(len(scene.objects)) if clip.truth["visible"][frame:, i].max() > 0.5]
+        else:
+            frame = p3d.latent_boundary_cut(frames, rng)
+            candidates = [i for i, o in enumerate(scene.objects)
+                          if o.motion == 0 and clip.truth["visible"][:, i].min() > 0.5]
+        if not candidates or frame >= frames:
+            continue
+        edited = _edit(scene, kind, int(rng.choice(candidates)), rng)
+        if edited is None:
+            continue
+        other, _ = p3d.render(edited)
+        if np.array_equal(other[frame:], clip.video[frame:]):
+            continue
+        forward, backward = clip.video.copy(), other.copy()
+        forward[frame:], backward[frame:] = other[frame:], clip.video[frame:]
+        return Quadruplet((clip.video, other), (forward, backward), clip.caption, kind, frame)
+    raise ValueError(f"no scene from seed {seed} admits a {kind!r} violation in {_SEARCH} tries")
+
+
+def doctored(clip: p3d.Clip, kind: str, rng: np.random.Generator | None = None) -> np.ndarray:
+    """The clip's video broken as `kind` says (DOCTORED); the truth no longer matches it."""
+    rng = rng or np.random.default_rng(0)
+    video = clip.video.copy()
+    frames = len(video)
+    if kind == "mirror":
+        video[frames // 2:] = video[frames // 2:, :, ::-1]
+    elif kind == "warp":
+        t = frames // 2
+        height, width = video.shape[1:3]
+        ys = np.clip((np.arange(height) * 0.8 + 0.1 * height).astype(int), 0, height - 1)
+        xs = np.clip((np.arange(width) * 0.8 + 0.25 * width).astype(int), 0, width - 1)
+        video[t] = clip.video[t][ys][:, xs]
+    elif kind == "drift":
+        scene = clip.scene
+        still = [i for i, o in enumerate(scene.objects) if o.motion == 0]
+        index = int(rng.choice(still))
+        # Slide it (rendered as a roller) while the table still calls it still.
+        angle = rng.uniform(0, 2 * np.pi)
+        video, _ = p3d.render(_replace(scene, index, motion=1, velocity=(0.06 * np.cos(angle), 0.06 * np.sin(angle))))
+    else:
+        raise ValueError(f"doctored kind {kind!r}; valid: {', '.join(DOCTORED)}")
+    return video
