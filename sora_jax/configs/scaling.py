@@ -40,6 +40,11 @@ PRESETS = {
     "blockworld": dict(base=1.5e12, dataset="blockworld/tiny", clip=(33, 32, 56), batch=8, lr_scale=4.0,
                        flops_per_s=6.9e10, vae=("assets/vae_blockworld", "blockworld"), probe_samples=64, voe_quads=16,
                        per_run=dict(cpus_per_run=1.0, gpus_per_run=0.0, tpus_per_run=0)),
+    # physworld3d: the demo's budgets on PhysWorld 3D (a moving perspective camera, cuts), in the
+    # tiny VAE fine-tuned on it.
+    "physworld3d": dict(base=1.5e12, dataset="physworld3d/tiny", clip=(17, 32, 56), batch=8, lr_scale=4.0,
+                        flops_per_s=6.9e10, vae=("assets/vae_physworld3d", "physworld3d"), probe_samples=64,
+                        voe_quads=16, per_run=dict(cpus_per_run=1.0, gpus_per_run=0.0, tpus_per_run=0)),
     # gpu: one H100 at an assumed 40 % MFU of its dense bf16 peak.
     "gpu": dict(base=1e17, dataset="physworld/small", clip=(33, 64, 112), batch=64, lr_scale=1.0, flops_per_s=4e14,
                 vae=("runs/vae_small", "small"), per_run=dict(cpus_per_run=8.0, gpus_per_run=1.0, tpus_per_run=0)),

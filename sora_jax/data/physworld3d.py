@@ -46,6 +46,7 @@ PAINT_MIX = 0.55  # a mark is this much its painter's color over the ground
 PAINT_RES = 24  # paint-map cells per world unit
 GRAVITY = 0.012  # world units per frame^2 (a bounce)
 SUPERSAMPLE = 2
+MAX_DEPTH = 100.0  # depth maps clip here (the ground toward the horizon; fog hides it long before)
 SIZE_RADII = (0.36, 0.52)  # small, large (before WorldConfig.object_scale and a +-8 % jitter)
 TILE = 0.8  # ground tile side, world units
 
@@ -430,7 +431,7 @@ def render(scene: Scene3D) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         ids[t] = label.reshape(height, s, width, s)[:, s // 2, :, s // 2]
         surface = np.where(np.isfinite(nearest_t), nearest_t, np.where(on_ground, ground_t, np.nan))
         cam_depth = (surface * (rays @ forward[t])).reshape(height, s, width, s)[:, s // 2, :, s // 2]
-        depth_map[t] = np.nan_to_num(cam_depth, nan=0.0)
+        depth_map[t] = np.minimum(np.nan_to_num(cam_depth, nan=0.0), MAX_DEPTH)
         for i in range(count):
             anywhere = np.isfinite(distance[i]).sum()
             visible[t, i] = ((nearest == i) & np.isfinite(nearest_t)).sum() / anywhere if anywhere else 0.0

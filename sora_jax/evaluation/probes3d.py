@@ -5,10 +5,10 @@ Objects are the saturated pixels (ground, sky and shadows are gray; a paint mark
 shade); the hue names the palette color, and a scene holds each color at most once, so a color's
 pixels in a frame are one object's: its centroid and apparent size (sqrt of its area) per frame.
 
-    rigidity          3D consistency: the still objects, placed in 3D from their centroid and
-                      apparent size (depth ~ 1 / size, the world's known field of view), keep their
-                      distances to one another and move smoothly while the camera moves (a drifting
-                      object, an inconsistently warped frame or a mirrored view break it)
+    anchoring         3D consistency of still objects: each moves in the picture as the ground
+                      around its base does, whatever the camera does (a drifting object slips)
+    smooth_view       3D consistency of the view: no frame jumps away from its neighbours (a warped
+                      or mirrored frame does; the cut is exempt)
     camera_move       the named camera move recovered from the image motion (block matching, an
                       affine flow per frame pair: a pan shifts, an orbit shears, a crane stretches,
                       a dolly spreads)
@@ -36,12 +36,9 @@ from sora_jax.evaluation.probes import bootstrap_mean
 COLORS = len(palette.COLOR_NAMES)
 MIN_SATURATION, MIN_VALUE = 0.72, 0.18  # object pixels; a paint mark's saturation is ~0.65
 MIN_AREA = 3  # pixels
-RIGID_TOLERANCE = 0.25  # relative change of a distance between still objects (sizes read to ~10 %)
-JUMP_TOLERANCE = 0.35  # a still object's step between frames, relative to its distance to the others
-BAD_FRAMES = 0.1  # a clip is rigid when at most this share of its frames breaks a tolerance
-# Apparent size (sqrt of the silhouette's area) * depth / (focal * radius) per shape: the medians
-# over ground-truth renders (10th-90th percentiles within ~10 %).
-SIZE_FACTOR = {"sphere": 1.73, "cube": 2.41, "pyramid": 1.62}
+ANCHOR_TOLERANCE = 0.5  # a still object's summed slip over the ground, in its own sizes
+STRIDE = 2  # anchoring compares frames this far apart (fewer, longer steps: less rounding summed)
+BREAK_FACTOR = 3.0  # a frame pair breaks when its matching error is this many times the clip's median
 _CHROMA = palette.OBJECT_COLORS / palette.OBJECT_COLORS.max(1, keepdims=True)
 
 
@@ -52,6 +49,7 @@ class Track:
     x: np.ndarray
     y: np.ndarray
     size: np.ndarray  # sqrt(area) in pixels
+    base_y: np.ndarray  # the bottom edge (the lowest pixel of each column, averaged): where it meets the ground
     clean: np.ndarray  # bool: seen whole (not at the border, not touching another object)
     border: np.ndarray  # bool: seen touching the border
 
@@ -88,7 +86,10 @@ def tracks(labels: np.ndarray, margin: int = 1) -> dict[int, Track]:
         for axis, shift in ((1, 1), (1, -1), (2, 1), (2, -1)):
             grown |= np.roll(mask, shift, axis)
         touching = (grown & others).any((1, 2))
-        result[color] = Track(x, y, np.where(seen, np.sqrt(area), np.nan), seen & ~border & ~touching, border)
+        lowest = np.where(mask.any(1), height - 1 - np.argmax(mask[:, ::-1], axis=1), -1)  # [T, W]
+        columns = np.maximum((lowest >= 0).sum(1), 1)
+        base_y = np.where(seen, np.where(lowest >= 0, lowest + 1.0, 0).sum(1) / columns, np.nan)
+        result[color] = Track(x, y, np.where(seen, np.sqrt(area), np.nan), base_y, seen & ~border & ~touching, border)
     return result
 
 
@@ -100,44 +101,88 @@ def find_cut(video: np.ndarray) -> int:
     return int(change.argmax()) + 1
 
 
-def _points(track: Track, scale: float, focal: float, height: int, width: int) -> np.ndarray:
-    """[T, 3]: the object's center in camera coordinates (world units; NaN where not seen whole),
-    its depth from its apparent size: size ~ SIZE_FACTOR * focal * radius / depth."""
-    ray = np.stack([track.x - width / 2, track.y - height / 2, np.full_like(track.x, focal)], -1)
-    return np.where(track.clean[:, None], ray * (scale / track.size)[:, None], np.nan)
+def _match(current: np.ndarray, following: np.ndarray, box, keep: np.ndarray, search: int = 3
+           ) -> np.ndarray | None:
+    """Subpixel (dy, dx) moving `current`'s pixels inside `box` (y0, y1, x0, x1) where `keep`
+    holds onto `following` (the block-matching error's minimum refined by a parabola per axis);
+    None without enough textured pixels."""
+    y0, y1, x0, x1 = box
+    height, width = current.shape
+    y0, y1, x0, x1 = max(y0, search), min(y1, height - search), max(x0, search), min(x1, width - search)
+    if y1 - y0 < 2 or x1 - x0 < 2:
+        return None
+    patch, valid = current[y0:y1, x0:x1], keep[y0:y1, x0:x1]
+    if valid.sum() < 8 or patch[valid].std() < 0.01:
+        return None
+    size = 2 * search + 1
+    errors = np.empty((size, size))
+    for i, dy in enumerate(range(-search, search + 1)):
+        for j, dx in enumerate(range(-search, search + 1)):
+            errors[i, j] = np.abs(following[y0 + dy:y1 + dy, x0 + dx:x1 + dx] - patch)[valid].mean()
+    i, j = np.unravel_index(errors.argmin(), errors.shape)
+    shift = np.array([i, j], np.float64) - search
+    for axis, (index, line) in enumerate(((i, errors[:, j]), (j, errors[i, :]))):
+        if 0 < index < size - 1:
+            curvature = line[index - 1] - 2 * line[index] + line[index + 1]
+            if curvature > 1e-9:
+                shift[axis] += 0.5 * (line[index - 1] - line[index + 1]) / curvature
+    return shift
 
 
-def still_scales(objects: np.ndarray) -> dict[int, float]:
-    """Per still object's color: SIZE_FACTOR[shape] * its size class's radius."""
-    return {int(c): SIZE_FACTOR[physworld3d.SHAPE_NAMES[shape]] * physworld3d.SIZE_RADII[size]
-            for c, shape, size, motion, _ in objects if c >= 0 and motion == 0}
-
-
-def rigidity(found: dict[int, Track], scales: dict[int, float], frames: slice, focal: float, height: int,
-             width: int) -> float:
-    """1 if in all but BAD_FRAMES of the frames seen with two or more still objects every pair of
-    them keeps its 3D distance within RIGID_TOLERANCE of its median and none jumps, 0 otherwise;
-    NaN if no pair of still objects is seen whole in three frames. `scales`: `still_scales`."""
-    points = {c: _points(found[c], scale, focal, height, width)[frames] for c, scale in scales.items() if c in found}
-    errors = []
-    for a, b in itertools.combinations(points, 2):
-        both = np.isfinite(points[a][:, 0]) & np.isfinite(points[b][:, 0])
-        if both.sum() < 3:
+def anchoring(video: np.ndarray, labels: np.ndarray, found: dict[int, Track], still: list[int], frames: slice,
+              stride: int = STRIDE) -> float:
+    """3D consistency of the still objects: each must move in the picture exactly as the ground
+    around its base does, whatever the camera does (a still object rests on the ground; one that
+    slips across it under a camera move is not where the 3D scene puts it). 1 if no still object's
+    slip, summed over the shot's frame pairs, exceeds ANCHOR_TOLERANCE of its size; 0 otherwise;
+    NaN if no still object is seen whole in three consecutive frame pairs."""
+    gray = to_unit(video).astype(np.float32).mean(-1)
+    objects = labels >= 0
+    grown = objects | np.roll(objects, 1, 1) | np.roll(objects, -1, 1) | np.roll(objects, 1, 2) | np.roll(objects, -1, 2)
+    start, stop = frames.start or 0, min(frames.stop or len(video), len(video))
+    measured, slips = 0, []
+    for color in still:
+        if color not in found:
             continue
-        distance = np.linalg.norm(points[a] - points[b], axis=-1)
-        typical = np.median(distance[both])
-        error = np.abs(distance / typical - 1)
-        jump = np.concatenate([[0.0], np.maximum(*(np.linalg.norm(np.diff(p, axis=0), axis=-1)
-                                                   for p in (points[a], points[b])))]) / typical
-        bad = (error > RIGID_TOLERANCE) | (np.nan_to_num(jump) > JUMP_TOLERANCE)
-        errors.append(np.where(both, bad.astype(float), np.nan))
-    if not errors:
+        track, slip, pairs = found[color], np.zeros(2), 0
+        for t in range(start, stop - stride, stride):
+            if not (track.clean[t] and track.clean[t + stride]):
+                continue
+            ys, xs = np.nonzero(labels[t] == color)
+            base, reach = ys.max(), max(3, int(track.size[t] / 2))
+            ground = _match(gray[t], gray[t + stride], (base - reach // 2, base + 4, xs.min() - 4, xs.max() + 5),
+                            ~grown[t], search=3 * stride)
+            if ground is None:
+                continue
+            moved = np.array([track.base_y[t + stride] - track.base_y[t], track.x[t + stride] - track.x[t]])
+            slip += moved - ground
+            pairs += 1
+        if pairs >= 2:
+            measured += 1
+            slips.append(np.linalg.norm(slip) / np.nanmedian(track.size[frames]))
+    if not measured:
         return float("nan")
-    stacked = np.stack(errors)
-    seen = np.isfinite(stacked).any(0)
-    if not seen.any():
-        return float("nan")
-    return float(np.nanmax(stacked[:, seen], axis=0).mean() <= BAD_FRAMES)
+    return float(max(slips) <= ANCHOR_TOLERANCE)
+
+
+def smooth_view(video: np.ndarray, shots: list[slice]) -> float:
+    """1 if, within each shot, no frame pair matches far worse (BREAK_FACTOR) than the shot's
+    others: a warped or mirrored frame, a jump of the view; 0 otherwise (NaN for fewer than four
+    pairs in every shot)."""
+    gray = to_unit(video).astype(np.float32).mean(-1)
+    search, verdicts = 3, []
+    for shot in shots:
+        start, stop = shot.start or 0, min(shot.stop or len(video), len(video))
+        if stop - start < 5:
+            continue
+        errors = []
+        for t in range(start, stop - 1):
+            shifted = np.stack([np.abs(np.roll(gray[t + 1], (dy, dx), (0, 1)) - gray[t])
+                                for dy in range(-search, search + 1) for dx in range(-search, search + 1)])
+            local = ndimage.uniform_filter(shifted, size=(1, 8, 8))[:, search:-search, search:-search]
+            errors.append(float(np.median(local.min(0))))
+        verdicts.append(max(errors) <= BREAK_FACTOR * max(float(np.median(errors)), 2e-3))
+    return float(all(verdicts)) if verdicts else float("nan")
 
 
 def global_flow(video: np.ndarray, block: int = 8, search: int = 3) -> np.ndarray:
@@ -260,12 +305,13 @@ def score_video(video: np.ndarray, objects: np.ndarray, camera: int, cut: int) -
     found = tracks(labels)
     cut_frame = find_cut(video) if cut >= 0 else frames
     first = slice(0, cut_frame)
-    scores = {"rigidity": rigidity(found, still_scales(objects), first, physworld3d.focal(height, width), height,
-                                   width)}
+    still = [int(c) for c, _, _, motion, _ in objects if c >= 0 and motion == 0]
+    scores = {"anchoring": anchoring(video, labels, found, still, first)}
     if frames > 1:
         move = classify_move(move_features(video[first]))
         scores["camera_move"] = float("nan") if move is None else float(move == physworld3d.CAMERA_NAMES[camera])
         shots = [first] if cut < 0 else [first, slice(cut_frame, frames)]
+        scores["smooth_view"] = smooth_view(video, shots)
         scores["permanence"] = min(permanence(found, labels, shot) for shot in shots)
     if cut >= 0 and frames > 1:
         scores["shot_colors"], scores["shot_order"] = shot_consistency(found, cut_frame, physworld3d.CUT_NAMES[cut],

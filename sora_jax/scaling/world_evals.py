@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sora_jax.data import block_violations, blockworld, physworld
-from sora_jax.evaluation import block_probes, likelihood, probes
+from sora_jax.data import block_violations, blockworld, physworld, physworld3d, violations3d
+from sora_jax.evaluation import block_probes, likelihood, probes, probes3d
 
 PROBE_CLIP = (17, 32, 56)  # frames, height, width: the largest physworld/tiny bucket
 PROBE_SEED = 90_000
@@ -96,6 +96,32 @@ class BlockworldEval:
                                      kinds=block_violations.KINDS, quadruplet=block_violations.quadruplet)
 
 
+class Physworld3dEval:
+    """PhysWorld 3D: each held-out clip's caption (objects, the camera's move, a cut) is the prompt;
+    the 3D probes score the samples (`evaluation/probes3d.py`)."""
+
+    name, clip, seed = "physworld3d", PROBE_CLIP, PROBE_SEED
+    shown = ("anchoring", "smooth_view", "camera_move", "permanence", "shot_colors", "shot_order")
+    lower_is_better = ()
+
+    def scenes(self, count: int) -> list[physworld3d.Clip]:
+        return [physworld3d.render_clip(self.seed + i, *self.clip) for i in range(count)]
+
+    def sample(self, pipeline, params, scenes) -> np.ndarray:
+        return sample_scenes(pipeline, params, scenes)
+
+    def score(self, videos, scenes) -> dict:
+        return probes3d.score_videos(videos, [s.truth["objects"] for s in scenes], [s.scene.camera for s in scenes],
+                                     [s.scene.cut for s in scenes])
+
+    def voe(self, pipeline, params, quads_per_kind: int) -> dict:
+        return likelihood.voe_scores(pipeline, params, pairs_per_kind=quads_per_kind, clip_shape=self.clip,
+                                     kinds=violations3d.KINDS, quadruplet=violations3d.quadruplet)
+
+
+WORLDS = {"physworld": PhysworldEval, "physworld3d": Physworld3dEval, "blockworld": BlockworldEval}
+
+
 def for_dataset(dataset: str):
     """The evaluation of the world a dataset comes from (PhysWorld's for anything else)."""
-    return BlockworldEval() if dataset.startswith("blockworld/") else PhysworldEval()
+    return WORLDS.get(dataset.partition("/")[0], PhysworldEval)()
