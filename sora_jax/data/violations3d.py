@@ -106,7 +106,7 @@ def doctored(clip: p3d.Clip, kind: str, rng: np.random.Generator | None = None) 
     elif kind == "drift":
         scene = clip.scene
         still = [i for i, o in enumerate(scene.objects) if o.motion == 0]
-        index = int(rng.choice(still))
+        index = max(still, key=lambda i: clip.truth["visible"][:, i].mean())  # the one best seen
         # Slide it (rendered as a roller) while the table still calls it still.
         angle = rng.uniform(0, 2 * np.pi)
         video, _ = p3d.render(_replace(scene, index, motion=1, velocity=(0.06 * np.cos(angle), 0.06 * np.sin(angle))))

@@ -37,6 +37,7 @@ COLORS = len(palette.COLOR_NAMES)
 MIN_SATURATION, MIN_VALUE = 0.72, 0.18  # object pixels; a paint mark's saturation is ~0.65
 MIN_AREA = 3  # pixels
 ANCHOR_TOLERANCE = 0.5  # a still object's summed slip over the ground, in its own sizes
+LK_ITERATIONS = 5
 STRIDE = 2  # anchoring compares frames this far apart (fewer, longer steps: less rounding summed)
 BREAK_FACTOR = 3.0  # a frame pair breaks when its matching error is this many times the clip's median
 _CHROMA = palette.OBJECT_COLORS / palette.OBJECT_COLORS.max(1, keepdims=True)
@@ -54,18 +55,53 @@ class Track:
     border: np.ndarray  # bool: seen touching the border
 
 
-def segment(video: np.ndarray) -> np.ndarray:
-    """int [T, H, W]: the palette color of each object pixel, -1 elsewhere."""
+def _hue(video: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(nearest palette hue [T, H, W], chroma range max - min [T, H, W], whether saturated)."""
     rgb = to_unit(video).astype(np.float32)
     high, low = rgb.max(-1), rgb.min(-1)
     saturated = (high > MIN_VALUE) & ((high - low) > MIN_SATURATION * np.maximum(high, 1e-6))
     chroma = rgb / np.maximum(high, 1e-6)[..., None]
-    nearest = ((chroma[..., None, :] - _CHROMA) ** 2).sum(-1).argmin(-1)
-    return np.where(saturated, nearest, -1)
+    return ((chroma[..., None, :] - _CHROMA) ** 2).sum(-1).argmin(-1), high - low, saturated
 
 
-def tracks(labels: np.ndarray, margin: int = 1) -> dict[int, Track]:
-    """Per color present anywhere: its track over the frames."""
+def segment(video: np.ndarray) -> np.ndarray:
+    """int [T, H, W]: the palette color of each object pixel, -1 elsewhere."""
+    hue, _, saturated = _hue(video)
+    return np.where(saturated, hue, -1)
+
+
+def _edge_cover(inside: np.ndarray, beyond: np.ndarray, same_hue: np.ndarray) -> np.ndarray:
+    """How far (0..1 px) an outline reaches into the pixel beyond its last labeled one: the chroma
+    of that pixel over the chroma of the labeled one next to it (the ground is gray, so a pixel
+    the object half covers shows about half its chroma)."""
+    return np.where(same_hue, np.clip(beyond / np.maximum(inside, 1e-6), 0, 1), 0.0)
+
+
+def _subpixel(mask: np.ndarray, spread: np.ndarray, hue_match: np.ndarray) -> tuple[float, float]:
+    """(x center, bottom edge) of one frame's mask to a fraction of a pixel: per row the midpoint
+    of its left and right edges, per column its bottom edge, each pushed past the last labeled
+    pixel by `_edge_cover`; averaged over rows and columns."""
+    height, width = mask.shape
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    bottoms = []
+    for col in cols:
+        i = np.flatnonzero(mask[:, col])[-1]
+        extra = _edge_cover(spread[i, col], spread[i + 1, col], hue_match[i + 1, col]) if i + 1 < height else 0.0
+        bottoms.append(i + 1 + extra)
+    centers = []
+    for row in rows:
+        found = np.flatnonzero(mask[row])
+        left, right = found[0], found[-1]
+        reach_left = _edge_cover(spread[row, left], spread[row, left - 1], hue_match[row, left - 1]) if left else 0.0
+        reach_right = (_edge_cover(spread[row, right], spread[row, right + 1], hue_match[row, right + 1])
+                       if right + 1 < width else 0.0)
+        centers.append((left - reach_left + right + 1 + reach_right) / 2)
+    return float(np.mean(centers)), float(np.mean(bottoms))
+
+
+def tracks(labels: np.ndarray, margin: int = 1, video: np.ndarray | None = None) -> dict[int, Track]:
+    """Per color present anywhere: its track over the frames. With the `video` the labels came
+    from, x and the bottom edge are read to a fraction of a pixel (`_subpixel`)."""
     frames, height, width = labels.shape
     result = {}
     ys, xs = np.mgrid[:height, :width]
@@ -89,6 +125,10 @@ def tracks(labels: np.ndarray, margin: int = 1) -> dict[int, Track]:
         lowest = np.where(mask.any(1), height - 1 - np.argmax(mask[:, ::-1], axis=1), -1)  # [T, W]
         columns = np.maximum((lowest >= 0).sum(1), 1)
         base_y = np.where(seen, np.where(lowest >= 0, lowest + 1.0, 0).sum(1) / columns, np.nan)
+        if video is not None:
+            hue, spread, _ = _hue(video)
+            for t in np.flatnonzero(seen):
+                x[t], base_y[t] = _subpixel(mask[t], spread[t], hue[t] == color)
         result[color] = Track(x, y, np.where(seen, np.sqrt(area), np.nan), base_y, seen & ~border & ~touching, border)
     return result
 
@@ -104,8 +144,7 @@ def find_cut(video: np.ndarray) -> int:
 def _match(current: np.ndarray, following: np.ndarray, box, keep: np.ndarray, search: int = 3
            ) -> np.ndarray | None:
     """Subpixel (dy, dx) moving `current`'s pixels inside `box` (y0, y1, x0, x1) where `keep`
-    holds onto `following` (the block-matching error's minimum refined by a parabola per axis);
-    None without enough textured pixels."""
+    holds onto `following`: block matching, then Lucas-Kanade; None without enough texture."""
     y0, y1, x0, x1 = box
     height, width = current.shape
     y0, y1, x0, x1 = max(y0, search), min(y1, height - search), max(x0, search), min(x1, width - search)
@@ -119,13 +158,24 @@ def _match(current: np.ndarray, following: np.ndarray, box, keep: np.ndarray, se
     for i, dy in enumerate(range(-search, search + 1)):
         for j, dx in enumerate(range(-search, search + 1)):
             errors[i, j] = np.abs(following[y0 + dy:y1 + dy, x0 + dx:x1 + dx] - patch)[valid].mean()
-    i, j = np.unravel_index(errors.argmin(), errors.shape)
-    shift = np.array([i, j], np.float64) - search
-    for axis, (index, line) in enumerate(((i, errors[:, j]), (j, errors[i, :]))):
-        if 0 < index < size - 1:
-            curvature = line[index - 1] - 2 * line[index] + line[index + 1]
-            if curvature > 1e-9:
-                shift[axis] += 0.5 * (line[index - 1] - line[index + 1]) / curvature
+    shift = np.array(np.unravel_index(errors.argmin(), errors.shape), np.float64) - search
+    # Lucas-Kanade from the best whole-pixel shift: a parabola through the errors would lock onto
+    # whole pixels, a bias that sums up over a shot's frame pairs.
+    grad_y, grad_x = np.gradient(following)
+    ys, xs = np.nonzero(valid)
+    ys, xs = ys + y0, xs + x0
+    target = current[ys, xs]
+    for _ in range(LK_ITERATIONS):
+        coords = np.stack([ys + shift[0], xs + shift[1]])
+        sampled = ndimage.map_coordinates(following, coords, order=1, mode="nearest")
+        jacobian = np.stack([ndimage.map_coordinates(g, coords, order=1, mode="nearest") for g in (grad_y, grad_x)], -1)
+        normal = jacobian.T @ jacobian
+        if np.linalg.cond(normal) > 1e4:
+            break
+        step = -np.linalg.solve(normal, jacobian.T @ (sampled - target))
+        shift += np.clip(step, -1, 1)
+        if np.abs(step).max() < 1e-3:
+            break
     return shift
 
 
@@ -138,7 +188,9 @@ def anchoring(video: np.ndarray, labels: np.ndarray, found: dict[int, Track], st
     NaN if no still object is seen whole in three consecutive frame pairs."""
     gray = to_unit(video).astype(np.float32).mean(-1)
     objects = labels >= 0
-    grown = objects | np.roll(objects, 1, 1) | np.roll(objects, -1, 1) | np.roll(objects, 1, 2) | np.roll(objects, -1, 2)
+    grown = objects.copy()
+    for axis, shift in ((1, 1), (1, -1), (2, 1), (2, -1)):
+        grown |= np.roll(objects, shift, axis)
     start, stop = frames.start or 0, min(frames.stop or len(video), len(video))
     measured, slips = 0, []
     for color in still:
@@ -149,8 +201,8 @@ def anchoring(video: np.ndarray, labels: np.ndarray, found: dict[int, Track], st
             if not (track.clean[t] and track.clean[t + stride]):
                 continue
             ys, xs = np.nonzero(labels[t] == color)
-            base, reach = ys.max(), max(3, int(track.size[t] / 2))
-            ground = _match(gray[t], gray[t + stride], (base - reach // 2, base + 4, xs.min() - 4, xs.max() + 5),
+            base = ys.max()
+            ground = _match(gray[t], gray[t + stride], (base - 1, base + 5, xs.min() - 4, xs.max() + 5),
                             ~grown[t], search=3 * stride)
             if ground is None:
                 continue
@@ -302,7 +354,7 @@ def score_video(video: np.ndarray, objects: np.ndarray, camera: int, cut: int) -
     (`physworld3d.object_table`), camera move (index into CAMERA_NAMES) and cut (-1: none)."""
     frames, height, width = video.shape[:3]
     labels = segment(video)
-    found = tracks(labels)
+    found = tracks(labels, video=video)
     cut_frame = find_cut(video) if cut >= 0 else frames
     first = slice(0, cut_frame)
     still = [int(c) for c, _, _, motion, _ in objects if c >= 0 and motion == 0]
