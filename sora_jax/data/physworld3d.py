@@ -92,6 +92,11 @@ class Object3D:
         return self.radius if SHAPE_NAMES[self.shape] == "sphere" else float(np.sqrt(2)) * self.radius
 
     @property
+    def bound(self) -> float:
+        """The radius of a sphere about its center that holds it (rays missing it miss the object)."""
+        return self.radius * {"sphere": 1.0, "cube": 1.7321, "pyramid": 1.63}[SHAPE_NAMES[self.shape]]
+
+    @property
     def height(self) -> float:
         return 1.6 * self.radius if SHAPE_NAMES[self.shape] == "pyramid" else 2 * self.radius
 
@@ -323,8 +328,12 @@ def _hit_object(obj: Object3D, center: np.ndarray, origin: np.ndarray, rays: np.
         t = np.where((disc >= 0) & (t > 1e-6), t, np.inf)
         normal = (origin + np.where(np.isfinite(t), t, 0)[:, None] * rays - center) / obj.radius
         return t, normal
+    distance, normal = np.full(len(rays), np.inf), np.zeros((len(rays), 3))
+    offset = origin - center  # only the rays through the bounding sphere can hit
+    b = rays @ offset
+    candidates = np.flatnonzero(b * b - (offset @ offset - obj.bound**2) >= 0)
     normals, offsets = _polyhedron(obj, center)
-    denom = rays @ normals.T  # [R, K]
+    denom = rays[candidates] @ normals.T  # [R, K]
     num = offsets - normals @ origin  # [K]
     with np.errstate(divide="ignore", invalid="ignore"):
         t = num / denom
@@ -333,7 +342,9 @@ def _hit_object(obj: Object3D, center: np.ndarray, origin: np.ndarray, rays: np.
     parallel_out = (denom == 0) & (num < 0)
     near, far = entering.max(1), leaving.min(1)
     hit = (near <= far) & (near > 1e-6) & ~parallel_out.any(1)
-    return np.where(hit, near, np.inf), normals[entering.argmax(1)]
+    distance[candidates] = np.where(hit, near, np.inf)
+    normal[candidates] = normals[entering.argmax(1)]
+    return distance, normal
 
 
 def ground_texture(seed: int) -> np.ndarray:
@@ -473,14 +484,19 @@ def _hit_object_many(obj: Object3D, center: np.ndarray, origins: np.ndarray) -> 
         disc = b * b - ((offset * offset).sum(1) - obj.radius**2)
         t = -b + np.sqrt(np.maximum(disc, 0))  # the far side: a ray from the ground starts outside
         return np.where((disc >= 0) & (t > 1e-6), t, np.inf), None
+    offset = origins - center  # only the rays through the bounding sphere can hit
+    b = offset @ LIGHT
+    candidates = np.flatnonzero(b * b - ((offset * offset).sum(1) - obj.bound**2) >= 0)
     normals, offsets = _polyhedron(obj, center)
     denom = normals @ LIGHT  # [K]
-    num = offsets[None] - origins @ normals.T  # [R, K]
+    num = offsets[None] - origins[candidates] @ normals.T  # [R, K]
     with np.errstate(divide="ignore", invalid="ignore"):
         t = num / denom
     near = np.where(denom < 0, t, -np.inf).max(1)
     far = np.where(denom > 0, t, np.inf).min(1)
-    return np.where((near <= far) & (far > 1e-6), far, np.inf), None
+    distance = np.full(len(origins), np.inf)
+    distance[candidates] = np.where((near <= far) & (far > 1e-6), far, np.inf)
+    return distance, None
 
 
 def _pad(array: np.ndarray, frames: int) -> np.ndarray:
