@@ -185,8 +185,8 @@ def _orbit_position(azimuth, elevation, distance) -> np.ndarray:
     return TARGET + distance[..., None] * offset
 
 
-def _shot(rng: np.random.Generator, move: str, frames: int, azimuth: float, elevation: float, distance: float,
-          ) -> CameraPath:
+def shot_path(rng: np.random.Generator, move: str, frames: int, azimuth: float, elevation: float,
+              distance: float) -> CameraPath:
     """A shot's camera path: `move` over `frames` frames from an orbit pose."""
     steps = np.arange(frames, dtype=np.float64)
     az, el, dist = np.full(frames, azimuth), np.full(frames, elevation), np.full(frames, distance)
@@ -254,10 +254,10 @@ def sample_scene(rng: np.random.Generator, frames: int, height: int, width: int,
     cut, cut_frame = -1, frames
     if frames >= 9 and rng.random() < config.cut_prob:
         cut, cut_frame = int(rng.integers(len(CUT_NAMES))), latent_boundary_cut(frames, rng)
-    first = _shot(rng, CAMERA_NAMES[camera], cut_frame, azimuth, elevation, distance)
+    first = shot_path(rng, CAMERA_NAMES[camera], cut_frame, azimuth, elevation, distance)
     path = first
     if cut_frame < frames:  # the second view holds still
-        second = _shot(rng, "static", frames - cut_frame, *_cut_pose(CUT_NAMES[cut], azimuth, elevation, distance))
+        second = shot_path(rng, "static", frames - cut_frame, *_cut_pose(CUT_NAMES[cut], azimuth, elevation, distance))
         path = CameraPath(*(np.concatenate([a, b]) for a, b in zip(dataclasses.astuple(first),
                                                                     dataclasses.astuple(second))))
     return Scene3D(frames, height, width, tuple(objects), camera, cut, cut_frame, path,
