@@ -38,7 +38,9 @@ MIN_SATURATION, MIN_VALUE = 0.72, 0.18  # object pixels; a paint mark's saturati
 MIN_AREA = 3  # pixels
 ANCHOR_TOLERANCE = 0.5  # a still object's summed slip over the ground, in its own sizes
 LK_ITERATIONS = 5
-STRIDE = 2  # anchoring compares frames this far apart (fewer, longer steps: less rounding summed)
+SLIP_SIGNIFICANCE = 3.0  # standard errors: a slip this consistent is a drift, not matching noise
+SLIP_NOISE_FLOOR = 0.15  # px: the least per-pair spread assumed (a few pairs can look noiseless)
+STRIDE = 1  # anchoring compares frames this far apart (longer steps alias on the checkered ground)
 BREAK_FACTOR = 3.0  # a frame pair breaks when its matching error is this many times the clip's median
 _CHROMA = palette.OBJECT_COLORS / palette.OBJECT_COLORS.max(1, keepdims=True)
 
@@ -183,38 +185,44 @@ def anchoring(video: np.ndarray, labels: np.ndarray, found: dict[int, Track], st
               stride: int = STRIDE) -> float:
     """3D consistency of the still objects: each must move in the picture exactly as the ground
     around its base does, whatever the camera does (a still object rests on the ground; one that
-    slips across it under a camera move is not where the 3D scene puts it). 1 if no still object's
-    slip, summed over the shot's frame pairs, exceeds ANCHOR_TOLERANCE of its size; 0 otherwise;
-    NaN if no still object is seen whole in three consecutive frame pairs."""
+    slips across it under a camera move is not where the 3D scene puts it). Per frame pair the
+    slip is the object's motion minus the ground's (each measured to ~0.3 px); an object slips
+    when its summed slip exceeds ANCHOR_TOLERANCE of its size *and* is consistent — its mean
+    over the pairs SLIP_SIGNIFICANCE standard errors from zero (measurement noise sums to a
+    random walk, a drift to a line). 1 if no still object slips; 0 otherwise; NaN if no still
+    object is seen whole in three frame pairs."""
     gray = to_unit(video).astype(np.float32).mean(-1)
     objects = labels >= 0
     grown = objects.copy()
     for axis, shift in ((1, 1), (1, -1), (2, 1), (2, -1)):
         grown |= np.roll(objects, shift, axis)
     start, stop = frames.start or 0, min(frames.stop or len(video), len(video))
-    measured, slips = 0, []
+    verdicts = []
     for color in still:
         if color not in found:
             continue
-        track, slip, pairs = found[color], np.zeros(2), 0
+        track, steps = found[color], []
         for t in range(start, stop - stride, stride):
             if not (track.clean[t] and track.clean[t + stride]):
                 continue
             ys, xs = np.nonzero(labels[t] == color)
             base = ys.max()
-            ground = _match(gray[t], gray[t + stride], (base - 1, base + 5, xs.min() - 4, xs.max() + 5),
-                            ~grown[t], search=3 * stride)
-            if ground is None:
-                continue
-            moved = np.array([track.base_y[t + stride] - track.base_y[t], track.x[t + stride] - track.x[t]])
-            slip += moved - ground
-            pairs += 1
-        if pairs >= 2:
-            measured += 1
-            slips.append(np.linalg.norm(slip) / np.nanmedian(track.size[frames]))
-    if not measured:
-        return float("nan")
-    return float(max(slips) <= ANCHOR_TOLERANCE)
+            # The ground beside and just under the base, on its rows: a row of the ground plane lies
+            # at one depth (no roll), so it moves as the base does, while rows below it are nearer
+            # and shear away under an orbit.
+            ground = _match(gray[t], gray[t + stride], (base - 2, base + 3, xs.min() - 8, xs.max() + 9), ~grown[t],
+                            search=3 * stride)
+            if ground is not None:
+                steps.append(np.array([track.base_y[t + stride] - track.base_y[t],
+                                       track.x[t + stride] - track.x[t]]) - ground)
+        if len(steps) < 3:
+            continue
+        steps = np.array(steps)
+        error = np.maximum(steps.std(0, ddof=1), SLIP_NOISE_FLOOR) / np.sqrt(len(steps))
+        consistent = float(np.sum((steps.mean(0) / error) ** 2)) >= SLIP_SIGNIFICANCE**2
+        large = np.linalg.norm(steps.sum(0)) > ANCHOR_TOLERANCE * np.nanmedian(track.size[frames])
+        verdicts.append(not (consistent and large))
+    return float(all(verdicts)) if verdicts else float("nan")
 
 
 def smooth_view(video: np.ndarray, shots: list[slice]) -> float:
