@@ -154,3 +154,16 @@ def test_the_builder_feeds_the_pipeline(tmp_path):
     example = source[0]
     frames, height, width = example["shape"]
     assert example["video"].shape == (frames, height, width, 3)
+
+
+def test_the_ladder_preset_and_its_evaluation():
+    from sora_jax.configs import scaling
+    from sora_jax.scaling import world_evals
+
+    config = scaling.get_config("physworld3d,budget=4x")
+    assert config.data.dataset == "physworld3d/tiny" and config.vae_workdir == "assets/vae_physworld3d"
+    world = world_evals.for_dataset(config.data.dataset)
+    assert isinstance(world, world_evals.Physworld3dEval)
+    scenes = world.scenes(6)
+    scores = world.score(np.stack([s.video for s in scenes]), scenes)
+    assert set(world.shown) <= set(scores) | {"shot_colors", "shot_order"}
