@@ -383,8 +383,10 @@ def _sky(rays: np.ndarray) -> np.ndarray:
     return (1 - up) * np.array([0.16, 0.17, 0.2]) + up * np.array([0.06, 0.07, 0.1])
 
 
-def render(scene: Scene3D) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """uint8 [T, H, W, 3] and the per-frame ground truth."""
+def render(scene: Scene3D, ground_path: CameraPath | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """uint8 [T, H, W, 3] and the per-frame ground truth. `ground_path`: the ground, sky and
+    shadows as a second camera sees them, the objects as the scene's camera does — a composite no
+    camera can film (`violations3d`'s reversed parallax)."""
     frames, height, width, s = scene.frames, scene.height, scene.width, SUPERSAMPLE
     centers = simulate(scene)
     count = len(scene.objects)
@@ -396,6 +398,8 @@ def render(scene: Scene3D) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     tiles = ground_texture(scene.ground_seed)
     paint = np.zeros((count, int(2 * ARENA * PAINT_RES) + 8, int(2 * ARENA * PAINT_RES) + 8))
     right, down, forward = camera_axes(scene.path.yaw, scene.path.pitch)
+    background = ground_path or scene.path
+    ground_axes = camera_axes(background.yaw, background.pitch)
     base = np.array([palette.OBJECT_COLORS[o.color] for o in scene.objects], np.float64).reshape(-1, 3)
     video = np.zeros((frames, height, width, 3), np.uint8)
     depth_map = np.zeros((frames, height, width), np.float32)
@@ -405,15 +409,21 @@ def render(scene: Scene3D) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         origin = scene.path.position[t]
         rays = forward[t] + grid_x[..., None] * right[t] + grid_y[..., None] * down[t]
         rays = (rays / np.linalg.norm(rays, axis=-1, keepdims=True)).reshape(-1, 3)
+        origin_g, rays_g = origin, rays
+        if ground_path is not None:
+            origin_g = ground_path.position[t]
+            g_right, g_down, g_forward = (axis[t] for axis in ground_axes)
+            rays_g = g_forward + grid_x[..., None] * g_right + grid_y[..., None] * g_down
+            rays_g = (rays_g / np.linalg.norm(rays_g, axis=-1, keepdims=True)).reshape(-1, 3)
         hits = [_hit_object(o, centers[t, i], origin, rays) for i, o in enumerate(scene.objects)]
         distance = np.stack([h[0] for h in hits] + [np.full(len(rays), np.inf)])  # [N + 1, R]
         with np.errstate(divide="ignore", invalid="ignore"):
-            ground_t = np.where(rays[:, 2] < -1e-6, -origin[2] / rays[:, 2], np.inf)
+            ground_t = np.where(rays_g[:, 2] < -1e-6, -origin_g[2] / rays_g[:, 2], np.inf)
         nearest = distance.argmin(0)
         nearest_t = distance.min(0)
-        on_ground = ground_t < nearest_t
-        color = _sky(rays)
-        points = origin + np.where(np.isfinite(ground_t), ground_t, 0)[:, None] * rays
+        on_ground = ground_t < (nearest_t if ground_path is None else np.where(np.isfinite(nearest_t), -1.0, np.inf))
+        color = _sky(rays_g)
+        points = origin_g + np.where(np.isfinite(ground_t), ground_t, 0)[:, None] * rays_g
         for i, o in enumerate(scene.objects):  # marks laid down up to this frame
             if o.paints and t > 0:
                 _paint_stroke(paint[i], centers[t - 1, i, :2], centers[t, i, :2], 0.45 * o.radius)

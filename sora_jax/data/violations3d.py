@@ -10,6 +10,10 @@ clips switch from one to the other at the start of a latent frame, `frame`):
 - `depth_pop`: a still object stands farther from the camera in B: it pops to another depth;
 - `cut_swap`: a clip that cuts to another view; B gives one object another color, so the view
   after the cut shows an object swapped.
+- `parallax_reversed`: A orbits one way, B the mirrored way from the same first frame; the
+  impossible clips draw A's objects over B's ground (and shadows) and B's over A's, so the
+  objects' parallax runs against the ground's. Every pixel layer appears once among the possible
+  clips and once among the impossible ones; `frame` is 1, where the views part.
 
 Doctored kinds (for the probes): `drift` (a still object slides against the camera's motion),
 `warp` (one frame shifted and scaled, the others untouched), `mirror` (the view mirrors halfway).
@@ -23,7 +27,7 @@ import numpy as np
 
 from sora_jax.data import palette, physworld3d as p3d
 
-KINDS = ("depth_pop", "cut_swap")
+KINDS = ("depth_pop", "cut_swap", "parallax_reversed")
 DOCTORED = ("drift", "warp", "mirror")
 _SEARCH = 64
 
@@ -58,12 +62,40 @@ def _edit(scene: p3d.Scene3D, kind: str, index: int, rng: np.random.Generator) -
     return _replace(scene, index, position=(float(target[0]), float(target[1])))
 
 
+def mirrored_orbit(path: p3d.CameraPath) -> p3d.CameraPath:
+    """The orbit the other way round: each frame's azimuth about the target reflected through the
+    first frame's (elevation and distance kept), looking at the target."""
+    offset = path.position - p3d.TARGET
+    azimuth = np.arctan2(offset[:, 1], offset[:, 0])
+    reflected = 2 * azimuth[0] - azimuth
+    distance = np.linalg.norm(offset, axis=1)
+    elevation = np.arcsin(offset[:, 2] / distance)
+    position = p3d.TARGET + distance[:, None] * np.stack(
+        [np.cos(elevation) * np.cos(reflected), np.cos(elevation) * np.sin(reflected), np.sin(elevation)], -1)
+    direction = p3d.TARGET - position
+    yaw = np.arctan2(direction[:, 1], direction[:, 0])
+    pitch = np.arctan2(direction[:, 2], np.hypot(direction[:, 0], direction[:, 1]))
+    return p3d.CameraPath(position, yaw, pitch)
+
+
+def _parallax_quadruplet(seed: int, frames: int, height: int, width: int) -> Quadruplet:
+    orbit = p3d.WorldConfig(cut_prob=0.0, camera_probs=(0, 0.5, 0.5, 0, 0, 0, 0, 0, 0))
+    clip = p3d.render_clip(seed, frames, height, width, orbit)
+    other = dataclasses.replace(clip.scene, path=mirrored_orbit(clip.scene.path))
+    b = p3d.render(other)[0]
+    forward = p3d.render(clip.scene, ground_path=other.path)[0]
+    backward = p3d.render(other, ground_path=clip.scene.path)[0]
+    return Quadruplet((clip.video, b), (forward, backward), clip.caption, "parallax_reversed", 1)
+
+
 def quadruplet(seed: int, kind: str, frames: int = 17, height: int = 32, width: int = 56) -> Quadruplet:
     """The first scene from `seed` on that admits `kind` (a still object in view; a cut)."""
     if kind not in KINDS:
         raise ValueError(f"violation kind {kind!r}; valid: {', '.join(KINDS)}")
     if frames < 9:
         raise ValueError(f"a 3D violation needs frames >= 9 (got {frames})")
+    if kind == "parallax_reversed":
+        return _parallax_quadruplet(seed, frames, height, width)
     config = p3d.WorldConfig(cut_prob=1.0 if kind == "cut_swap" else 0.0)
     for attempt in range(_SEARCH):
         rng = np.random.default_rng([seed, attempt, 3])
