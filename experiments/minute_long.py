@@ -7,8 +7,10 @@ against time in the video.
         --results=experiments/results/minute_long_physworld3d
 
 Per window (at the world's 8 frames per second, a minute is 481 frames, ten seconds 80):
-- `objects_kept`: the prompt's objects (colors) seen in the window;
+- `objects_kept`: the prompt's objects (colors) seen in the window (in a quarter of its frames);
 - `colors_clean`: no color the prompt does not name;
+- `one_blob_per_color`: each color seen is one connected blob (a scene holds a color once);
+- `area_kept`: the objects' total area against the first window's (min of the two ratios);
 - `smooth_view`: no frame pair breaking the view (`probes3d.smooth_view`);
 - `camera_move`: the named move still shows (PhysWorld 3D).
 And over the whole video, where the chunks meet: `boundary_jump`, the mean |change| of frame
@@ -29,18 +31,30 @@ _SECONDS = flags.DEFINE_integer("seconds", 60, "Length of each video.")
 _WINDOW = flags.DEFINE_integer("window_seconds", 10, "Scoring window.")
 _OVERLAP = flags.DEFINE_integer("overlap", 1, "Latent frames each chunk is conditioned on.")
 _FPS = 8  # the procedural worlds' frame rate (config.data.fps)
-PROBES = ("objects_kept", "colors_clean", "smooth_view", "camera_move")
+PROBES = ("objects_kept", "colors_clean", "one_blob_per_color", "area_kept", "smooth_view", "camera_move")
+SEEN_SHARE = 0.25  # a color is in a window when it covers MIN_AREA px in this share of its frames
 
 
 def window_scores(video: np.ndarray, scene) -> dict[str, float]:
+    from scipy import ndimage
+
     from sora_jax.data import physworld3d
     from sora_jax.evaluation import probes3d
 
     labels = probes3d.segment(video)
-    seen = {c for c in range(probes3d.COLORS) if (labels == c).sum((1, 2)).max() >= probes3d.MIN_AREA}
+    present = (labels[..., None] == np.arange(probes3d.COLORS)).sum((1, 2)) >= probes3d.MIN_AREA  # [T, colors]
+    seen = set(np.flatnonzero(present.mean(0) >= SEEN_SHARE))
     wanted = {o.color for o in scene.objects}
+    blobs = []
+    for t in range(len(video)):
+        for color in np.flatnonzero(present[t]):
+            components, count = ndimage.label(labels[t] == color, np.ones((3, 3), bool))
+            sizes = np.bincount(components.ravel())[1:]
+            blobs.append(float((sizes >= probes3d.MIN_AREA).sum() == 1))
     move = probes3d.classify_move(probes3d.move_features(video))
     return {"objects_kept": len(seen & wanted) / len(wanted), "colors_clean": float(seen <= wanted),
+            "one_blob_per_color": float(np.mean(blobs)) if blobs else float("nan"),
+            "object_area": float((labels >= 0).sum((1, 2)).mean()),
             "smooth_view": probes3d.smooth_view(video, [slice(0, len(video))]),
             "camera_move": float("nan") if move is None else float(move == physworld3d.CAMERA_NAMES[scene.camera])}
 
@@ -74,8 +88,12 @@ def main(argv):
                                                      allow_long=True))
         video = result.video
         seconds.append(result.meta["seconds"])
-        per_window.append([window_scores(video[start:start + window + 1], scene.scene)
-                           for start in range(0, len(video) - window, window)])
+        scores = [window_scores(video[start:start + window + 1], scene.scene)
+                  for start in range(0, len(video) - window, window)]
+        first_area = max(scores[0]["object_area"], 1.0)
+        for row in scores:  # the objects' total area against the first window's (1: kept, <1: grown or shrunk)
+            row["area_kept"] = min(row["object_area"] / first_area, first_area / max(row["object_area"], 1.0))
+        per_window.append(scores)
         temporal = generator.temporal
         chunk = (generator.train_window - _OVERLAP.value) * temporal
         jumps.append(boundary_jump(video, chunk, 1 + (generator.train_window - 1) * temporal))
