@@ -6,7 +6,7 @@ from another view: 8 frames made between them), scored by the 3D probes on what 
         --results=experiments/results/physworld3d_modes
 
 Extension: `camera_move` (does the orbit go on, the same way?), `smooth_view` and `anchoring`
-over the whole clip (given + made), beside the same probes on the true continuation. Connection:
+over the last given frame and the 8 made, beside the same probes on the true continuation. Connection:
 `smooth_view` over the made frames and the share of the scene's colors they keep.
 """
 
@@ -39,7 +39,7 @@ def main(argv):
         made = generator.generate(generate.Request(prompt=clip.caption, mode="extend_forward", video=clip.video[:9],
                                                    frames=8, seed=number, enrich=False)).video
         for key, video in (("extend", made), ("extend_truth", clip.video)):
-            result = probes3d.score_video(video, objects, camera, -1)
+            result = probes3d.score_video(video[8:], objects, camera, -1)  # the last given frame and the 8 new
             scores[key].append({k: result[k] for k in ("camera_move", "smooth_view", "anchoring")})
         other_view = physworld3d.render(_second_view(clip.scene))[0]
         connected = generator.generate(generate.Request(prompt=clip.caption, mode="connect", video=clip.video[:5],
