@@ -1,7 +1,7 @@
-r"""A minute of video without drift: 60-second clips made by autoregressive extension
-(`generate.Generator`, t2v past the model's window: each chunk conditioned on the last `overlap`
-latent frames), scored per 10-second window against what their prompt asked for, and plotted
-against time in the video.
+r"""A minute of video without drift, in PhysWorld or PhysWorld 3D (the run's world): 60-second
+clips made by autoregressive extension (`generate.Generator`, t2v past the model's window: each
+chunk conditioned on the last `overlap` latent frames), scored per 10-second window against what
+their prompt asked for, and plotted against time in the video.
 
     .venv/bin/python experiments/minute_long.py --workdir=runs/ladder_physworld3d/32x \
         --results=experiments/results/minute_long_physworld3d
@@ -12,7 +12,8 @@ Per window (at the world's 8 frames per second, a minute is 481 frames, ten seco
 - `one_blob_per_color`: each color seen is one connected blob (a scene holds a color once);
 - `area_kept`: the objects' total area against the first window's (min of the two ratios);
 - `smooth_view`: no frame pair breaking the view (`probes3d.smooth_view`);
-- `camera_move`: the named move still shows (PhysWorld 3D).
+- PhysWorld 3D: `camera_move`, the named move still shows; PhysWorld: its `permanence`,
+  `continuity` and `pan_direction` probes on the window.
 And over the whole video, where the chunks meet: `boundary_jump`, the mean |change| of frame
 brightness and contrast across a chunk boundary over that within chunks (1: no seam). Target: no
 window below 0.9 of the first window's score.
@@ -24,39 +25,60 @@ import pathlib
 import numpy as np
 from absl import app, flags
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A T2V run (a ladder rung) on physworld3d/<variant>.")
+_WORKDIR = flags.DEFINE_string("workdir", None, "A T2V run (a ladder rung) on physworld or physworld3d.")
 _RESULTS = flags.DEFINE_string("results", None, "Write minute_long.json / .md and score_vs_time.png here.")
 _VIDEOS = flags.DEFINE_integer("videos", 8, "Held-out prompts, one minute each.")
 _SECONDS = flags.DEFINE_integer("seconds", 60, "Length of each video.")
 _WINDOW = flags.DEFINE_integer("window_seconds", 10, "Scoring window.")
 _OVERLAP = flags.DEFINE_integer("overlap", 1, "Latent frames each chunk is conditioned on.")
 _FPS = 8  # the procedural worlds' frame rate (config.data.fps)
-PROBES = ("objects_kept", "colors_clean", "one_blob_per_color", "area_kept", "smooth_view", "camera_move")
+PROBES = {"physworld3d": ("objects_kept", "colors_clean", "one_blob_per_color", "area_kept", "smooth_view",
+                           "camera_move"),
+          "physworld": ("objects_kept", "colors_clean", "one_blob_per_color", "area_kept", "smooth_view",
+                        "permanence", "continuity", "pan_direction")}
 SEEN_SHARE = 0.25  # a color is in a window when it covers MIN_AREA px in this share of its frames
 
 
-def window_scores(video: np.ndarray, scene) -> dict[str, float]:
+def object_labels(video: np.ndarray, world: str) -> np.ndarray:
+    """int [T, H, W]: each object pixel's palette color, -1 elsewhere (PhysWorld's trails, a dim
+    shade of their painter's color, are not objects)."""
+    from sora_jax.evaluation import probes, probes3d
+
+    if world == "physworld3d":
+        return probes3d.segment(video)
+    labels = probes.segment(video)
+    return np.where(labels < probes.COLORS, labels, -1)
+
+
+def window_scores(video: np.ndarray, clip, world: str) -> dict[str, float]:
+    """The window's scores against its prompt's scene (`clip`: the held-out clip it came from)."""
     from scipy import ndimage
 
     from sora_jax.data import physworld3d
-    from sora_jax.evaluation import probes3d
+    from sora_jax.evaluation import probes, probes3d
 
-    labels = probes3d.segment(video)
+    labels = object_labels(video, world)
     present = (labels[..., None] == np.arange(probes3d.COLORS)).sum((1, 2)) >= probes3d.MIN_AREA  # [T, colors]
     seen = set(np.flatnonzero(present.mean(0) >= SEEN_SHARE))
-    wanted = {o.color for o in scene.objects}
+    wanted = {o.color for o in clip.scene.objects}
     blobs = []
     for t in range(len(video)):
         for color in np.flatnonzero(present[t]):
             components, count = ndimage.label(labels[t] == color, np.ones((3, 3), bool))
             sizes = np.bincount(components.ravel())[1:]
             blobs.append(float((sizes >= probes3d.MIN_AREA).sum() == 1))
-    move = probes3d.classify_move(probes3d.move_features(video))
-    return {"objects_kept": len(seen & wanted) / len(wanted), "colors_clean": float(seen <= wanted),
-            "one_blob_per_color": float(np.mean(blobs)) if blobs else float("nan"),
-            "object_area": float((labels >= 0).sum((1, 2)).mean()),
-            "smooth_view": probes3d.smooth_view(video, [slice(0, len(video))]),
-            "camera_move": float("nan") if move is None else float(move == physworld3d.CAMERA_NAMES[scene.camera])}
+    scores = {"objects_kept": len(seen & wanted) / len(wanted), "colors_clean": float(seen <= wanted),
+              "one_blob_per_color": float(np.mean(blobs)) if blobs else float("nan"),
+              "object_area": float((labels >= 0).sum((1, 2)).mean()),
+              "smooth_view": probes3d.smooth_view(video, [slice(0, len(video))])}
+    if world == "physworld3d":
+        move = probes3d.classify_move(probes3d.move_features(video))
+        scores["camera_move"] = float("nan") if move is None else float(move == physworld3d.CAMERA_NAMES[
+            clip.scene.camera])
+    else:  # PhysWorld's own probes that apply to any stretch of a video
+        flat = probes.score_video(video, clip.truth["objects"], clip.scene.camera)
+        scores.update({k: flat[k] for k in ("permanence", "continuity", "pan_direction")})
+    return scores
 
 
 def boundary_jump(video: np.ndarray, chunk_frames: int, first_frames: int) -> float:
@@ -76,9 +98,13 @@ def main(argv):
     from sora_jax.evaluation.probes import bootstrap_mean
     from sora_jax.scaling import plots, world_evals
 
-    world = world_evals.Physworld3dEval()
-    scenes = [s for s in world.scenes(4 * _VIDEOS.value) if len(s.video) > 1 and s.scene.cut < 0][:_VIDEOS.value]
     generator = generate.Generator(_WORKDIR.value)
+    world = world_evals.for_dataset(generator.config.data.dataset)
+    if world.name not in PROBES:
+        raise SystemExit(f"minute_long: {world.name} runs are not scored here (physworld, physworld3d)")
+    shown = PROBES[world.name]
+    scenes = [s for s in world.scenes(4 * _VIDEOS.value)
+              if len(s.video) > 1 and getattr(s.scene, "cut", -1) < 0][:_VIDEOS.value]
     frames = 1 + _FPS * _SECONDS.value
     window = _FPS * _WINDOW.value
     per_window, jumps, seconds = [], [], []
@@ -88,7 +114,7 @@ def main(argv):
                                                      allow_long=True))
         video = result.video
         seconds.append(result.meta["seconds"])
-        scores = [window_scores(video[start:start + window + 1], scene.scene)
+        scores = [window_scores(video[start:start + window + 1], scene, world.name)
                   for start in range(0, len(video) - window, window)]
         first_area = max(scores[0]["object_area"], 1.0)
         for row in scores:  # the objects' total area against the first window's (1: kept, <1: grown or shrunk)
@@ -98,17 +124,17 @@ def main(argv):
         chunk = (generator.train_window - _OVERLAP.value) * temporal
         jumps.append(boundary_jump(video, chunk, 1 + (generator.train_window - 1) * temporal))
         print(f"video {number}: {len(video)} frames in {result.meta['seconds']:.0f} s; "
-              + ", ".join(f"{p} " + " ".join(f"{w[p]:.2f}" for w in per_window[-1]) for p in PROBES), flush=True)
+              + ", ".join(f"{p} " + " ".join(f"{w[p]:.2f}" for w in per_window[-1]) for p in shown), flush=True)
     windows = len(per_window[0])
-    table = {probe: [bootstrap_mean([v[w][probe] for v in per_window]) for w in range(windows)] for probe in PROBES}
-    report = {"run": _WORKDIR.value, "videos": len(scenes), "frames": frames, "fps": _FPS,
+    table = {probe: [bootstrap_mean([v[w][probe] for v in per_window]) for w in range(windows)] for probe in shown}
+    report = {"run": _WORKDIR.value, "world": world.name, "videos": len(scenes), "frames": frames, "fps": _FPS,
               "window_seconds": _WINDOW.value, "overlap": _OVERLAP.value, "per_window": table,
               "boundary_jump": bootstrap_mean(jumps), "seconds_per_video": float(np.mean(seconds)),
               "ratio_to_first_window": {p: [None if (w["mean"] is None or table[p][0]["mean"] in (None, 0))
-                                            else w["mean"] / table[p][0]["mean"] for w in table[p]] for p in PROBES}}
+                                            else w["mean"] / table[p][0]["mean"] for w in table[p]] for p in shown}}
     lines = ["| probe | " + " | ".join(f"{_WINDOW.value * w}-{_WINDOW.value * (w + 1)} s" for w in range(windows))
              + " | lowest / first |", "|---" * (windows + 2) + "|"]
-    for probe in PROBES:
+    for probe in shown:
         ratios = [r for r in report["ratio_to_first_window"][probe] if r is not None]
         cells = " | ".join("–" if w["mean"] is None else f"{w['mean']:.2f}" for w in table[probe])
         lines.append(f"| {probe} | {cells} | " + (f"{min(ratios):.2f}" if ratios else "–") + " |")
@@ -126,7 +152,7 @@ def main(argv):
         plt = plots._pyplot()
         figure, axis = plt.subplots(figsize=(6, 3.5))
         centers = (np.arange(windows) + 0.5) * _WINDOW.value
-        for probe in PROBES:
+        for probe in shown:
             means = [np.nan if w["mean"] is None else w["mean"] for w in table[probe]]
             axis.plot(centers, means, marker="o", label=probe)
         axis.set_xlabel("time in the video (s)")
