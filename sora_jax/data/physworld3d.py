@@ -28,7 +28,7 @@ import dataclasses
 
 import numpy as np
 
-from sora_jax.data import captions3d, palette
+from sora_jax.data import captions3d, palette, raycast
 
 SHAPE_NAMES, MOTION_NAMES = palette.SHAPE_NAMES_3D, palette.MOTION_NAMES_3D
 CAMERA_NAMES, CUT_NAMES = palette.CAMERA_MOVES_3D, palette.CUT_NAMES_3D
@@ -298,55 +298,6 @@ def simulate(scene: Scene3D) -> np.ndarray:
     return centers
 
 
-def _polyhedron(obj: Object3D, center: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Planes (normals [K, 3], offsets [K]) with n.x <= d inside, for a cube or a pyramid."""
-    c, s = np.cos(obj.yaw), np.sin(obj.yaw)
-    axes = np.array([[c, s, 0.0], [-s, c, 0.0]])
-    r = obj.radius
-    if SHAPE_NAMES[obj.shape] == "cube":
-        normals = np.concatenate([axes, -axes, [[0, 0, 1.0], [0, 0, -1.0]]])
-        extents = np.array([r, r, r, r, r, r])
-    else:  # pyramid: base at the bottom, apex 1.6 r above it
-        apex_height = obj.height
-        base = center[2] - apex_height / 2
-        slant = np.concatenate([axes, -axes]) * apex_height + np.array([0, 0, r])
-        normals = np.concatenate([slant / np.linalg.norm(slant, axis=1, keepdims=True), [[0, 0, -1.0]]])
-        apex = np.array([center[0], center[1], base + apex_height])
-        offsets = np.concatenate([normals[:4] @ apex, [-base]])
-        return normals, offsets
-    return normals, normals @ center + extents
-
-
-def _hit_object(obj: Object3D, center: np.ndarray, origin: np.ndarray, rays: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Distance along each ray [R] (inf: a miss) and the surface normal [R, 3]."""
-    if SHAPE_NAMES[obj.shape] == "sphere":
-        offset = origin - center
-        b = rays @ offset
-        disc = b * b - (offset @ offset - obj.radius**2)
-        t = -b - np.sqrt(np.maximum(disc, 0))
-        t = np.where((disc >= 0) & (t > 1e-6), t, np.inf)
-        normal = (origin + np.where(np.isfinite(t), t, 0)[:, None] * rays - center) / obj.radius
-        return t, normal
-    distance, normal = np.full(len(rays), np.inf), np.zeros((len(rays), 3))
-    offset = origin - center  # only the rays through the bounding sphere can hit
-    b = rays @ offset
-    candidates = np.flatnonzero(b * b - (offset @ offset - obj.bound**2) >= 0)
-    normals, offsets = _polyhedron(obj, center)
-    denom = rays[candidates] @ normals.T  # [R, K]
-    num = offsets - normals @ origin  # [K]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = num / denom
-    entering = np.where(denom < 0, t, -np.inf)
-    leaving = np.where(denom > 0, t, np.inf)
-    parallel_out = (denom == 0) & (num < 0)
-    near, far = entering.max(1), leaving.min(1)
-    hit = (near <= far) & (near > 1e-6) & ~parallel_out.any(1)
-    distance[candidates] = np.where(hit, near, np.inf)
-    normal[candidates] = normals[entering.argmax(1)]
-    return distance, normal
-
-
 def ground_texture(seed: int) -> np.ndarray:
     """Per-tile gray levels [16, 16] (tiles of TILE units; the pattern repeats every 16 tiles)."""
     rng = np.random.default_rng(seed)
@@ -415,7 +366,7 @@ def render(scene: Scene3D, ground_path: CameraPath | None = None) -> tuple[np.nd
             g_right, g_down, g_forward = (axis[t] for axis in ground_axes)
             rays_g = g_forward + grid_x[..., None] * g_right + grid_y[..., None] * g_down
             rays_g = (rays_g / np.linalg.norm(rays_g, axis=-1, keepdims=True)).reshape(-1, 3)
-        hits = [_hit_object(o, centers[t, i], origin, rays) for i, o in enumerate(scene.objects)]
+        hits = [raycast.hit(o, centers[t, i], origin, rays) for i, o in enumerate(scene.objects)]
         distance = np.stack([h[0] for h in hits] + [np.full(len(rays), np.inf)])  # [N + 1, R]
         with np.errstate(divide="ignore", invalid="ignore"):
             ground_t = np.where(rays_g[:, 2] < -1e-6, -origin_g[2] / rays_g[:, 2], np.inf)
@@ -436,7 +387,7 @@ def render(scene: Scene3D, ground_path: CameraPath | None = None) -> tuple[np.nd
         if scene.shadows:
             shadowed = np.zeros(len(rays), bool)
             for i, o in enumerate(scene.objects):
-                shadowed |= _shadow_hit(o, centers[t, i], points, on_ground)
+                shadowed |= raycast.shadowed(o, centers[t, i], points, on_ground, LIGHT)
             lit = np.where(shadowed, lit * SHADOW, lit)
         fog = np.exp(-np.maximum(ground_t - 6.0, 0) / 6.0)[:, None]
         ground_color = fog * ground * lit[:, None] + (1 - fog) * color
@@ -470,43 +421,6 @@ def render(scene: Scene3D, ground_path: CameraPath | None = None) -> tuple[np.nd
         "objects": object_table(scene),
     }
     return video, truth
-
-
-def _shadow_hit(obj: Object3D, center: np.ndarray, points: np.ndarray, on_ground: np.ndarray) -> np.ndarray:
-    """Whether the ray from each ground point toward the light meets `obj`."""
-    result = np.zeros(len(points), bool)
-    where = np.flatnonzero(on_ground)
-    if where.size == 0:
-        return result
-    # Cast from each point: shift the object instead of the origin (one origin per ray).
-    for start in range(0, where.size, 65536):
-        chunk = where[start:start + 65536]
-        t, _ = _hit_object_many(obj, center, points[chunk])
-        result[chunk] = np.isfinite(t)
-    return result
-
-
-def _hit_object_many(obj: Object3D, center: np.ndarray, origins: np.ndarray) -> tuple[np.ndarray, None]:
-    """`_hit_object` for rays along LIGHT from many origins [R, 3]."""
-    if SHAPE_NAMES[obj.shape] == "sphere":
-        offset = origins - center
-        b = offset @ LIGHT
-        disc = b * b - ((offset * offset).sum(1) - obj.radius**2)
-        t = -b + np.sqrt(np.maximum(disc, 0))  # the far side: a ray from the ground starts outside
-        return np.where((disc >= 0) & (t > 1e-6), t, np.inf), None
-    offset = origins - center  # only the rays through the bounding sphere can hit
-    b = offset @ LIGHT
-    candidates = np.flatnonzero(b * b - ((offset * offset).sum(1) - obj.bound**2) >= 0)
-    normals, offsets = _polyhedron(obj, center)
-    denom = normals @ LIGHT  # [K]
-    num = offsets[None] - origins[candidates] @ normals.T  # [R, K]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = num / denom
-    near = np.where(denom < 0, t, -np.inf).max(1)
-    far = np.where(denom > 0, t, np.inf).min(1)
-    distance = np.full(len(origins), np.inf)
-    distance[candidates] = np.where((near <= far) & (far > 1e-6), far, np.inf)
-    return distance, None
 
 
 def _pad(array: np.ndarray, frames: int) -> np.ndarray:
