@@ -57,19 +57,45 @@ class Track:
     border: np.ndarray  # bool: seen touching the border
 
 
-def _hue(video: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(nearest palette hue [T, H, W], chroma range max - min [T, H, W], whether saturated)."""
+@dataclasses.dataclass(frozen=True)
+class Picture:
+    """A video as the probes read it, converted once (`picture`): RGB in [0, 1] (float32), its
+    gray, and per pixel the nearest palette hue, the chroma range (max - min) and whether it is
+    saturated. Indexing slices frames."""
+
+    rgb: np.ndarray  # [T, H, W, 3]
+    gray: np.ndarray  # [T, H, W]
+    hue: np.ndarray
+    spread: np.ndarray
+    saturated: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rgb)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.rgb.shape
+
+    def __getitem__(self, frames) -> Picture:
+        return Picture(*(getattr(self, f.name)[frames] for f in dataclasses.fields(self)))
+
+
+def picture(video: np.ndarray | Picture) -> Picture:
+    """The video read once for every probe (a `Picture` passes through)."""
+    if isinstance(video, Picture):
+        return video
     rgb = to_unit(video).astype(np.float32)
     high, low = rgb.max(-1), rgb.min(-1)
     saturated = (high > MIN_VALUE) & ((high - low) > MIN_SATURATION * np.maximum(high, 1e-6))
     chroma = rgb / np.maximum(high, 1e-6)[..., None]
-    return ((chroma[..., None, :] - _CHROMA) ** 2).sum(-1).argmin(-1), high - low, saturated
+    hue = ((chroma[..., None, :] - _CHROMA) ** 2).sum(-1).argmin(-1)
+    return Picture(rgb, rgb.mean(-1), hue, high - low, saturated)
 
 
-def segment(video: np.ndarray) -> np.ndarray:
+def segment(video: np.ndarray | Picture) -> np.ndarray:
     """int [T, H, W]: the palette color of each object pixel, -1 elsewhere."""
-    hue, _, saturated = _hue(video)
-    return np.where(saturated, hue, -1)
+    view = picture(video)
+    return np.where(view.saturated, view.hue, -1)
 
 
 def _edge_cover(inside: np.ndarray, beyond: np.ndarray, same_hue: np.ndarray) -> np.ndarray:
@@ -101,12 +127,13 @@ def _subpixel(mask: np.ndarray, spread: np.ndarray, hue_match: np.ndarray) -> tu
     return float(np.mean(centers)), float(np.mean(bottoms))
 
 
-def tracks(labels: np.ndarray, margin: int = 1, video: np.ndarray | None = None) -> dict[int, Track]:
+def tracks(labels: np.ndarray, margin: int = 1, video: np.ndarray | Picture | None = None) -> dict[int, Track]:
     """Per color present anywhere: its track over the frames. With the `video` the labels came
     from, x and the bottom edge are read to a fraction of a pixel (`_subpixel`)."""
     frames, height, width = labels.shape
     result = {}
     ys, xs = np.mgrid[:height, :width]
+    view = None if video is None else picture(video)
     for color in range(COLORS):
         mask = labels == color
         area = mask.sum((1, 2))
@@ -127,19 +154,18 @@ def tracks(labels: np.ndarray, margin: int = 1, video: np.ndarray | None = None)
         lowest = np.where(mask.any(1), height - 1 - np.argmax(mask[:, ::-1], axis=1), -1)  # [T, W]
         columns = np.maximum((lowest >= 0).sum(1), 1)
         base_y = np.where(seen, np.where(lowest >= 0, lowest + 1.0, 0).sum(1) / columns, np.nan)
-        if video is not None:
-            hue, spread, _ = _hue(video)
+        if view is not None:
             for t in np.flatnonzero(seen):
-                x[t], base_y[t] = _subpixel(mask[t], spread[t], hue[t] == color)
+                x[t], base_y[t] = _subpixel(mask[t], view.spread[t], view.hue[t] == color)
         result[color] = Track(x, y, np.where(seen, np.sqrt(area), np.nan), base_y, seen & ~border & ~touching, border)
     return result
 
 
-def find_cut(video: np.ndarray) -> int:
+def find_cut(video: np.ndarray | Picture) -> int:
     """The frame where the picture changes most (the first frame of the second shot)."""
     if len(video) < 3:
         return len(video)
-    change = np.abs(np.diff(to_unit(video).astype(np.float32), axis=0)).mean((1, 2, 3))
+    change = np.abs(np.diff(picture(video).rgb, axis=0)).mean((1, 2, 3))
     return int(change.argmax()) + 1
 
 
@@ -181,7 +207,7 @@ def _match(current: np.ndarray, following: np.ndarray, box, keep: np.ndarray, se
     return shift
 
 
-def anchoring(video: np.ndarray, labels: np.ndarray, found: dict[int, Track], still: list[int], frames: slice,
+def anchoring(video: np.ndarray | Picture, labels: np.ndarray, found: dict[int, Track], still: list[int], frames: slice,
               stride: int = STRIDE) -> float:
     """3D consistency of the still objects: each must move in the picture exactly as the ground
     around its base does, whatever the camera does (a still object rests on the ground; one that
@@ -191,7 +217,7 @@ def anchoring(video: np.ndarray, labels: np.ndarray, found: dict[int, Track], st
     over the pairs SLIP_SIGNIFICANCE standard errors from zero (measurement noise sums to a
     random walk, a drift to a line). 1 if no still object slips; 0 otherwise; NaN if no still
     object is seen whole in three frame pairs."""
-    gray = to_unit(video).astype(np.float32).mean(-1)
+    gray = picture(video).gray
     objects = labels >= 0
     grown = objects.copy()
     for axis, shift in ((1, 1), (1, -1), (2, 1), (2, -1)):
@@ -225,11 +251,11 @@ def anchoring(video: np.ndarray, labels: np.ndarray, found: dict[int, Track], st
     return float(all(verdicts)) if verdicts else float("nan")
 
 
-def smooth_view(video: np.ndarray, shots: list[slice]) -> float:
+def smooth_view(video: np.ndarray | Picture, shots: list[slice]) -> float:
     """1 if, within each shot, no frame pair matches far worse (BREAK_FACTOR) than the shot's
     others: a warped or mirrored frame, a jump of the view; 0 otherwise (NaN for fewer than four
     pairs in every shot)."""
-    gray = to_unit(video).astype(np.float32).mean(-1)
+    gray = picture(video).gray
     search, verdicts = 3, []
     for shot in shots:
         start, stop = shot.start or 0, min(shot.stop or len(video), len(video))
@@ -245,10 +271,10 @@ def smooth_view(video: np.ndarray, shots: list[slice]) -> float:
     return float(all(verdicts)) if verdicts else float("nan")
 
 
-def global_flow(video: np.ndarray, block: int = 8, search: int = 3) -> np.ndarray:
+def global_flow(video: np.ndarray | Picture, block: int = 8, search: int = 3) -> np.ndarray:
     """Block matching between consecutive frames: float [T-1, B, 4] of (y, x, dy, dx) in pixels
     per block of `block` px (half-overlapping); dy, dx NaN where the block has no texture."""
-    gray = to_unit(video).astype(np.float32).mean(-1)
+    gray = picture(video).gray
     frames, height, width = gray.shape
     current, following = gray[:-1], np.pad(gray[1:], ((0, 0), (search, search), (search, search)), mode="edge")
     ys = np.arange(block // 2, height - block // 2 + 1, block // 2)
@@ -267,7 +293,7 @@ def global_flow(video: np.ndarray, block: int = 8, search: int = 3) -> np.ndarra
     return np.concatenate([centers, best], -1).reshape(frames - 1, -1, 4)
 
 
-def move_features(video: np.ndarray) -> np.ndarray | None:
+def move_features(video: np.ndarray | Picture) -> np.ndarray | None:
     """The image motion per frame, as an affine flow field fitted per frame pair and averaged:
     (u0, du/dx, du/dy, v0, dv/dx, dv/dy) with u, v in frame widths / heights and x, y centered
     in frame units; None when fewer than two frame pairs have texture to match."""
@@ -360,6 +386,7 @@ def shot_consistency(found: dict[int, Track], cut_frame: int, cut: str, frames: 
 def score_video(video: np.ndarray, objects: np.ndarray, camera: int, cut: int) -> dict[str, float]:
     """The probes for one video against its prompt's scene: its object table
     (`physworld3d.object_table`), camera move (index into CAMERA_NAMES) and cut (-1: none)."""
+    video = picture(video)
     frames, height, width = video.shape[:3]
     labels = segment(video)
     found = tracks(labels, video=video)
