@@ -24,7 +24,7 @@ import dataclasses
 
 import numpy as np
 
-from sora_jax.data import blockworld as bw
+from sora_jax.data import blockworld as bw, quadruplets
 
 KINDS = ("dug_reappears", "placed_vanishes", "walk_through_wall")
 _SEARCH = 400  # seeds tried after the given one for a clip the kind applies to
@@ -32,12 +32,7 @@ _CONFIG = bw.WorldConfig(return_prob=1.0, explore_caption_prob=0.0)
 
 
 @dataclasses.dataclass
-class Quadruplet:
-    possible: tuple[np.ndarray, np.ndarray]
-    impossible: tuple[np.ndarray, np.ndarray]
-    caption: str  # clip A's
-    kind: str
-    frame: int  # the first frame at which a possible and an impossible clip differ
+class Quadruplet(quadruplets.Quadruplet):
     segments: list[int]  # clip A's actions
     seed: int  # the seed that made clip A
 

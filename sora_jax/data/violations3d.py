@@ -26,19 +26,11 @@ import dataclasses
 import numpy as np
 
 from sora_jax.data import palette, physworld3d as p3d
+from sora_jax.data.quadruplets import Quadruplet
 
 KINDS = ("depth_pop", "cut_swap", "parallax_reversed")
 DOCTORED = ("drift", "warp", "mirror")
 _SEARCH = 64
-
-
-@dataclasses.dataclass
-class Quadruplet:
-    possible: tuple[np.ndarray, np.ndarray]
-    impossible: tuple[np.ndarray, np.ndarray]
-    caption: str  # clip A's
-    kind: str
-    frame: int  # the first frame at which a possible and an impossible clip differ
 
 
 def _replace(scene: p3d.Scene3D, index: int, **changes) -> p3d.Scene3D:
