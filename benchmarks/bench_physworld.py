@@ -23,7 +23,7 @@ def measure(config: builder.PhysworldConfig, seconds: float) -> dict:
     physworld.render_clip(0, *config.example_shape([0]), config.world)  # warm-up
     clips, frames, start = 0, 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        seed = builder.example_seed(config, "train", clips)
+        seed = config.example_seed("train", clips)
         shape = config.example_shape(seed)
         physworld.render_clip(seed, *shape, config.world)
         clips, frames = clips + 1, frames + shape[0]

@@ -126,7 +126,7 @@ class Generator:
         if not worlds.is_world(dataset):
             raise UserInputError(f"the run's meta has no training_shape and {dataset!r} is not a procedural world: "
                                  f"retrain, or export it again from a newer checkpoint")
-        size, frames = worlds.builder_module(dataset).largest_clip(dataset.split("/")[1])
+        size, frames = worlds.variant(dataset).largest_clip()
         return size, 1 + (frames - 1) // self.temporal
 
     # --- latents -------------------------------------------------------------------------------

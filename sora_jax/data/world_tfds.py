@@ -12,6 +12,8 @@ import functools
 import numpy as np
 import tensorflow_datasets as tfds
 
+SPLIT_SEED = {"train": 0, "validation": 1}
+
 
 @dataclasses.dataclass
 class VariantConfig(tfds.core.BuilderConfig):
@@ -22,6 +24,15 @@ class VariantConfig(tfds.core.BuilderConfig):
     durations: tuple[int, ...] = ()  # frames; 1 is an image
     image_fraction: float = 0.25  # share of examples that are single frames
     num_examples: dict[str, int] = dataclasses.field(default_factory=dict)
+    salt: str = ""  # prefixes the name in the seeds: no two worlds' examples share one
+
+    def example_seed(self, split: str, index: int) -> list[int]:
+        """The seed sequence of one example: distinct per world, variant, split and index."""
+        return [sum(map(ord, self.salt + self.name)), SPLIT_SEED[split], index]
+
+    def largest_clip(self) -> tuple[tuple[int, int], int]:
+        """((height, width), frames) of the variant's largest size and longest duration."""
+        return self.sizes[0], max(self.durations)
 
     def example_shape(self, seed_sequence: list[int]) -> tuple[int, int, int]:
         rng = np.random.default_rng(seed_sequence)
@@ -38,11 +49,6 @@ def aspect_sizes(short: int, long: int) -> tuple[tuple[int, int], ...]:
 def find(configs, name: str):
     """The builder config called `name` among `configs`."""
     return next(c for c in configs if c.name == name)
-
-
-def largest_clip(config: VariantConfig) -> tuple[tuple[int, int], int]:
-    """((height, width), frames) of a variant's largest size and longest duration."""
-    return config.sizes[0], max(config.durations)
 
 
 def keyed_example(index: int, make_example, config, split: str) -> tuple[int, dict]:

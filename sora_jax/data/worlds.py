@@ -7,9 +7,9 @@ run can read more clips than were prepared — those past the records render fro
     worlds.builder_module("physworld/tiny")     # its tfds builder module: variant(), make_example(), ...
     worlds.NAMES                                # every world/variant, for error messages
 
-Each builder module exposes `BUILDER_CONFIGS`, `variant(name)`, `largest_clip(name)`,
-`example_seed(config, split, index)`, `make_example(config, split, index)` and `BUILDER` (its
-`tfds.core.GeneratorBasedBuilder` class, taking `beam=`).
+Each builder module exposes `BUILDER_CONFIGS` (`world_tfds.VariantConfig`s: sizes, durations,
+counts, `example_seed(split, index)`, `largest_clip()`), `variant(name)`, `make_example(config,
+split, index)` and `BUILDER` (its `tfds.core.GeneratorBasedBuilder` class, taking `beam=`).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class ProceduralSplit:
 
     def shapes(self) -> np.ndarray:
         """int [count, 3]: (T, H, W) of every example; past the records, from the seeds alone."""
-        rendered = [self.config.example_shape(self.module.example_seed(self.config, self.split, i))
+        rendered = [self.config.example_shape(self.config.example_seed(self.split, i))
                     for i in range(len(self.prepared), self.count)]
         return np.concatenate([self.prepared_shapes[:self.count], np.array(rendered, np.int64).reshape(-1, 3)])
 

@@ -178,8 +178,8 @@ def clips_per_step(config, sample: int = 4096) -> float | None:
 
     from sora_jax.data import pipeline
 
-    builder, variant = worlds.builder_module(dataset), worlds.variant(dataset)
-    shapes = [latent_thw(variant.example_shape(builder.example_seed(variant, "train", i)), config.ladder.vae)
+    variant = worlds.variant(dataset)
+    shapes = [latent_thw(variant.example_shape(variant.example_seed("train", i)), config.ladder.vae)
               for i in range(sample)]
     buckets, counts = np.unique(np.array(shapes, np.int64), axis=0, return_counts=True)
     sizes = pipeline.bucket_batch_sizes(buckets, config.data.batch_size, config.data.max_batch_size, 1)

@@ -162,7 +162,7 @@ class T2VTask:
         from sora_jax.data import worlds
 
         if worlds.is_world(dataset):
-            size, frames = worlds.builder_module(dataset).largest_clip(dataset.split("/")[1])
+            size, frames = worlds.variant(dataset).largest_clip()
             return {"size": list(size), "latent_frames": 1 + (frames - 1) // self.vae.temporal}
         shapes = self.cache(self.config.data.train_split).shapes()
         height, width = max(((int(h), int(w)) for _, h, w in shapes), key=lambda hw: hw[0] * hw[1])

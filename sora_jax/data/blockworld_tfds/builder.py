@@ -16,7 +16,6 @@ import tensorflow_datasets as tfds
 
 from sora_jax.data import blockworld, world_tfds
 
-_SPLIT_SEED = {"train": 0, "validation": 1}
 # Ground-truth arrays are padded to these (a 9:16 tiny clip has 14 rows; a world is 3 views wide).
 MAX_ROWS, MAX_COLS = 16, 48
 
@@ -25,6 +24,7 @@ MAX_ROWS, MAX_COLS = 16, 48
 class BlockworldConfig(world_tfds.VariantConfig):
     """Sizes, durations and counts of one BlockWorld variant (`world_tfds.VariantConfig`)."""
 
+    salt: str = "block"  # its seeds differ from the other worlds'
     image_fraction: float = 0.15
     world: blockworld.WorldConfig = blockworld.WorldConfig()
 
@@ -48,18 +48,8 @@ def variant(name: str) -> BlockworldConfig:
     return world_tfds.find(BUILDER_CONFIGS, name)
 
 
-def largest_clip(name: str) -> tuple[tuple[int, int], int]:
-    """((height, width), frames) of a variant's largest size and longest duration, e.g. `tiny`."""
-    return world_tfds.largest_clip(variant(name))
-
-
-def example_seed(config: BlockworldConfig, split: str, index: int) -> list[int]:
-    """Distinct per config, split and index, and from PhysWorld's ("block" salts the sum)."""
-    return [sum(map(ord, "block" + config.name)), _SPLIT_SEED[split], index]
-
-
 def make_example(config: BlockworldConfig, split: str, index: int) -> dict[str, np.ndarray | str]:
-    seed = example_seed(config, split, index)
+    seed = config.example_seed(split, index)
     frames, height, width = config.example_shape(seed)
     clip = blockworld.render_clip(seed, frames, height, width, config.world)
     truth = clip.truth

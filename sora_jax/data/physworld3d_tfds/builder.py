@@ -16,13 +16,12 @@ import tensorflow_datasets as tfds
 
 from sora_jax.data import physworld3d, world_tfds
 
-_SPLIT_SEED = {"train": 0, "validation": 1}
-
 
 @dataclasses.dataclass
 class Physworld3dConfig(world_tfds.VariantConfig):
     """Sizes, durations and counts of one PhysWorld 3D variant (`world_tfds.VariantConfig`)."""
 
+    salt: str = "3d"  # its seeds differ from the other worlds'
     image_fraction: float = 0.15
     world: physworld3d.WorldConfig = physworld3d.WorldConfig()
 
@@ -51,18 +50,8 @@ def variant(name: str) -> Physworld3dConfig:
     return world_tfds.find(BUILDER_CONFIGS, name)
 
 
-def largest_clip(name: str) -> tuple[tuple[int, int], int]:
-    """((height, width), frames) of a variant's largest size and longest duration, e.g. `tiny`."""
-    return world_tfds.largest_clip(variant(name))
-
-
-def example_seed(config: Physworld3dConfig, split: str, index: int) -> list[int]:
-    """Distinct per config, split and index, and from the other worlds' ("3d" salts the sum)."""
-    return [sum(map(ord, "3d" + config.name)), _SPLIT_SEED[split], index]
-
-
 def make_example(config: Physworld3dConfig, split: str, index: int) -> dict[str, np.ndarray | str]:
-    seed = example_seed(config, split, index)
+    seed = config.example_seed(split, index)
     frames, height, width = config.example_shape(seed)
     clip = physworld3d.render_clip(seed, frames, height, width, config.world)
     truth = clip.truth

@@ -16,7 +16,6 @@ import tensorflow_datasets as tfds
 
 from sora_jax.data import physworld, world_tfds
 
-_SPLIT_SEED = {"train": 0, "validation": 1}
 
 
 @dataclasses.dataclass
@@ -50,18 +49,8 @@ def variant(name: str) -> PhysworldConfig:
     return world_tfds.find(BUILDER_CONFIGS, name)
 
 
-def largest_clip(name: str) -> tuple[tuple[int, int], int]:
-    """((height, width), frames) of a variant's largest size and longest duration, e.g. `tiny`."""
-    return world_tfds.largest_clip(variant(name))
-
-
-def example_seed(config: PhysworldConfig, split: str, index: int) -> list[int]:
-    """The seed sequence of one example: distinct per config, split and index."""
-    return [sum(map(ord, config.name)), _SPLIT_SEED[split], index]
-
-
 def make_example(config: PhysworldConfig, split: str, index: int) -> dict[str, np.ndarray | str]:
-    seed = example_seed(config, split, index)
+    seed = config.example_seed(split, index)
     frames, height, width = config.example_shape(seed)
     clip = physworld.render_clip(seed, frames, height, width, config.world)
     truth = clip.truth
