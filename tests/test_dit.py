@@ -165,6 +165,24 @@ def test_sampler_keeps_given_frames_and_guidance_mixes():
     np.testing.assert_allclose(v, 2.0 + 3.0 * (1.0 - 2.0))  # v_u + g (v_c - v_u)
 
 
+def test_sampler_shows_noised_context_at_cond_t_and_returns_it_clean():
+    shape = (1, 3, 2, 2, 1)
+    given, noise = jnp.full(shape, 0.7), jnp.ones(shape)
+    mask = jnp.array([[True, False, False]])
+    seen = []
+
+    def velocity(x, t_frames, keep):
+        jax.debug.callback(lambda x, t: seen.append((np.asarray(x), np.asarray(t))), x[:, 0], t_frames[:, 0])
+        return x
+
+    out = samplers.sample(velocity, noise, steps=3, cond_latents=given, cond_mask=mask, cond_t=0.1)
+    assert len(seen) == 3  # every step shows the model the same noised context at t = cond_t
+    for x_given, t_given in seen:
+        np.testing.assert_allclose(x_given, 0.9 * 0.7 + 0.1 * 1.0, rtol=1e-6)
+        np.testing.assert_allclose(t_given, 0.1)
+    np.testing.assert_array_equal(out[:, 0], given[:, 0])
+
+
 def test_second_order_samplers_beat_euler_on_a_fixed_velocity_field():
     def velocity(x, t_frames, keep):
         t = t_frames[:, :, None, None, None]

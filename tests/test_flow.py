@@ -73,3 +73,21 @@ def test_images_are_always_text_to_image():
 def test_unknown_task_is_refused():
     with pytest.raises(ValueError, match="unknown tasks"):
         flow.task_masks(jax.random.PRNGKey(0), 2, 3, {"t2x": 1.0})
+
+
+def test_noised_context_trains_given_frames_at_a_small_t_and_keeps_them_out_of_the_loss():
+    x0, noise = _latents()
+    cond = jnp.array([[True, True, False, False, False]] * 4)
+    cond_t = flow.context_timesteps(jax.random.PRNGKey(3), 4, 0.2)
+    assert cond_t.shape == (4,) and float(cond_t.min()) >= 0.0 and float(cond_t.max()) <= 0.2
+    t = flow.frame_timesteps(jnp.full((4,), 0.7), cond, cond_t)
+    np.testing.assert_allclose(t[:, :2], jnp.stack([cond_t, cond_t], 1))
+    np.testing.assert_allclose(t[:, 2:], 0.7)
+    xt = flow.noise_latents(x0, noise, t)
+    np.testing.assert_allclose(xt[:, 0], (1 - cond_t[:, None, None, None]) * x0[:, 0]
+                               + cond_t[:, None, None, None] * noise[:, 0], rtol=1e-6, atol=1e-6)
+    perfect = flow.velocity_target(x0, noise)
+    assert float(flow.flow_loss(perfect.at[:, :2].add(100.0), x0, noise, cond)[0]) == 0.0
+    # No context noise is the clean-context recipe exactly.
+    np.testing.assert_array_equal(flow.frame_timesteps(jnp.full((4,), 0.7), cond, 0.0),
+                                  flow.frame_timesteps(jnp.full((4,), 0.7), cond))

@@ -86,6 +86,9 @@ def get_config(arg: str | None = None):
     config.flow.shift = 0.0  # > 0: this shift at every size instead (training and sampling)
     config.flow.logit_mean = 0.0  # logit-normal timesteps
     config.flow.logit_std = 1.0
+    # > 0: given (context) frames train at t ~ U(0, this) instead of clean, and sample at half of
+    # it, so extension chunks don't copy their context's errors (`flow.context_timesteps`).
+    config.flow.context_noise = 0.0
     config.flow.tasks = common.ml_collections.ConfigDict(dict(
         t2v=0.6, t2i=0.1, i2v=0.1, extend_forward=0.05, extend_backward=0.05, connect=0.05, random_frames=0.05,
     ))

@@ -76,9 +76,20 @@ def task_masks(rng: jax.Array, batch: int, latent_frames: int, probabilities: di
     return task, mask
 
 
-def frame_timesteps(t: jax.Array, cond_mask: jax.Array) -> jax.Array:
-    """Per-sample t `[B]` -> per-frame `[B, t]`, zero on conditioning frames."""
-    return jnp.where(cond_mask, 0.0, t[:, None])
+def frame_timesteps(t: jax.Array, cond_mask: jax.Array, cond_t: jax.Array | float = 0.0) -> jax.Array:
+    """Per-sample t `[B]` -> per-frame `[B, t]`; conditioning frames get `cond_t` (scalar or `[B]`):
+    0 for clean context, a little above it for noised context (`context_timesteps`)."""
+    cond_t = jnp.asarray(cond_t, t.dtype)
+    return jnp.where(cond_mask, cond_t[:, None] if cond_t.ndim else cond_t, t[:, None])
+
+
+def context_timesteps(rng: jax.Array, batch: int, context_noise: float) -> jax.Array:
+    """Noised context: each sample's conditioning frames at t ~ U(0, `context_noise`) `[B]`, so the
+    model learns to take its context as slightly wrong — as a chunk's context is when an earlier
+    chunk generated it — rather than copying every error forward (noise augmentation of the
+    condition, as cascaded and autoregressive video models do). Sampling holds context at half
+    the training maximum (`T2VPipeline.context_t`)."""
+    return jax.random.uniform(rng, (batch,)) * context_noise
 
 
 def noise_latents(x0: jax.Array, noise: jax.Array, t_frames: jax.Array) -> jax.Array:

@@ -2,7 +2,9 @@
 
 Conditioning frames (`cond_mask` True) hold their given latents at t = 0 throughout, exactly as in
 training, so one sampler serves text->video, image->video, extension, connecting and random
-frames. Classifier-free guidance mixes the velocity with and without the caption.
+frames; a model trained on noised context (`flow.context_noise`) is shown its context noised to
+`cond_t` by the starting noise, and the output keeps the clean given latents. Classifier-free
+guidance mixes the velocity with and without the caption.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ SAMPLERS = ("euler", "heun", "ab2")
 
 def sample(velocity_fn: VelocityFn, noise: jax.Array, *, method: str = "euler", steps: int = 30,
            guidance: float = 1.0, shift: float = 1.0, cond_latents: jax.Array | None = None,
-           cond_mask: jax.Array | None = None, start: float = 1.0) -> jax.Array:
+           cond_mask: jax.Array | None = None, start: float = 1.0, cond_t: float = 0.0) -> jax.Array:
     """Integrates the flow ODE from `start` to 0.
 
     - `euler`: first order, one velocity per step.
@@ -55,11 +57,12 @@ def sample(velocity_fn: VelocityFn, noise: jax.Array, *, method: str = "euler", 
     cond_mask = jnp.zeros((batch, frames), bool) if cond_mask is None else cond_mask
     cond_latents = jnp.zeros_like(noise) if cond_latents is None else cond_latents
     given = cond_mask[:, :, None, None, None]
+    held = (1.0 - cond_t) * cond_latents + cond_t * noise if cond_t else cond_latents  # what the model sees
     times = timestep_grid(steps, shift, start)
 
     def velocity(x, t):
-        x = jnp.where(given, cond_latents, x)
-        t_frames = flow.frame_timesteps(jnp.full((batch,), t), cond_mask)
+        x = jnp.where(given, held, x)
+        t_frames = flow.frame_timesteps(jnp.full((batch,), t), cond_mask, cond_t)
         return guided_velocity(velocity_fn, x, t_frames, guidance)
 
     def step(carry, pair):

@@ -140,12 +140,13 @@ class T2VPipeline:
     # --- sampling ------------------------------------------------------------------------------
     def sample_latents(self, params, captions, latent_shape, seed: int = 0, steps: int | None = None,
                        guidance: float | None = None, cond_latents=None, cond_mask=None, start: float = 1.0,
-                       noise=None, method: str = "euler", shift: float | None = None, actions=None) -> np.ndarray:
+                       noise=None, method: str = "euler", shift: float | None = None, actions=None,
+                       context_t: float | None = None) -> np.ndarray:
         """Samples [B, t, h, w, c] (normalized latents) for captions and one latent shape; `noise`
         is the starting point (x at t = start), drawn from `seed` when None; `shift` overrides the
         timestep grid's shift (default: as in training, `self.shift`). `actions` (int [B, t], a model
         with `num_actions`): each latent frame's action + 1, 0 for none (guidance drops them with
-        the caption)."""
+        the caption). `context_t`: the t given frames are shown at (default `self.context_t`)."""
         steps = steps or self.config.sample.steps
         guidance = self.config.sample.guidance if guidance is None else guidance
         text = self.encode_prompts(list(captions))
@@ -157,11 +158,18 @@ class T2VPipeline:
         if noise is None:
             noise = jax.random.normal(jax.random.PRNGKey(seed), shape)
         shift = float(shift or self.shift(shape))
-        return np.asarray(self._sampler(method, steps, float(guidance), shift, float(start))(
+        context_t = self.context_t if context_t is None else context_t
+        return np.asarray(self._sampler(method, steps, float(guidance), shift, float(start), float(context_t))(
             params, noise, text, cond_latents, cond_mask))
 
+    @property
+    def context_t(self) -> float:
+        """The t given frames are shown at when sampling: half the training maximum of a run
+        trained on noised context (`flow.context_noise`), 0 (clean) otherwise."""
+        return 0.5 * float(self.config.flow.get("context_noise", 0.0))
+
     @functools.lru_cache(maxsize=16)  # noqa: B019 (compiled samplers live as long as the pipeline)
-    def _sampler(self, method: str, steps: int, guidance: float, shift: float, start: float):
+    def _sampler(self, method: str, steps: int, guidance: float, shift: float, start: float, context_t: float):
         def sample(params, noise, text, cond_latents, cond_mask):
             def velocity(x, t_frames, keep):
                 repeat = x.shape[0] // noise.shape[0]
@@ -169,7 +177,7 @@ class T2VPipeline:
                 return self.model.apply({"params": params}, x, t_frames, text_inputs(inputs, self.encoder, keep))
 
             return samplers.sample(velocity, noise, method=method, steps=steps, guidance=guidance, shift=shift,
-                                   cond_latents=cond_latents, cond_mask=cond_mask, start=start)
+                                   cond_latents=cond_latents, cond_mask=cond_mask, start=start, cond_t=context_t)
 
         return jax.jit(sample)
 

@@ -117,7 +117,9 @@ class T2VTask:
         task, cond_mask = flow.task_masks(task_rng, b, frames, dict(self.config.flow.tasks))
         t = flow.sample_timesteps(time_rng, b, self.config.flow.logit_mean, self.config.flow.logit_std,
                                   self.pipeline.shift(x0.shape))
-        t_frames = flow.frame_timesteps(t, cond_mask)
+        context_noise = self.config.flow.get("context_noise", 0.0)
+        cond_t = flow.context_timesteps(jax.random.fold_in(rng, 1), b, context_noise) if context_noise else 0.0
+        t_frames = flow.frame_timesteps(t, cond_mask, cond_t)
         noise = batch["noise"] if "noise" in batch else jax.random.normal(noise_rng, x0.shape, x0.dtype)
         keep = ~flow.drop_text(drop_rng, b, self.config.flow.text_dropout)
         if "actions" in batch:  # dropped alone too: with no actions given the model picks a policy itself
