@@ -6,6 +6,13 @@ MFU against matmul ceilings measured in the same process on the same device.
     # with the PyTorch reference (a separate venv: `python3.12 -m venv /tmp/refvenv &&
     #   /tmp/refvenv/bin/pip install torch==2.13.0 numpy`):
     .venv/bin/python benchmarks/bench_dit_step.py --torch_python=/tmp/refvenv/bin/python
+    # at DiT-S/2's and Latte-S/2's shapes, each precision against its PyTorch counterpart
+    # (f32 vs f32, mixed vs bf16 autocast), Latte's in both attention layouts:
+    .venv/bin/python benchmarks/bench_dit_step.py --widths=384 --depth=12 --latent=1 --latent=32 --latent=32 \
+        --batch=8 --dtypes=float32 --dtypes=mixed --attention=flash --torch_python=/tmp/refvenv/bin/python \
+        --torch_precisions=f32 --torch_precisions=bf16 --out=benchmarks/results/cpu/bench_dit_s2.json
+    .venv/bin/python benchmarks/bench_dit_step.py --widths=384 --depth=12 --latent=16 --latent=32 --latent=32 \
+        --batch=2 --layout=factorized ... --out=benchmarks/results/cpu/bench_latte_s2_factorized.json
     # on a GPU (bf16, cuDNN's flash attention against XLA's):
     python3 benchmarks/bench_dit_step.py --widths=1024 --depth 8 --heads_dim 64 --latent=16 --latent=32 --latent=64 \
         --batch 4 --dtypes=bfloat16 --dtypes=mixed --attention=cudnn --attention=xla
@@ -44,12 +51,14 @@ from sora_jax.train import throughput
 class TorchStep:
     """The PyTorch mirror in its own venv, kept alive: each `()` runs and times one step there."""
 
-    def __init__(self, python: str, width: int, depth: int, latent, retain_malloc: bool = False):
+    def __init__(self, python: str, width: int, depth: int, latent, retain_malloc: bool = False, batch: int = 1,
+                 precision: str = "f32", layout: str = "full"):
         script = pathlib.Path(__file__).with_name("torch_dit_block.py")
         env = dict(os.environ)
         if retain_malloc:  # glibc configured as sora_jax.host_memory configures it, from the start
             env["GLIBC_TUNABLES"] = host_memory.GLIBC_TUNABLES
-        self.process = subprocess.Popen([python, str(script), str(width), str(depth), *map(str, latent), str(TEXT)],
+        self.process = subprocess.Popen([python, str(script), str(width), str(depth), *map(str, latent), str(TEXT),
+                                         str(batch), precision, layout],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.faults = []
 
@@ -84,6 +93,9 @@ flags.DEFINE_multi_enum("dtypes", ["float32", "mixed", "bfloat16"], list(DTYPES)
 flags.DEFINE_multi_string("attention", ["xla"], 'Attention implementation(s) (model.attention_implementation).')
 flags.DEFINE_integer("repeats", 5, 'Timed repetitions; the best (or median) is reported.')
 flags.DEFINE_string("torch_python", None, 'A Python with PyTorch, for the mirror step.')
+flags.DEFINE_multi_enum("torch_precisions", ["f32"], ["f32", "bf16"],
+                        "the mirror's precisions: f32, and bf16 autocast (compared with mixed / bfloat16)")
+flags.DEFINE_enum("layout", "full", ["full", "factorized"], "attention layout of both networks")
 flags.DEFINE_bool("torch_retain_malloc", False,
                   'run the PyTorch process with glibc configured as sora_jax.host_memory configures it')
 flags.DEFINE_string("out", "out/bench_dit_step.json", 'Where to write the output.')
@@ -109,16 +121,17 @@ def main(argv: list[str]) -> None:
             for attention in args.attention:
                 try:
                     runs[(dtype, attention)] = jax_steps(width, args.depth, heads, tuple(args.latent), args.batch,
-                                                         dtype, attention)
+                                                         dtype, attention, layout=args.layout)
                 except Exception as error:  # e.g. cuDNN refusing f32 or a head size: report it
                     failures[f"{dtype}/{attention}"] = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
                     print(f"width {width} {dtype}/{attention}: {failures[f'{dtype}/{attention}']}", flush=True)
         train_times = {key: [] for key in runs}
         sample_times = {key: [] for key in runs}
         train_faults = {key: [] for key in runs}
-        torch_times = []
-        torch_run = (TorchStep(args.torch_python, width, args.depth, args.latent, args.torch_retain_malloc)
-                     if args.torch_python else None)
+        torch_runs = {precision: TorchStep(args.torch_python, width, args.depth, args.latent, args.torch_retain_malloc,
+                                           args.batch, precision, args.layout)
+                      for precision in (args.torch_precisions if args.torch_python else ())}
+        torch_times = {precision: [] for precision in torch_runs}
         round_ceilings = {"float32": [], "bfloat16": []}
         for _ in range(args.repeats):  # interleaved A/B: every configuration sees the same machine state
             for name in round_ceilings:  # ...and so do the matmul ceilings (a shared host drifts by 20 %)
@@ -126,12 +139,13 @@ def main(argv: list[str]) -> None:
             for key, (train, sampling, _) in runs.items():
                 train_times[key].append(_timed(train, train_faults[key]))
                 sample_times[key].append(_timed(sampling))
-            if torch_run:
-                torch_times.append(torch_run())
-        if torch_run:
+            for precision, torch_run in torch_runs.items():
+                torch_times[precision].append(torch_run())
+        for torch_run in torch_runs.values():
             torch_run.close()
         ceilings = {name: statistics.median(values) for name, values in round_ceilings.items()}
         row = {"width": width, "depth": args.depth, "heads": heads, "batch": args.batch, "latent": args.latent,
+               "layout": args.layout,
                "failures": failures, "ceiling_f32": ceilings["float32"], "ceiling_bf16": ceilings["bfloat16"],
                "configs": {}}
         datasheet = {dtype: throughput.datasheet_peak(device.device_kind, throughput.precision_of(dtype))
@@ -153,14 +167,17 @@ def main(argv: list[str]) -> None:
                 "sample_mfu": info["sample_flops"] / sample_s / ceiling, "compile_seconds": info["compile_seconds"],
                 "temp_bytes": info["temp_bytes"], "sample_temp_bytes": info["sample_temp_bytes"],
                 "minor_faults_per_step": statistics.median(train_faults[(dtype, attention)])}
-        if torch_times:
-            seconds = statistics.median(torch_times)
-            row["torch_f32"] = {"step_seconds": seconds,
-                                "mfu_vs_f32_matmul": row["train_flops"] / seconds / ceilings["float32"],
-                                "minor_faults_per_step": statistics.median(torch_run.faults),
-                                "retain_malloc": args.torch_retain_malloc}
+        for precision, times in torch_times.items():
+            seconds = statistics.median(times)
+            row[f"torch_{precision}"] = {"step_seconds": seconds, "tokens_per_s": row["tokens"] / seconds,
+                                         "tflops_per_s": row["train_flops"] / seconds / 1e12,
+                                         "mfu_vs_f32_matmul": row["train_flops"] / seconds / ceilings["float32"],
+                                         "minor_faults_per_step": statistics.median(torch_runs[precision].faults),
+                                         "retain_malloc": args.torch_retain_malloc}
             for config in row["configs"].values():
-                config["speedup_over_torch_f32"] = seconds / config["step_seconds"]
+                config[f"speedup_over_torch_{precision}"] = seconds / config["step_seconds"]
+                if (precision == "f32") == (config["dtype"] == "float32"):  # f32 vs f32, mixed / bf16 vs autocast
+                    config["speedup_over_torch_same_precision"] = seconds / config["step_seconds"]
         rows.append(row)
         for key, config in row["configs"].items():
             line = (f"width {width} {key:>18}: step {config['step_seconds'] * 1e3:8.1f} ms, "
@@ -171,16 +188,17 @@ def main(argv: list[str]) -> None:
                     f"{config['minor_faults_per_step']:.0f} page faults a step")
             if config["mfu_vs_datasheet"] is not None:
                 line += f", MFU {config['mfu_vs_datasheet']:.2f} of the datasheet peak"
-            if "speedup_over_torch_f32" in config:
-                line += f", {config['speedup_over_torch_f32']:.2f}x torch f32"
+            for precision in torch_times:
+                line += f", {config[f'speedup_over_torch_{precision}']:.2f}x torch {precision}"
             print(line, flush=True)
         print(f"width {width}: matmul ceilings interleaved with the steps (median): f32 "
               f"{ceilings['float32'] / 1e12:.3f}, "
               f"bf16 operands {ceilings['bfloat16'] / 1e12:.3f} TFLOP/s", flush=True)
-        if torch_times:
-            print(f"width {width} torch f32 eager: step {row['torch_f32']['step_seconds'] * 1e3:.1f} ms "
-                  f"(MFU {row['torch_f32']['mfu_vs_f32_matmul']:.2f} of f32, "
-                  f"{row['torch_f32']['minor_faults_per_step']:.0f} page faults a step)", flush=True)
+        for precision in torch_times:
+            mirror = row[f"torch_{precision}"]
+            print(f"width {width} torch {precision} eager: step {mirror['step_seconds'] * 1e3:.1f} ms, "
+                  f"{mirror['tflops_per_s']:.3f} TFLOP/s (MFU {mirror['mfu_vs_f32_matmul']:.2f} of f32, "
+                  f"{mirror['minor_faults_per_step']:.0f} page faults a step)", flush=True)
         write_json(args.out, {"device": device.device_kind, "backend": jax.default_backend(), "jax": jax.__version__,
                               "host_malloc_retains_freed_memory": retained,
                               "start_ceiling_f32": start_ceilings["float32"],

@@ -66,13 +66,14 @@ def _inputs(latent, batch):
 
 
 def jax_steps(width: int, depth: int, heads: int, latent, batch: int, dtype: str, attention: str, remat: str = "none",
-              model_class=DiT):
+              model_class=DiT, layout: str = "full"):
     """(train step runner, sampling step runner, facts) for one configuration, compiled and warm
     (`model_class`: this repo's DiT, or one loaded from another commit by `ab_dit_block.py`)."""
     compute, matmul = DTYPES[dtype]
     model = model_class(latent_channels=16, width=width, depth=depth, heads=heads, text_encoder="minilm",
                         text_length=TEXT,
-                dtype=compute, matmul_dtype=matmul, remat=remat, attention_implementation=attention)
+                dtype=compute, matmul_dtype=matmul, remat=remat, attention_implementation=attention,
+                **({"layout": layout} if layout != "full" else {}))  # older commits' DiTs (ab_dit_block) lack it
     x, t, text = _inputs(latent, batch)
     params = jax.jit(model.init)(jax.random.PRNGKey(0), x, t, text)["params"]
     optimizer = optax.adamw(1e-4)
@@ -104,7 +105,7 @@ def jax_steps(width: int, depth: int, heads: int, latent, batch: int, dtype: str
 
     train()
     sampling()
-    shape = flops.DiTShape(width=width, depth=depth, heads=heads, latent_channels=16, text_length=TEXT)
+    shape = flops.DiTShape(width=width, depth=depth, heads=heads, latent_channels=16, text_length=TEXT, layout=layout)
     grid = shape.grid(latent)
     return train, sampling, {
         "compile_seconds": compile_seconds, "temp_bytes": compiled.memory_analysis().temp_size_in_bytes,
