@@ -7,7 +7,12 @@ renders that the 3D probes must score low.
 
 Quadruplet kinds (A is the scene, B the scene edited from frame 0; both possible; the impossible
 clips switch from one to the other at the start of a latent frame, `frame`):
-- `depth_pop`: a still object stands farther from the camera in B: it pops to another depth;
+- `depth_pop`: a still object stands farther from the camera in B (0.9-1.3 units): it pops to
+  another depth;
+- `depth_nudge`: the same, by 0.3-0.45 units: a few pixels of size and height — a subtler
+  violation, for ranking rungs that all catch `depth_pop`;
+- `shape_pop`: a still object has another shape in B (same color, place and size): it turns from,
+  say, a cube into a sphere within one shot — only its outline and shading change;
 - `cut_swap`: a clip that cuts to another view; B gives one object another color, so the view
   after the cut shows an object swapped.
 - `parallax_reversed`: A orbits one way, B the mirrored way from the same first frame; the
@@ -28,7 +33,8 @@ import numpy as np
 from sora_jax.data import palette, physworld3d as p3d
 from sora_jax.data.quadruplets import Quadruplet
 
-KINDS = ("depth_pop", "cut_swap", "parallax_reversed")
+KINDS = ("depth_pop", "cut_swap", "parallax_reversed", "depth_nudge", "shape_pop")
+_DEPTH_STEP = {"depth_pop": (0.9, 1.3), "depth_nudge": (0.3, 0.45)}  # ground units farther away
 DOCTORED = ("drift", "warp", "mirror")
 _SEARCH = 64
 
@@ -44,14 +50,20 @@ def _edit(scene: p3d.Scene3D, kind: str, index: int, rng: np.random.Generator) -
     if kind == "cut_swap":
         unused = [c for c in range(len(palette.COLOR_NAMES)) if c not in {o.color for o in scene.objects}]
         return _replace(scene, index, color=int(rng.choice(unused)))
-    away = np.asarray(obj.position) - scene.path.position[0, :2]  # farther along the camera's line of sight
-    target = np.asarray(obj.position) + away / np.linalg.norm(away) * rng.uniform(0.9, 1.3)
-    if np.abs(target).max() > p3d.ARENA - obj.reach:
+    if kind == "shape_pop":
+        changed = dataclasses.replace(obj, shape=int(rng.choice([s for s in range(len(p3d.SHAPE_NAMES))
+                                                                  if s != obj.shape])))
+    else:
+        away = np.asarray(obj.position) - scene.path.position[0, :2]  # farther along the camera's line of sight
+        target = np.asarray(obj.position) + away / np.linalg.norm(away) * rng.uniform(*_DEPTH_STEP[kind])
+        changed = dataclasses.replace(obj, position=(float(target[0]), float(target[1])))
+    where = np.asarray(changed.position)
+    if np.abs(where).max() > p3d.ARENA - changed.reach:
         return None
     others = [o for i, o in enumerate(scene.objects) if i != index]
-    if any(np.hypot(*(target - np.asarray(o.position))) < obj.reach + o.reach + 0.1 for o in others):
+    if any(np.hypot(*(where - np.asarray(o.position))) < changed.reach + o.reach + 0.1 for o in others):
         return None
-    return _replace(scene, index, position=(float(target[0]), float(target[1])))
+    return _replace(scene, index, **{f.name: getattr(changed, f.name) for f in dataclasses.fields(changed)})
 
 
 def mirrored_orbit(path: p3d.CameraPath) -> p3d.CameraPath:

@@ -1,0 +1,53 @@
+r"""PhysWorld 3D's violation-of-expectation kinds on every rung of a ladder: which rungs find the
+possible clips likelier, per kind, with bootstrap CIs — the easy kinds (`depth_pop`, `cut_swap`,
+`parallax_reversed`) next to the subtle ones (`depth_nudge`, `shape_pop`) that are there to rank
+rungs the easy ones cannot.
+
+    .venv/bin/python experiments/physworld3d_voe.py --ladder=runs/ladder_physworld3d \
+        --quads=32 --results=experiments/results/physworld3d_voe
+
+Quadruplets: `data/violations3d.py`; the test: `evaluation/likelihood.voe_scores` (the same call
+as the ladder's comparison, with more quadruplets per kind).
+"""
+
+import json
+import pathlib
+
+from absl import app, flags
+
+_LADDER = flags.DEFINE_string("ladder", None, "A ladder workdir on physworld3d (its rungs are subfolders).")
+_RUNGS = flags.DEFINE_list("rungs", ["1x", "4x", "32x"], "Rungs to score.")
+_QUADS = flags.DEFINE_integer("quads", 32, "Quadruplets per kind.")
+_RESULTS = flags.DEFINE_string("results", "", "Write physworld3d_voe.json / .md here (optional).")
+
+
+def main(argv):
+    del argv
+    from sora_jax import generate
+    from sora_jax.data import violations3d
+    from sora_jax.scaling import world_evals
+
+    world = world_evals.Physworld3dEval()
+    table = {}
+    for rung in _RUNGS.value:
+        generator = generate.Generator(pathlib.Path(_LADDER.value) / rung)
+        table[rung] = world.voe(generator.pipeline, generator.params, _QUADS.value)
+        print(rung, {k: round(v["mean"], 3) for k, v in table[rung].items()}, flush=True)
+    lines = ["| kind | " + " | ".join(_RUNGS.value) + " |", "|---" * (len(_RUNGS.value) + 1) + "|"]
+    for kind in violations3d.KINDS:
+        cells = [f"{table[r][kind]['mean']:.2f} [{table[r][kind]['low']:.2f}, {table[r][kind]['high']:.2f}]"
+                 for r in _RUNGS.value]
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    markdown = "\n".join(lines) + (f"\n\nShare of {_QUADS.value} quadruplets per kind whose possible clips have the "
+                                   "lower summed flow loss (95 % bootstrap CI); 0.5 is chance.\n")
+    print(markdown)
+    if _RESULTS.value:
+        out = pathlib.Path(_RESULTS.value)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "physworld3d_voe.json").write_text(json.dumps({"ladder": _LADDER.value, "quads": _QUADS.value,
+                                                              "voe": table}, indent=1))
+        (out / "physworld3d_voe.md").write_text(markdown)
+
+
+if __name__ == "__main__":
+    app.run(main)
