@@ -80,3 +80,14 @@ def test_accelerator_presets_name_their_vae_and_refuse_until_it_is_trained(prese
     with pytest.raises(validate.ConfigError, match=rf"sora_jax/configs/vae.py:{variant} --workdir=runs/vae_{variant}"):
         ladder.train_rungs(config, tmp_path / "ladder")
     assert not (tmp_path / "ladder" / "latent_cache").exists()
+
+
+def test_a_preset_runs_in_another_latent_by_naming_its_vae_variant():
+    """`vae=tiny_t2`: the committed 2x-temporal VAE; the plan follows its geometry (twice the
+    latent frames: fewer steps and clips for the same FLOPs)."""
+    base, other = scaling.get_config("demo,budget=32x"), scaling.get_config("demo,budget=32x,vae=tiny_t2")
+    assert other.vae_workdir == "assets/vae_tiny_t2" and other.ladder.vae_variant == "tiny_t2"
+    assert base.ladder.vae["temporal"] == 4 and other.ladder.vae["temporal"] == 2
+    assert other.ladder.compute_flops == base.ladder.compute_flops and other.total_steps < base.total_steps
+    with pytest.raises(ValueError, match="did you mean 'tiny_t2'"):
+        scaling.get_config("demo,vae=tiny_t3")

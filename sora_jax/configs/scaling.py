@@ -67,7 +67,7 @@ def vae_geometry(workdir: str, variant: str) -> dict[str, int]:
 
 
 def get_config(arg: str | None = None):
-    arg = common.parse_arg(arg, variant="cpu", budget="1x", rule="chinchilla", size="")
+    arg = common.parse_arg(arg, variant="cpu", budget="1x", rule="chinchilla", size="", vae="")
     preset = common.check_variant(arg.variant, PRESETS)
     config = t2v.get_config("tiny")
     config.unlock()
@@ -97,8 +97,14 @@ def get_config(arg: str | None = None):
     config.ladder.preset_batch = preset["batch"]
     config.ladder.base_compute_flops = preset["base"]
     config.ladder.clip = preset["clip"]
-    config.vae_workdir, config.ladder.vae_variant = preset["vae"]
-    config.ladder.vae = vae_geometry(*preset["vae"])  # {temporal, spatial, channels}
+    # `vae=<variant>` runs the preset in another latent: assets/vae_<variant>, trained by
+    # `vae.py:<variant>` (e.g. `scaling.py:demo,vae=tiny_t2`, the 2x-temporal tiny VAE).
+    latent = preset["vae"]
+    if arg.vae:
+        common.check_variant(arg.vae, vae.VARIANTS)
+        latent = (f"assets/vae_{arg.vae}", arg.vae)
+    config.vae_workdir, config.ladder.vae_variant = latent
+    config.ladder.vae = vae_geometry(*latent)  # {temporal, spatial, channels}
     # Filled by plan.apply_budget for this budget:
     config.ladder.budget, config.ladder.size = arg.budget, arg.size
     config.ladder.rule_k = config.ladder.rule_a = 0.0
