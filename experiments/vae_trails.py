@@ -16,8 +16,16 @@ pixel that is none in the truth, attributed to
              background is a mid gray, which the nearest-palette labels call a dim trail shade);
     other    elsewhere.
 
-    .venv/bin/python experiments/vae_trails.py --vae=assets/vae_tiny --vae=runs/vae_t2 \
-        --out=experiments/results/vae_trails
+    .venv/bin/python experiments/vae_trails.py --vae=assets/vae_tiny --vae=runs/vae_tiny_plus5k \
+        --vae=runs/vae_tiny_edge_temporal --vae=assets/vae_tiny_t2 --out=experiments/results/vae_trails
+
+The two runs in between fine-tune assets/vae_tiny 5,000 steps at lr 3e-4 (what more steps give),
+the second with edge and temporal L1 terms:
+
+    sora-jax train --config=sora_jax/configs/vae.py:physworld3d --config.data.dataset=physworld/tiny \
+        --config.total_steps=5000 --workdir=runs/vae_tiny_plus5k
+    ... the same, plus --config.loss.hooks.edge_l1=0.1 --config.loss.hooks.temporal_l1=0.05 \
+        --workdir=runs/vae_tiny_edge_temporal
 """
 
 import json
