@@ -11,6 +11,8 @@ Per window (at the world's 8 frames per second, a minute is 481 frames, ten seco
 - `colors_clean`: no color the prompt does not name;
 - `one_blob_per_color`: each color seen is one connected blob (a scene holds a color once);
 - `area_kept`: the objects' total area against the first window's (min of the two ratios);
+- `area_vs_truth`: the same against the prompt's own scene (its held-out clip, rendered): tells a
+  first window that draws too little from extensions that draw too much;
 - `smooth_view`: no frame pair breaking the view (`probes3d.smooth_view`);
 - PhysWorld 3D: `camera_move`, the named move still shows; PhysWorld: its `permanence`,
   `continuity` and `pan_direction` probes on the window.
@@ -32,10 +34,10 @@ _SECONDS = flags.DEFINE_integer("seconds", 60, "Length of each video.")
 _WINDOW = flags.DEFINE_integer("window_seconds", 10, "Scoring window.")
 _OVERLAP = flags.DEFINE_integer("overlap", 1, "Latent frames each chunk is conditioned on.")
 _FPS = 8  # the procedural worlds' frame rate (config.data.fps)
-PROBES = {"physworld3d": ("objects_kept", "colors_clean", "one_blob_per_color", "area_kept", "smooth_view",
-                           "camera_move"),
-          "physworld": ("objects_kept", "colors_clean", "one_blob_per_color", "area_kept", "smooth_view",
-                        "permanence", "continuity", "pan_direction")}
+PROBES = {"physworld3d": ("objects_kept", "colors_clean", "one_blob_per_color", "area_kept", "area_vs_truth",
+                           "smooth_view", "camera_move"),
+          "physworld": ("objects_kept", "colors_clean", "one_blob_per_color", "area_kept", "area_vs_truth",
+                        "smooth_view", "permanence", "continuity", "pan_direction")}
 SEEN_SHARE = 0.25  # a color is in a window when it covers MIN_AREA px in this share of its frames
 
 
@@ -81,6 +83,11 @@ def window_scores(video: np.ndarray, clip, world: str) -> dict[str, float]:
     return scores
 
 
+def _ratio(area: float, reference: float) -> float:
+    """min(a / b, b / a): 1 when the areas agree, lower as either grows."""
+    return min(area / reference, reference / max(area, 1.0))
+
+
 def boundary_jump(video: np.ndarray, chunk_frames: int, first_frames: int) -> float:
     """Mean |change| of per-frame brightness and contrast across chunk boundaries over the mean
     within chunks."""
@@ -107,7 +114,7 @@ def main(argv):
               if len(s.video) > 1 and getattr(s.scene, "cut", -1) < 0][:_VIDEOS.value]
     frames = 1 + _FPS * _SECONDS.value
     window = _FPS * _WINDOW.value
-    per_window, jumps, seconds = [], [], []
+    per_window, jumps, seconds, truth_areas = [], [], [], []
     for number, scene in enumerate(scenes):
         result = generator.generate(generate.Request(prompt=scene.caption, frames=frames, height=32, width=56,
                                                      seed=number, enrich=False, overlap=_OVERLAP.value,
@@ -117,9 +124,12 @@ def main(argv):
         scores = [window_scores(video[start:start + window + 1], scene, world.name)
                   for start in range(0, len(video) - window, window)]
         first_area = max(scores[0]["object_area"], 1.0)
+        truth_area = max(float((object_labels(scene.video, world.name) >= 0).sum((1, 2)).mean()), 1.0)
         for row in scores:  # the objects' total area against the first window's (1: kept, <1: grown or shrunk)
-            row["area_kept"] = min(row["object_area"] / first_area, first_area / max(row["object_area"], 1.0))
+            row["area_kept"] = _ratio(row["object_area"], first_area)
+            row["area_vs_truth"] = _ratio(row["object_area"], truth_area)
         per_window.append(scores)
+        truth_areas.append(truth_area)
         temporal = generator.temporal
         chunk = (generator.train_window - _OVERLAP.value) * temporal
         jumps.append(boundary_jump(video, chunk, 1 + (generator.train_window - 1) * temporal))
@@ -129,7 +139,10 @@ def main(argv):
     table = {probe: [bootstrap_mean([v[w][probe] for v in per_window]) for w in range(windows)] for probe in shown}
     report = {"run": _WORKDIR.value, "world": world.name, "videos": len(scenes), "frames": frames, "fps": _FPS,
               "window_seconds": _WINDOW.value, "overlap": _OVERLAP.value, "per_window": table,
-              "boundary_jump": bootstrap_mean(jumps), "seconds_per_video": float(np.mean(seconds)),
+              "boundary_jump": bootstrap_mean(jumps),
+              # object pixels per frame: each window's mean over videos, and the prompts' own scenes'
+              "object_area_px": [float(np.mean([v[w]["object_area"] for v in per_window])) for w in range(windows)],
+              "truth_object_area_px": float(np.mean(truth_areas)), "seconds_per_video": float(np.mean(seconds)),
               "ratio_to_first_window": {p: [None if (w["mean"] is None or table[p][0]["mean"] in (None, 0))
                                             else w["mean"] / table[p][0]["mean"] for w in table[p]] for p in shown}}
     lines = ["| probe | " + " | ".join(f"{_WINDOW.value * w}-{_WINDOW.value * (w + 1)} s" for w in range(windows))
