@@ -12,7 +12,9 @@ MFU against matmul ceilings measured in the same process on the same device.
         --batch=8 --dtypes=float32 --dtypes=mixed --attention=flash --torch_python=/tmp/refvenv/bin/python \
         --torch_precisions=f32 --torch_precisions=bf16 --out=benchmarks/results/cpu/bench_dit_s2.json
     .venv/bin/python benchmarks/bench_dit_step.py --widths=384 --depth=12 --latent=16 --latent=32 --latent=32 \
-        --batch=2 --layout=factorized ... --out=benchmarks/results/cpu/bench_latte_s2_factorized.json
+        --batch=2 --layout=factorized --dtypes=mixed --attention=flash --torch_python=/tmp/refvenv/bin/python \
+        --torch_precisions=bf16 --repeats=2 --out=benchmarks/results/cpu/bench_latte_s2_factorized_mixed.json
+    # (one precision a process: both at this shape took 14 GB and were killed on a 23 GB host)
     # on a GPU (bf16, cuDNN's flash attention against XLA's):
     python3 benchmarks/bench_dit_step.py --widths=1024 --depth 8 --heads_dim 64 --latent=16 --latent=32 --latent=64 \
         --batch 4 --dtypes=bfloat16 --dtypes=mixed --attention=cudnn --attention=xla

@@ -55,13 +55,14 @@ def main(argv):
     del argv
     from sora_jax.evaluation import block_probes
     from sora_jax.pipelines import t2v
+    from sora_jax.pipelines import vae as vae_pipeline
     from sora_jax.scaling import compare, world_evals
 
     world = world_evals.BlockworldEval()
     pipeline, params, _, step = t2v.load(_WORKDIR.value)
     scenes = world.scenes(_SAMPLES.value)
     truth = np.stack([s.video for s in scenes])
-    recon = np.concatenate([pipeline.decode(pipeline.encode(truth[i:i + 16])) for i in range(0, len(truth), 16)])
+    recon = vae_pipeline.reconstruct(pipeline, truth)
     with_actions = world.sample(pipeline, params, scenes)
     latent_shape = pipeline.vae.model.latent_shape((1, *world.clip, 3))[1:]
     caption_only = world_evals.sample_videos(pipeline, params, [s.caption for s in scenes], latent_shape)

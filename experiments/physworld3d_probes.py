@@ -82,7 +82,7 @@ def main(argv):
         from sora_jax.pipelines import vae as vae_pipeline
 
         vae = vae_pipeline.load(_VAE.value)
-        recon = np.concatenate([vae.decode(vae.encode(truth[i:i + 16])) for i in range(0, len(truth), 16)])
+        recon = vae_pipeline.reconstruct(vae, truth)
         report["vae"] = _VAE.value
         report["probes"]["vae"] = world.score(recon, clips)
         report["psnr_db"] = float(np.mean([compare_psnr(a, b) for a, b in zip(truth, recon)]))

@@ -45,10 +45,7 @@ def attribute(truth_labels: np.ndarray, recon_labels: np.ndarray) -> dict[str, i
     """Counts of trail pixels per frame: true, reconstructed, both, and the false ones by cause."""
     from sora_jax.evaluation import probes
 
-    def trail(labels):
-        return (labels >= probes.TRAIL) & (labels < probes.OCCLUDER)
-
-    true, made = trail(truth_labels), trail(recon_labels)
+    true, made = probes.trail_pixels(truth_labels), probes.trail_pixels(recon_labels)
     false = made & ~true
     widened = false & ndimage.binary_dilation(true, np.ones((1, 3, 3), bool))
     ghost = np.zeros_like(false)
@@ -72,7 +69,7 @@ def measure(vae_dir: str, scenes, truth: np.ndarray) -> dict:
     from sora_jax.pipelines import vae as vae_pipeline
 
     vae = vae_pipeline.load(vae_dir)
-    recon = np.concatenate([vae.decode(vae.encode(truth[i:i + 16])) for i in range(0, len(truth), 16)])
+    recon = vae_pipeline.reconstruct(vae, truth)
     objects, cameras = [s.truth["objects"] for s in scenes], [s.scene.camera for s in scenes]
     counts = {}
     for t, r in zip(truth, recon):

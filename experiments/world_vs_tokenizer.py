@@ -42,10 +42,6 @@ OBJECT_PROBES = ("caption_colors", "caption_shapes", "caption_count", "permanenc
                  "color_constancy", "trail_persistence")
 
 
-def reconstruct(vae: vae_pipeline.TrainedVae, videos: np.ndarray, batch: int = 16) -> np.ndarray:
-    return np.concatenate([vae.decode(vae.encode(videos[i:i + batch])) for i in range(0, len(videos), batch)])
-
-
 def costs(vae: vae_pipeline.TrainedVae, clip, size: str, batch: int) -> dict:
     model = vae.config["model"]
     geometry = {"temporal": model["temporal_compression"], "spatial": model["spatial_compression"],
@@ -70,7 +66,7 @@ def measure(vae_dir: str, scale: float, count: int, clip) -> dict:
     scenes = [physworld.render_clip(compare.PROBE_SEED + i, *clip, world) for i in range(count)]
     truth = np.stack([s.video for s in scenes])
     start = time.perf_counter()
-    recon = reconstruct(vae, truth)
+    recon = vae_pipeline.reconstruct(vae, truth)
     seconds = time.perf_counter() - start
     objects, cameras = [s.truth["objects"] for s in scenes], [s.scene.camera for s in scenes]
     truth_scores = probes.score_videos(truth, objects, cameras)

@@ -40,6 +40,7 @@ _SEARCH = 64
 
 
 def _replace(scene: p3d.Scene3D, index: int, **changes) -> p3d.Scene3D:
+    """The scene with object `index` changed as `changes` say."""
     objects = list(scene.objects)
     objects[index] = dataclasses.replace(objects[index], **changes)
     return dataclasses.replace(scene, objects=tuple(objects))
@@ -51,19 +52,19 @@ def _edit(scene: p3d.Scene3D, kind: str, index: int, rng: np.random.Generator) -
         unused = [c for c in range(len(palette.COLOR_NAMES)) if c not in {o.color for o in scene.objects}]
         return _replace(scene, index, color=int(rng.choice(unused)))
     if kind == "shape_pop":
-        changed = dataclasses.replace(obj, shape=int(rng.choice([s for s in range(len(p3d.SHAPE_NAMES))
-                                                                  if s != obj.shape])))
+        changes = {"shape": int(rng.choice([s for s in range(len(p3d.SHAPE_NAMES)) if s != obj.shape]))}
     else:
         away = np.asarray(obj.position) - scene.path.position[0, :2]  # farther along the camera's line of sight
         target = np.asarray(obj.position) + away / np.linalg.norm(away) * rng.uniform(*_DEPTH_STEP[kind])
-        changed = dataclasses.replace(obj, position=(float(target[0]), float(target[1])))
-    where = np.asarray(changed.position)
+        changes = {"position": (float(target[0]), float(target[1]))}
+    edited = _replace(scene, index, **changes)
+    changed, where = edited.objects[index], np.asarray(edited.objects[index].position)
     if np.abs(where).max() > p3d.ARENA - changed.reach:
         return None
     others = [o for i, o in enumerate(scene.objects) if i != index]
     if any(np.hypot(*(where - np.asarray(o.position))) < changed.reach + o.reach + 0.1 for o in others):
         return None
-    return _replace(scene, index, **{f.name: getattr(changed, f.name) for f in dataclasses.fields(changed)})
+    return edited
 
 
 def mirrored_orbit(path: p3d.CameraPath) -> p3d.CameraPath:

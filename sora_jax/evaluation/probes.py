@@ -150,12 +150,17 @@ def permanence(labels: np.ndarray, detections: list[list[Detection]], margin: in
     return 1.0
 
 
+def trail_pixels(labels: np.ndarray) -> np.ndarray:
+    """bool: pixels labelled as a trail shade (any painter's color)."""
+    return (labels >= TRAIL) & (labels < OCCLUDER)
+
+
 def trail_persistence(labels: np.ndarray) -> float:
     """Of every pixel painted as trail at some frame, the fraction still painted (or covered by
     an object or occluder) in the last frame: paint stays where it was laid (static camera). NaN
     when no trail is painted."""
     objects = ndimage.binary_dilation(labels < COLORS, np.ones((1, 5, 5), bool))
-    trail = (labels >= TRAIL) & (labels < OCCLUDER) & ~objects  # an object's soft edge reads as its trail shade
+    trail = trail_pixels(labels) & ~objects  # an object's soft edge reads as its trail shade
     ever = trail.any(0)
     if ever.sum() < 2 * len(labels):
         return float("nan")

@@ -130,3 +130,9 @@ class TrainedVae:
 
 def load(workdir: str | pathlib.Path) -> TrainedVae:
     return TrainedVae.load(workdir)
+
+
+def reconstruct(coder, videos: np.ndarray, batch: int = 16) -> np.ndarray:
+    """uint8 videos through `coder`'s encode then decode (a `TrainedVae`, or a T2V pipeline's
+    latent), `batch` clips at a time: what a DiT in that latent can at best give back."""
+    return np.concatenate([coder.decode(coder.encode(videos[i:i + batch])) for i in range(0, len(videos), batch)])

@@ -36,10 +36,11 @@ SHOWN = world_evals.PhysworldEval.shown  # the physworld ladder's probes (a bloc
 def ceilings(pipeline, scenes, scorer=None) -> dict:
     """The probes (`scorer(videos, scenes)`, default PhysWorld's `score`) on ground-truth renders
     and on their VAE reconstructions."""
+    from sora_jax.pipelines import vae as vae_pipeline
+
     scorer = scorer or score
     truth = np.stack([s.video for s in scenes])
-    reconstructed = np.concatenate([pipeline.decode(pipeline.encode(truth[i:i + 16])) for i in range(0, len(truth),
-                                                                                                     16)])
+    reconstructed = vae_pipeline.reconstruct(pipeline, truth)
     return {"truth": scorer(truth, scenes), "vae": scorer(reconstructed, scenes)}
 
 
