@@ -59,7 +59,8 @@ def window_scores(video: np.ndarray, clip, world: str) -> dict[str, float]:
     from sora_jax.data import physworld3d
     from sora_jax.evaluation import probes, probes3d
 
-    labels = object_labels(video, world)
+    view = probes3d.picture(video)  # read once for every 3D probe below
+    labels = object_labels(view if world == "physworld3d" else video, world)
     present = (labels[..., None] == np.arange(probes3d.COLORS)).sum((1, 2)) >= probes3d.MIN_AREA  # [T, colors]
     seen = set(np.flatnonzero(present.mean(0) >= SEEN_SHARE))
     wanted = {o.color for o in clip.scene.objects}
@@ -72,9 +73,9 @@ def window_scores(video: np.ndarray, clip, world: str) -> dict[str, float]:
     scores = {"objects_kept": len(seen & wanted) / len(wanted), "colors_clean": float(seen <= wanted),
               "one_blob_per_color": float(np.mean(blobs)) if blobs else float("nan"),
               "object_area": float((labels >= 0).sum((1, 2)).mean()),
-              "smooth_view": probes3d.smooth_view(video, [slice(0, len(video))])}
+              "smooth_view": probes3d.smooth_view(view, [slice(0, len(video))])}
     if world == "physworld3d":
-        move = probes3d.classify_move(probes3d.move_features(video))
+        move = probes3d.classify_move(probes3d.move_features(view))
         scores["camera_move"] = float("nan") if move is None else float(move == physworld3d.CAMERA_NAMES[
             clip.scene.camera])
     else:  # PhysWorld's own probes that apply to any stretch of a video
