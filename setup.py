@@ -37,7 +37,7 @@ setup(
     packages=find_packages(include=["sora_jax", "sora_jax.*"]),
     install_requires=INSTALL_REQUIRES,
     # C++ sources of the fused CPU kernels, compiled on first use (sora_jax/kernels/amx_attention.py).
-    package_data={"sora_jax.kernels": ["*.cc"]},
+    package_data={"sora_jax.kernels": ["*.cc", "*.h"]},
     extras_require={
         "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "ruff>=0.6"],
         # Real footage for out-of-domain VAE evaluation ships inside these packages.

@@ -20,7 +20,7 @@ import numpy as np
 from absl import app, flags
 
 from harness import source_at
-from sora_jax.kernels import amx_attention
+from sora_jax.kernels import amx_attention, cpu_ffi
 from sora_jax.models import attention
 from sora_jax.train import throughput
 
@@ -29,7 +29,7 @@ SOURCE = "sora_jax/kernels/amx_attention.cc"
 
 def kernel_at(revision: str):
     """f(q, k, v): the fused attention built from `revision`'s C++ source."""
-    library = amx_attention.build(amx_attention.compiler(), source=source_at(revision, SOURCE))
+    library = cpu_ffi.build(cpu_ffi.compiler(), source=source_at(revision, SOURCE))
     fused = amx_attention.attention_with(*amx_attention.register(library, suffix=f"_{revision}"))
     return lambda q, k, v: fused(q, k, v, k.shape[1])
 

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from sora_jax import host_memory
 from sora_jax.configs import vae as vae_configs
 from sora_jax.models import dit
 from sora_jax.models.dit import DTYPES, DiT
@@ -104,7 +105,9 @@ def jax_steps(width: int, depth: int, heads: int, latent, batch: int, dtype: str
         sample(holder["state"][0], x2, t2, text2).block_until_ready()
 
     train()
+    host_memory.release_excess()  # as the trainer does after a step: other shapes follow (host_memory)
     sampling()
+    host_memory.release_excess()
     shape = flops.DiTShape(width=width, depth=depth, heads=heads, latent_channels=16, text_length=TEXT, layout=layout)
     grid = shape.grid(latent)
     return train, sampling, {

@@ -32,10 +32,15 @@ import os
 import resource
 
 ENV = "SORA_JAX_HOST_MALLOC"
-# (glibc tunable, mallopt(3) parameter from glibc's malloc.h, value)
-SETTINGS = (("arena_max", -8, 1), ("mmap_max", -4, 0), ("trim_threshold", -1, 2**31 - 1))
-# The same settings for a process started from scratch (a child that is not Python, or PyTorch).
-GLIBC_TUNABLES = ":".join(f"glibc.malloc.{name}={value}" for name, _, value in SETTINGS)
+# (glibc tunable, mallopt(3) parameter from glibc's malloc.h, value). The trim threshold is "never":
+# mallopt takes an int, and glibc stores -1 as SIZE_MAX (its do_set_trim_threshold takes a size_t).
+# The int maximum, 2³¹ − 1, was not enough: a step whose temporaries leave more than 2 GiB free at
+# the heap's top (DiT-S/2: 1.9 GiB) had them trimmed after every step and faulted back in — 486k
+# minor faults a step (`bench_dit_step.py`). `release_excess` bounds what is kept instead.
+SETTINGS = (("arena_max", -8, 1), ("mmap_max", -4, 0), ("trim_threshold", -1, -1))
+# The same settings for a process started from scratch (a child that is not Python, or PyTorch);
+# tunables take the size_t itself.
+GLIBC_TUNABLES = ":".join(f"glibc.malloc.{name}={value if value >= 0 else 2**63}" for name, _, value in SETTINGS)
 
 _applied: bool | None = None
 

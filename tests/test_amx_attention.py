@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sora_jax.kernels import amx_attention
+from sora_jax.kernels import amx_attention, cpu_ffi
 from sora_jax.models import attention
 
 needs_amx = pytest.mark.skipif(not amx_attention.available(),
@@ -96,7 +96,7 @@ def test_a_failing_compiler_or_the_switch_leaves_a_reason_and_no_kernel(monkeypa
     monkeypatch.setenv("SORA_JAX_AMX_ATTENTION", "0")
     assert load() == "disabled by SORA_JAX_AMX_ATTENTION=0"
     monkeypatch.setenv("SORA_JAX_AMX_ATTENTION", "1")
-    if not set(amx_attention.CPU_FLAGS) <= amx_attention._cpu_flags():
+    if not set(cpu_ffi.CPU_FLAGS) <= cpu_ffi.cpu_flags():
         assert "the CPU lacks" in load()
         return
     monkeypatch.setenv("SORA_JAX_KERNEL_CACHE", str(tmp_path))  # nothing cached: it must compile

@@ -24,33 +24,17 @@
 #include <memory>
 #include <thread>
 
+#include "amx_common.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
 
 namespace {
 
-constexpr int64_t kRows = 16;  // rows of an AMX tile; also the rows a task owns
-
-struct TileConfig {
-  uint8_t palette;
-  uint8_t start_row;
-  uint8_t reserved[14];
-  uint16_t colsb[16];
-  uint8_t rows[16];
-};
+using namespace sora_amx;  // kRows, configure_tiles, parallel_for, scratch, packed
 
 // Tiles 0-3 accumulate (16 x 16 f32), tile 4 holds the left operand (16 x 32 bf16), tiles 5-7
-// right operands (16 pairs x 16 columns). All are 16 rows of 64 bytes.
-void configure_tiles() {
-  TileConfig config{};
-  config.palette = 1;
-  for (int i = 0; i < 8; ++i) {
-    config.rows[i] = 16;
-    config.colsb[i] = 64;
-  }
-  _tile_loadconfig(&config);
-}
+// right operands (16 pairs x 16 columns).
 
 // Blocked layouts keep every tile a contiguous 1 KiB (rows 64 bytes apart): row-major rows N
 // elements apart would put a tile's 16 rows 4 or 8 KiB apart — the same L1 set, which thrashes.
@@ -182,66 +166,6 @@ inline __m512 exp_ps(__m512 x) {
 inline void store_bf16_pair(uint16_t* dst, __m512 lo, __m512 hi) {
   _mm512_store_si512(dst, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
 }
-
-// Work items handed out to XLA's intra-op threads and the calling thread alike; returns when all
-// are done. Helpers that start after the work is gone touch only the shared counters.
-struct Work {
-  std::atomic<int64_t> next{0};
-  std::atomic<int64_t> done{0};
-  int64_t total = 0;
-  std::function<void(int64_t)> item;
-};
-
-void run_items(const std::shared_ptr<Work>& work) {
-  int64_t i = work->next.fetch_add(1);
-  if (i >= work->total) return;
-  TileConfig saved{};
-  _tile_storeconfig(&saved);  // whatever the thread's other AMX users configured, restored below
-  configure_tiles();
-  for (; i < work->total; i = work->next.fetch_add(1)) {
-    work->item(i);
-    work->done.fetch_add(1, std::memory_order_release);
-  }
-  if (saved.palette)
-    _tile_loadconfig(&saved);
-  else
-    _tile_release();
-}
-
-void parallel_for(ffi::ThreadPool& pool, int64_t total, std::function<void(int64_t)> item) {
-  auto work = std::make_shared<Work>();
-  work->total = total;
-  work->item = std::move(item);
-  const int64_t helpers = std::min<int64_t>(pool.num_threads(), total) - 1;
-  for (int64_t h = 0; h < helpers; ++h) pool.Schedule([work] { run_items(work); });
-  run_items(work);
-  while (work->done.load(std::memory_order_acquire) < total) std::this_thread::yield();
-}
-
-// Per-thread scratch that outlives a call (XLA's threads do too): a task's score rows are reused,
-// not allocated and zeroed for every 16 rows. A task uses slot i for its i-th buffer; 64-byte
-// aligned: whole cache lines, aligned vector loads and stores.
-void* scratch_bytes(int slot, int64_t bytes) {
-  struct Free {
-    void operator()(void* p) const { std::free(p); }
-  };
-  thread_local std::unique_ptr<void, Free> buffers[4];
-  thread_local int64_t sizes[4] = {};
-  const int64_t size = (bytes + 63) / 64 * 64;
-  if (sizes[slot] < size) {
-    buffers[slot].reset(std::aligned_alloc(64, size));
-    sizes[slot] = size;
-  }
-  return buffers[slot].get();
-}
-
-template <typename T>
-T* scratch(int slot, int64_t count) {
-  return static_cast<T*>(scratch_bytes(slot, count * int64_t(sizeof(T))));
-}
-
-// Repacked operands (uninitialized: every element is written before it is read).
-std::unique_ptr<uint32_t[]> packed(int64_t count) { return std::unique_ptr<uint32_t[]>(new uint32_t[count]); }
 
 int64_t leading(ffi::Span<const int64_t> dims) {
   int64_t bh = 1;

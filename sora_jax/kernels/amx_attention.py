@@ -19,122 +19,40 @@ Work is spread over XLA's own intra-op threads.
 Numerics are those of the pure-JAX kernel under mixed precision (bf16 operands rounded to nearest,
 f32 accumulation and softmax); tests compare the two and both against f32.
 
-Build: on first use the source is compiled with the system `g++` (or $CXX) against jaxlib's FFI
-headers into a cache directory ($SORA_JAX_KERNEL_CACHE, else ~/.cache/sora_jax), keyed by a hash
-of the source, the flags, the compiler and jaxlib's version; later processes load the cached
-library.
+Build and load: `cpu_ffi.py` (compiled with g++ on first use, cached).
 `available()` is False — and `attend` falls back to the pure-JAX kernel — when the CPU lacks AMX,
 the compiler is missing or fails (a warning says why), or SORA_JAX_AMX_ATTENTION=0.
 """
 
 from __future__ import annotations
 
-import ctypes
 import functools
-import hashlib
 import math
-import os
 import pathlib
-import platform
-import shutil
-import subprocess
-import tempfile
-import warnings
 
 import jax
 import jax.numpy as jnp
-import jaxlib
 
-from sora_jax import host_memory
+from sora_jax.kernels import cpu_ffi
 
 SOURCE = pathlib.Path(__file__).with_name("amx_attention.cc")
-FLAGS = ("-O3", "-std=c++17", "-shared", "-fPIC", "-w", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq",
-         "-mavx512bf16", "-mamx-tile", "-mamx-bf16", "-mfma")
-CPU_FLAGS = ("avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
 TILE = 32  # tokens and head dims are padded to / must be multiples of this
 _FORWARD, _BACKWARD = "sora_amx_attention_forward", "sora_amx_attention_backward"
-
-
-def _cpu_flags() -> set[str]:
-    try:
-        text = pathlib.Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
-    return set(line.partition(":")[2].split())
-
-
-def _request_amx_permission() -> bool:
-    """Linux hands out AMX's 8 KiB of tile state only on request (arch_prctl ARCH_REQ_XCOMP_PERM)."""
-    sys_arch_prctl, arch_req_xcomp_perm, xfeature_xtiledata = 158, 0x1023, 18
-    return host_memory.libc().syscall(sys_arch_prctl, arch_req_xcomp_perm, xfeature_xtiledata) == 0
-
-
-def compiler() -> str | None:
-    """The C++ compiler kernels are built with: $CXX, else `g++` on the PATH (None: neither)."""
-    return os.environ.get("CXX") or shutil.which("g++")
-
-
-def _cache_dir() -> pathlib.Path:
-    root = os.environ.get("SORA_JAX_KERNEL_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "sora_jax")
-    return pathlib.Path(root)
-
-
-def build(compiler: str, source: pathlib.Path = SOURCE) -> pathlib.Path:
-    """The compiled library of `source`, built once per source, flags, compiler and jaxlib version
-    and shared by processes (written under a temporary name and renamed into place: concurrent builds are safe)."""
-    include = jax.ffi.include_dir()
-    version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
-    key = hashlib.sha256(source.read_bytes() + " ".join(FLAGS).encode() + jaxlib.__version__.encode()
-                         + f"{compiler}\n{version}".encode())
-    library = _cache_dir() / f"{source.stem}-{key.hexdigest()[:16]}.so"
-    if library.exists():
-        return library
-    library.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=library.parent) as tmp:
-        built = pathlib.Path(tmp) / library.name
-        subprocess.run([compiler, *FLAGS, f"-I{include}", str(source), "-o", str(built)], check=True,
-                       capture_output=True, text=True)
-        os.replace(built, library)
-    return library
 
 
 def register(library: pathlib.Path, suffix: str = "") -> tuple[str, str]:
     """Registers a built library's forward and backward as XLA CPU custom-call targets (names
     suffixed, so that another build — e.g. an earlier commit's, for an A/B — can sit beside)."""
-    loaded = ctypes.CDLL(str(library))
     names = (_FORWARD + suffix, _BACKWARD + suffix)
-    for name, symbol in zip(names, ("SoraAmxAttentionForward", "SoraAmxAttentionBackward")):
-        jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(loaded, symbol)), platform="cpu")
+    cpu_ffi.register(library, dict(zip(names, ("SoraAmxAttentionForward", "SoraAmxAttentionBackward"))))
     return names
 
 
 @functools.cache
 def _load() -> str | None:
     """Registers the FFI targets; returns None when ready, else why the kernel is unavailable."""
-    if os.environ.get("SORA_JAX_AMX_ATTENTION", "1") == "0":
-        return "disabled by SORA_JAX_AMX_ATTENTION=0"
-    if platform.system() != "Linux" or platform.machine() != "x86_64":
-        return f"needs Linux on x86_64, not {platform.system()} on {platform.machine()}"
-    missing = [flag for flag in CPU_FLAGS if flag not in _cpu_flags()]
-    if missing:
-        return f"the CPU lacks {', '.join(missing)}"
-    if not _request_amx_permission():
-        return "the kernel refused AMX tile state (arch_prctl)"
-    cxx = compiler()
-    if not cxx:
-        return "no C++ compiler (g++ or $CXX)"
-    try:
-        register(build(cxx))
-    except subprocess.CalledProcessError as error:
-        reason = f"compiling {SOURCE.name} failed: {error.stderr.strip()[-500:]}"
-        warnings.warn(f"AMX attention unavailable, using the pure-JAX kernel: {reason}", stacklevel=2)
-        return reason
-    except OSError as error:
-        warnings.warn(f"AMX attention unavailable, using the pure-JAX kernel: {error}", stacklevel=2)
-        return str(error)
-    return None
+    return cpu_ffi.load(SOURCE, {_FORWARD: "SoraAmxAttentionForward", _BACKWARD: "SoraAmxAttentionBackward"},
+                        "SORA_JAX_AMX_ATTENTION", "AMX attention")
 
 
 def available() -> bool:

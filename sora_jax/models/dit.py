@@ -30,6 +30,7 @@ from sora_jax.models import attention as attention_lib
 from sora_jax.models import initializers
 from sora_jax.models import lora as lora_lib
 from sora_jax.models import text as text_lib
+from sora_jax.models.mixed_linear import mixed_linear
 
 VARIANTS = {
     "micro": dict(width=64, depth=2, heads=2),
@@ -51,43 +52,6 @@ REMAT_POLICIES = {
     "dots_no_batch": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
 }
 ATTENTION_IMPLEMENTATIONS = attention_lib.IMPLEMENTATIONS
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
-def mixed_linear(x, kernel, bias, inputs: int, operand_dtype):
-    """x [..., I1..Ik] · kernel [I1..Ik, O..] + bias [O..] -> f32 [..., O..] with `operand_dtype`
-    operands in the forward *and* the backward pass. (JAX's own transpose of a bf16-operand dot
-    with an f32 result upcasts the operands and runs both gradient matmuls in f32 — two thirds of
-    the step's FLOPs at the f32 rate; here the output gradient is cast to bf16 instead, as
-    mixed-precision training does.) The bias gradient sums that bf16 output gradient (in f32), so
-    the f32 one has no consumer but the cast, which XLA then fuses into the pass that makes it:
-    one pass less over every linear layer's output gradient (a DiT block 1.03–1.04x,
-    `docs/architecture.md`)."""
-    return _mixed_forward(x, kernel, bias, inputs, operand_dtype)[0]
-
-
-def _mixed_forward(x, kernel, bias, inputs, operand_dtype):
-    x_op, kernel_op = x.astype(operand_dtype), kernel.astype(operand_dtype)
-    contract = tuple(range(x.ndim - inputs, x.ndim))
-    y = jax.lax.dot_general(x_op, kernel_op, ((contract, tuple(range(inputs))), ((), ())),
-                            preferred_element_type=jnp.float32)
-    dtypes = tuple(jnp.zeros((), a.dtype) for a in (x, kernel, bias))  # the inputs' dtypes ride as 0-d arrays
-    return y + bias.astype(jnp.float32), (x_op, kernel_op, dtypes)
-
-
-def _mixed_backward(inputs, operand_dtype, residuals, dy):
-    x_op, kernel_op, (x_like, kernel_like, bias_like) = residuals
-    dy = dy.astype(operand_dtype)
-    lead = x_op.ndim - inputs
-    dx = jax.lax.dot_general(dy, kernel_op, ((tuple(range(lead, dy.ndim)), tuple(range(inputs, kernel_op.ndim))),
-                                             ((), ())), preferred_element_type=jnp.float32)
-    dkernel = jax.lax.dot_general(x_op, dy, ((tuple(range(lead)), tuple(range(lead))), ((), ())),
-                                  preferred_element_type=jnp.float32)
-    dbias = jnp.sum(dy, axis=tuple(range(lead)), dtype=jnp.float32)
-    return dx.astype(x_like.dtype), dkernel.astype(kernel_like.dtype), dbias.astype(bias_like.dtype)
-
-
-mixed_linear.defvjp(_mixed_forward, _mixed_backward)
 
 
 class Linear(nn.Module):

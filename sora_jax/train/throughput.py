@@ -13,6 +13,8 @@ import time
 import jax
 import jax.numpy as jnp
 
+from sora_jax.kernels import amx_matmul
+
 
 def compiled_flops(compiled) -> float:
     """FLOPs XLA counts for one call of a compiled program (0.0 when the backend does not say)."""
@@ -27,11 +29,16 @@ def compiled_flops(compiled) -> float:
 
 def matmul_peak_flops(size: int | None = None, dtype=jnp.float32, repeats: int = 5) -> float:
     """Best-of-`repeats` FLOP/s of a square matmul on the default device (f32 accumulation).
-    The default size is 2,048 on a CPU and 8,192 on an accelerator (smaller would time launches)."""
+    The default size is 2,048 on a CPU and 8,192 on an accelerator (smaller would time launches).
+    bf16 operands on a CPU with AMX are timed on the AMX kernel, which mixed precision's dense
+    layers run on (`models/mixed_linear.py`); XLA's own bf16 dot there is slower than its f32 one."""
     size = size or (2048 if jax.default_backend() == "cpu" else 8192)
     a = jnp.ones((size, size), dtype)
     b = jnp.ones((size, size), dtype)
-    matmul = jax.jit(lambda x, y: jnp.matmul(x, y, preferred_element_type=jnp.float32))
+    if jnp.dtype(dtype) == jnp.bfloat16 and jax.default_backend() == "cpu" and amx_matmul.supports(size, size, size):
+        matmul = jax.jit(amx_matmul.matmul)
+    else:
+        matmul = jax.jit(lambda x, y: jnp.matmul(x, y, preferred_element_type=jnp.float32))
     matmul(a, b).block_until_ready()
     best = float("inf")
     for _ in range(repeats):

@@ -1,0 +1,245 @@
+// bf16 matmuls on AMX tiles with f32 accumulation, as an XLA FFI custom call: out[M][N] = A · B
+// (+ bias), each operand given row-major or transposed. Built and loaded by amx_matmul.py; see its
+// docstring for why and for the contract.
+//
+// Each call repacks both operands once into contiguous 1 KiB tiles (rows 64 bytes apart: row-major
+// rows K elements apart would put a tile's 16 rows in few L1 sets), zero-filled past M and K:
+//   A  [ceil(M / 16)][Kt][16 rows][32]            bf16, left operands (Kt = ceil(K / 32))
+//   B  [N / 16][Kt][16 pairs][16 columns][2]      bf16 pairs along K ("VNNI"), right operands
+// A task owns 32 rows (one row tile at a ragged end) and up to 256 columns; per pair of column tiles
+// it accumulates 2 x 2 tiles over blocks of K (tiles 0-3 accumulators, 4-5 rows of A, 6-7 columns of B)
+// and stores them with the bias added. N must be a multiple of 16; M and K are anything.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "amx_common.h"
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+using namespace sora_amx;  // configure_tiles, parallel_for, scratch
+
+constexpr int64_t kTile = 512;     // bf16 elements in a 1 KiB tile
+constexpr int64_t kTaskRows = 32;  // rows a task owns (two row tiles)
+constexpr int64_t kTaskColumns = 256;
+constexpr int64_t kKBlock = 8;     // K tiles (of 32) accumulated between stores of the sums
+
+// Lanes below `count` (of 32 bf16 lanes).
+inline __mmask32 first(int64_t count) {
+  return count >= 32 ? __mmask32(0xFFFFFFFF) : count <= 0 ? __mmask32(0) : __mmask32((1u << count) - 1);
+}
+
+// 16 bf16 of a row-major source row from `at` (lanes past `count` zero), widened to 32-bit lanes.
+inline __m512i widened(const uint16_t* at, int64_t count) {
+  return _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(__mmask16(first(count)), at));
+}
+
+// Row tile `rt` of A (16 rows from rt·16) into its Kt packed tiles. A(i, k) = a[i·K + k] row-major,
+// a[k·M + i] transposed.
+void pack_a(const uint16_t* a, bool transposed, int64_t m, int64_t k, int64_t rt, uint16_t* out) {
+  const int64_t kt = (k + 31) / 32, rows = std::min<int64_t>(16, m - rt * 16);
+  if (!transposed) {  // 64 bytes of a row to 64 bytes of a tile row
+    for (int64_t r = 0; r < 16; ++r) {
+      const uint16_t* row = a + (rt * 16 + r) * k;
+      for (int64_t kb = 0; kb < kt; ++kb) {
+        const __m512i v = r < rows ? _mm512_maskz_loadu_epi16(first(k - kb * 32), row + kb * 32) : _mm512_setzero_si512();
+        _mm512_store_si512(out + kb * kTile + r * 32, v);
+      }
+    }
+    return;
+  }
+  // a's rows 2p and 2p + 1 hold A's columns 2p and 2p + 1: 16 values each, one per tile row, which
+  // interleave into the 16 pairs of column pair p, scattered down the tile's rows.
+  const __m512i rows_at = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                             _mm512_set1_epi32(16));
+  for (int64_t kb = 0; kb < kt; ++kb) {
+    uint32_t* tile = reinterpret_cast<uint32_t*>(out + kb * kTile);
+    for (int64_t p = 0; p < 16; ++p) {
+      const int64_t j = kb * 32 + 2 * p;
+      const __m512i even = j < k ? widened(a + j * m + rt * 16, rows) : _mm512_setzero_si512();
+      const __m512i odd = j + 1 < k ? widened(a + (j + 1) * m + rt * 16, rows) : _mm512_setzero_si512();
+      _mm512_i32scatter_epi32(tile + p, rows_at, _mm512_or_si512(even, _mm512_slli_epi32(odd, 16)), 4);
+    }
+  }
+}
+
+// Column tile `nt` of B (16 columns from nt·16) into its Kt packed tiles of K pairs. B(k, n) =
+// b[k·N + n] row-major, b[n·K + k] transposed.
+void pack_b(const uint16_t* b, bool transposed, int64_t k, int64_t n, int64_t nt, uint32_t* out) {
+  const int64_t kt = (k + 31) / 32, pairs = k / 2;
+  if (k % 32) std::memset(out, 0, kt * kTile * sizeof(uint16_t));  // the padding is zeros
+  if (!transposed) {  // rows 2p and 2p + 1, 16 columns each, interleaved into one 64-byte tile row
+    for (int64_t p = 0; p < pairs; ++p) {
+      const __m512i even = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(b + 2 * p * n + nt * 16)));
+      const __m512i odd = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(b + (2 * p + 1) * n + nt * 16)));
+      _mm512_storeu_si512(out + p * 16, _mm512_or_si512(even, _mm512_slli_epi32(odd, 16)));
+    }
+    if (k % 2)
+      for (int64_t c = 0; c < 16; ++c) out[pairs * 16 + c] = b[(k - 1) * n + nt * 16 + c];
+    return;
+  }
+  for (int64_t c = 0; c < 16; ++c) {  // column n of B is b's row n: its pairs are already adjacent
+    const uint16_t* row = b + (nt * 16 + c) * k;
+    for (int64_t p = 0; p < pairs; ++p) out[p * 16 + c] = uint32_t(row[2 * p]) | (uint32_t(row[2 * p + 1]) << 16);
+    if (k % 2) out[pairs * 16 + c] = row[k - 1];
+  }
+}
+
+// Tile loads and stores take their tile as a literal (an assembler register name), not a
+// template argument.
+template <int T>
+inline void tile_store(void* at, int64_t stride) {
+  if constexpr (T == 0) _tile_stored(0, at, stride);
+  if constexpr (T == 1) _tile_stored(1, at, stride);
+  if constexpr (T == 2) _tile_stored(2, at, stride);
+  if constexpr (T == 3) _tile_stored(3, at, stride);
+}
+
+template <int T>
+inline void tile_load(const void* at, int64_t stride) {
+  if constexpr (T == 0) _tile_loadd(0, at, stride);
+  if constexpr (T == 1) _tile_loadd(1, at, stride);
+  if constexpr (T == 2) _tile_loadd(2, at, stride);
+  if constexpr (T == 3) _tile_loadd(3, at, stride);
+}
+
+// Where a task keeps the running sums of one output tile between blocks of K: in the output
+// itself, or — for the ragged last row tile, whose 16 rows would run past M — in the task's
+// scratch (one 16 x 16 f32 tile per column tile of the task).
+struct Sums {
+  float* at;
+  int64_t stride;  // bytes between rows
+};
+
+inline Sums sums_of(float* out, int64_t m, int64_t n, int64_t rt, int64_t ct, int64_t ct0, float* ragged) {
+  if ((rt + 1) * 16 <= m) return {out + rt * 16 * n + ct * 16, n * 4};
+  return {ragged + (ct - ct0) * 256, 64};
+}
+
+// R row tiles (from rt) x C column tiles (from ct) += their products over K tiles kb0 .. kb1 - 1
+// (the sums start at zero when kb0 is 0).
+template <int R, int C>
+void product(const uint16_t* ap, const uint32_t* bp, int64_t kt, int64_t rt, int64_t ct, int64_t kb0, int64_t kb1,
+             const Sums* sums) {
+  if (kb0 == 0) {
+    _tile_zero(0);
+    if constexpr (C > 1) _tile_zero(1);
+    if constexpr (R > 1) _tile_zero(2);
+    if constexpr (R > 1 && C > 1) _tile_zero(3);
+  } else {
+    tile_load<0>(sums[0].at, sums[0].stride);
+    if constexpr (C > 1) tile_load<1>(sums[1].at, sums[1].stride);
+    if constexpr (R > 1) tile_load<2>(sums[2].at, sums[2].stride);
+    if constexpr (R > 1 && C > 1) tile_load<3>(sums[3].at, sums[3].stride);
+  }
+  const uint16_t* a0 = ap + rt * kt * kTile;
+  const uint16_t* a1 = a0 + kt * kTile;
+  const uint32_t* b0 = bp + ct * kt * kTile / 2;
+  const uint32_t* b1 = b0 + kt * kTile / 2;
+  for (int64_t kb = kb0; kb < kb1; ++kb) {
+    _tile_loadd(4, a0 + kb * kTile, 64);
+    _tile_loadd(6, b0 + kb * kTile / 2, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    if constexpr (C > 1) {
+      _tile_loadd(7, b1 + kb * kTile / 2, 64);
+      _tile_dpbf16ps(1, 4, 7);
+    }
+    if constexpr (R > 1) {
+      _tile_loadd(5, a1 + kb * kTile, 64);
+      _tile_dpbf16ps(2, 5, 6);
+      if constexpr (C > 1) _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  tile_store<0>(sums[0].at, sums[0].stride);
+  if constexpr (C > 1) tile_store<1>(sums[1].at, sums[1].stride);
+  if constexpr (R > 1) tile_store<2>(sums[2].at, sums[2].stride);
+  if constexpr (R > 1 && C > 1) tile_store<3>(sums[3].at, sums[3].stride);
+}
+
+// The finished sums of one output tile into out (valid rows only) plus bias[j0 : j0 + 16].
+void finish(const Sums& sums, float* out, int64_t m, int64_t n, int64_t rt, int64_t ct, const float* bias) {
+  const int64_t rows = std::min<int64_t>(16, m - rt * 16);
+  float* at = out + rt * 16 * n + ct * 16;
+  if (sums.at == at && !bias) return;
+  const __m512 add = bias ? _mm512_loadu_ps(bias + ct * 16) : _mm512_setzero_ps();
+  for (int64_t r = 0; r < rows; ++r)
+    _mm512_storeu_ps(at + r * n, _mm512_add_ps(_mm512_loadu_ps(sums.at + r * sums.stride / 4), add));
+}
+
+// One task: output rows from tile rt (two row tiles, or one at the end) x column tiles ct0 .. ct1 - 1,
+// K in blocks of kKBlock tiles so that the A and B tiles of a block stay in L1 across the columns.
+void task_product(const uint16_t* ap, const uint32_t* bp, int64_t kt, int64_t mt, int64_t rt, int64_t ct0,
+                  int64_t ct1, float* out, int64_t m, int64_t n, const float* bias) {
+  float* ragged = scratch<float>(0, (kTaskColumns / 16) * 256);
+  const int64_t rows = std::min<int64_t>(2, mt - rt);
+  for (int64_t kb0 = 0; kb0 < kt; kb0 += kKBlock) {
+    const int64_t kb1 = std::min(kt, kb0 + kKBlock);
+    for (int64_t ct = ct0; ct < ct1; ct += 2) {
+      const int64_t columns = std::min<int64_t>(2, ct1 - ct);
+      const Sums sums[4] = {sums_of(out, m, n, rt, ct, ct0, ragged), sums_of(out, m, n, rt, ct + 1, ct0, ragged),
+                            sums_of(out, m, n, rt + 1, ct, ct0, ragged),
+                            sums_of(out, m, n, rt + 1, ct + 1, ct0, ragged)};
+      if (rows == 2 && columns == 2)
+        product<2, 2>(ap, bp, kt, rt, ct, kb0, kb1, sums);
+      else if (rows == 2)
+        product<2, 1>(ap, bp, kt, rt, ct, kb0, kb1, sums);
+      else if (columns == 2)
+        product<1, 2>(ap, bp, kt, rt, ct, kb0, kb1, sums);
+      else
+        product<1, 1>(ap, bp, kt, rt, ct, kb0, kb1, sums);
+    }
+  }
+  for (int64_t r = rt; r < rt + rows; ++r)
+    for (int64_t ct = ct0; ct < ct1; ++ct) finish(sums_of(out, m, n, r, ct, ct0, ragged), out, m, n, r, ct, bias);
+}
+
+using Bf16 = ffi::Buffer<ffi::BF16>;
+
+ffi::Error Matmul(ffi::ThreadPool pool, Bf16 a, Bf16 b, ffi::Buffer<ffi::F32> bias, bool transpose_a,
+                  bool transpose_b, ffi::ResultBuffer<ffi::F32> out) {
+  const auto ad = a.dimensions(), bd = b.dimensions();
+  if (ad.size() != 2 || bd.size() != 2) return ffi::Error::InvalidArgument("amx matmul: operands must be 2D");
+  const int64_t m = transpose_a ? ad[1] : ad[0], k = transpose_a ? ad[0] : ad[1];
+  const int64_t kb_ = transpose_b ? bd[1] : bd[0], n = transpose_b ? bd[0] : bd[1];
+  if (k != kb_) return ffi::Error::InvalidArgument("amx matmul: contracted dimensions differ");
+  if (n % 16) return ffi::Error::InvalidArgument("amx matmul: N must be a multiple of 16");
+  if (bias.element_count() != 0 && bias.element_count() != n)
+    return ffi::Error::InvalidArgument("amx matmul: bias must have N elements (or none)");
+  const int64_t kt = (k + 31) / 32, mt = (m + 15) / 16, nt = n / 16;
+  // The packed operands live in the calling thread's scratch (kept between calls: no allocation,
+  // no page faults); the helpers only read them, and the caller is busy until they are done.
+  uint16_t* const ap = scratch<uint16_t>(1, mt * kt * kTile);
+  uint32_t* const bp = scratch<uint32_t>(2, nt * kt * kTile / 2);
+  const auto* abits = reinterpret_cast<const uint16_t*>(a.typed_data());
+  const auto* bbits = reinterpret_cast<const uint16_t*>(b.typed_data());
+  parallel_for(pool, mt + nt, [&](int64_t task) {
+    if (task < mt)
+      pack_a(abits, transpose_a, m, k, task, ap + task * kt * kTile);
+    else
+      pack_b(bbits, transpose_b, k, n, task - mt, bp + (task - mt) * kt * kTile / 2);
+  });
+  const float* biasp = bias.element_count() ? bias.typed_data() : nullptr;
+  float* outp = out->typed_data();
+  const int64_t row_blocks = (m + kTaskRows - 1) / kTaskRows, column_blocks = (n + kTaskColumns - 1) / kTaskColumns;
+  parallel_for(pool, row_blocks * column_blocks, [&](int64_t task) {
+    // Column blocks outermost: consecutive tasks share B's tiles while walking A.
+    const int64_t rt = (task % row_blocks) * 2, ct0 = (task / row_blocks) * (kTaskColumns / 16);
+    task_product(ap, bp, kt, mt, rt, ct0, std::min(ct0 + kTaskColumns / 16, nt), outp, m, n, biasp);
+  });
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(SoraAmxMatmul, Matmul,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<Bf16>()
+                                  .Arg<Bf16>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Attr<bool>("transpose_a")
+                                  .Attr<bool>("transpose_b")
+                                  .Ret<ffi::Buffer<ffi::F32>>());
