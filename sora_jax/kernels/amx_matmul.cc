@@ -2,8 +2,8 @@
 // (+ bias), each operand given row-major or transposed. Built and loaded by amx_matmul.py; see its
 // docstring for why and for the contract.
 //
-// Each call repacks both operands once into contiguous 1 KiB tiles (rows 64 bytes apart: row-major
-// rows K elements apart would put a tile's 16 rows in few L1 sets), zero-filled past M and K:
+// Each call repacks B — and A unless it is row-major with M a multiple of 16 and K of 32, when its
+// tiles are loaded from A itself — into contiguous 1 KiB tiles, zero-filled past M and K:
 //   A  [ceil(M / 16)][Kt][16 rows][32]            bf16, left operands (Kt = ceil(K / 32))
 //   B  [N / 16][Kt][16 pairs][16 columns][2]      bf16 pairs along K ("VNNI"), right operands
 // A task owns 32 rows (one row tile at a ragged end) and up to 256 columns; per pair of column tiles
@@ -106,6 +106,13 @@ inline void tile_load(const void* at, int64_t stride) {
   if constexpr (T == 3) _tile_loadd(3, at, stride);
 }
 
+// The result: out[M][N] (+ bias[N] where bias is not null).
+struct Output {
+  float* at;
+  int64_t m, n;
+  const float* bias;
+};
+
 // Where a task keeps the running sums of one output tile between blocks of K: in the output
 // itself, or — for the ragged last row tile, whose 16 rows would run past M — in the task's
 // scratch (one 16 x 16 f32 tile per column tile of the task).
@@ -114,16 +121,42 @@ struct Sums {
   int64_t stride;  // bytes between rows
 };
 
-inline Sums sums_of(float* out, int64_t m, int64_t n, int64_t rt, int64_t ct, int64_t ct0, float* ragged) {
-  if ((rt + 1) * 16 <= m) return {out + rt * 16 * n + ct * 16, n * 4};
+inline Sums sums_of(const Output& out, int64_t rt, int64_t ct, int64_t ct0, float* ragged) {
+  if ((rt + 1) * 16 <= out.m) return {out.at + rt * 16 * out.n + ct * 16, out.n * 4};
   return {ragged + (ct - ct0) * 256, 64};
 }
+
+// Accumulator tile T (output tile rt, ct) stored: its running sums to `sums`; or, after the last
+// block of K (`last` given), the result — straight into the output where its 16 rows are there and
+// no bias is due, else through a tile in L1, valid rows only, the bias added on the way.
+template <int T>
+void put(const Sums& sums, const Output* last, int64_t rt, int64_t ct) {
+  float* at = last ? last->at + rt * 16 * last->n + ct * 16 : nullptr;
+  if (!last || (sums.at == at && !last->bias)) {
+    tile_store<T>(sums.at, sums.stride);
+    return;
+  }
+  float* tile = scratch<float>(3, 256);
+  tile_store<T>(tile, 64);
+  const int64_t rows = std::min<int64_t>(16, last->m - rt * 16);
+  const __m512 add = last->bias ? _mm512_loadu_ps(last->bias + ct * 16) : _mm512_setzero_ps();
+  for (int64_t r = 0; r < rows; ++r) _mm512_storeu_ps(at + r * last->n, _mm512_add_ps(_mm512_load_ps(tile + r * 16), add));
+}
+
+// Where A's tiles are: packed (1 KiB tiles), or — row-major A whose rows and K fill whole tiles —
+// in A itself, rows K·2 bytes apart (no repacking pass over the largest operand of most calls).
+struct Left {
+  const uint16_t* base;
+  int64_t row_tile;  // elements from one row tile to the next
+  int64_t k_tile;    // elements from one K tile to the next
+  int64_t stride;    // bytes between a tile's rows
+};
 
 // R row tiles (from rt) x C column tiles (from ct) += their products over K tiles kb0 .. kb1 - 1
 // (the sums start at zero when kb0 is 0).
 template <int R, int C>
-void product(const uint16_t* ap, const uint32_t* bp, int64_t kt, int64_t rt, int64_t ct, int64_t kb0, int64_t kb1,
-             const Sums* sums) {
+void product(const Left& a, const uint32_t* bp, int64_t kt, int64_t rt, int64_t ct, int64_t kb0, int64_t kb1,
+             const Sums* sums, const Output& out) {
   if (kb0 == 0) {
     _tile_zero(0);
     if constexpr (C > 1) _tile_zero(1);
@@ -135,12 +168,12 @@ void product(const uint16_t* ap, const uint32_t* bp, int64_t kt, int64_t rt, int
     if constexpr (R > 1) tile_load<2>(sums[2].at, sums[2].stride);
     if constexpr (R > 1 && C > 1) tile_load<3>(sums[3].at, sums[3].stride);
   }
-  const uint16_t* a0 = ap + rt * kt * kTile;
-  const uint16_t* a1 = a0 + kt * kTile;
+  const uint16_t* a0 = a.base + rt * a.row_tile;
+  const uint16_t* a1 = a0 + a.row_tile;
   const uint32_t* b0 = bp + ct * kt * kTile / 2;
   const uint32_t* b1 = b0 + kt * kTile / 2;
   for (int64_t kb = kb0; kb < kb1; ++kb) {
-    _tile_loadd(4, a0 + kb * kTile, 64);
+    _tile_loadd(4, a0 + kb * a.k_tile, a.stride);
     _tile_loadd(6, b0 + kb * kTile / 2, 64);
     _tile_dpbf16ps(0, 4, 6);
     if constexpr (C > 1) {
@@ -148,52 +181,40 @@ void product(const uint16_t* ap, const uint32_t* bp, int64_t kt, int64_t rt, int
       _tile_dpbf16ps(1, 4, 7);
     }
     if constexpr (R > 1) {
-      _tile_loadd(5, a1 + kb * kTile, 64);
+      _tile_loadd(5, a1 + kb * a.k_tile, a.stride);
       _tile_dpbf16ps(2, 5, 6);
       if constexpr (C > 1) _tile_dpbf16ps(3, 5, 7);
     }
   }
-  tile_store<0>(sums[0].at, sums[0].stride);
-  if constexpr (C > 1) tile_store<1>(sums[1].at, sums[1].stride);
-  if constexpr (R > 1) tile_store<2>(sums[2].at, sums[2].stride);
-  if constexpr (R > 1 && C > 1) tile_store<3>(sums[3].at, sums[3].stride);
-}
-
-// The finished sums of one output tile into out (valid rows only) plus bias[j0 : j0 + 16].
-void finish(const Sums& sums, float* out, int64_t m, int64_t n, int64_t rt, int64_t ct, const float* bias) {
-  const int64_t rows = std::min<int64_t>(16, m - rt * 16);
-  float* at = out + rt * 16 * n + ct * 16;
-  if (sums.at == at && !bias) return;
-  const __m512 add = bias ? _mm512_loadu_ps(bias + ct * 16) : _mm512_setzero_ps();
-  for (int64_t r = 0; r < rows; ++r)
-    _mm512_storeu_ps(at + r * n, _mm512_add_ps(_mm512_loadu_ps(sums.at + r * sums.stride / 4), add));
+  const Output* last = kb1 == kt ? &out : nullptr;
+  put<0>(sums[0], last, rt, ct);
+  if constexpr (C > 1) put<1>(sums[1], last, rt, ct + 1);
+  if constexpr (R > 1) put<2>(sums[2], last, rt + 1, ct);
+  if constexpr (R > 1 && C > 1) put<3>(sums[3], last, rt + 1, ct + 1);
 }
 
 // One task: output rows from tile rt (two row tiles, or one at the end) x column tiles ct0 .. ct1 - 1,
 // K in blocks of kKBlock tiles so that the A and B tiles of a block stay in L1 across the columns.
-void task_product(const uint16_t* ap, const uint32_t* bp, int64_t kt, int64_t mt, int64_t rt, int64_t ct0,
-                  int64_t ct1, float* out, int64_t m, int64_t n, const float* bias) {
+void task_product(const Left& a, const uint32_t* bp, int64_t kt, int64_t mt, int64_t rt, int64_t ct0,
+                  int64_t ct1, const Output& out) {
   float* ragged = scratch<float>(0, (kTaskColumns / 16) * 256);
   const int64_t rows = std::min<int64_t>(2, mt - rt);
   for (int64_t kb0 = 0; kb0 < kt; kb0 += kKBlock) {
     const int64_t kb1 = std::min(kt, kb0 + kKBlock);
     for (int64_t ct = ct0; ct < ct1; ct += 2) {
       const int64_t columns = std::min<int64_t>(2, ct1 - ct);
-      const Sums sums[4] = {sums_of(out, m, n, rt, ct, ct0, ragged), sums_of(out, m, n, rt, ct + 1, ct0, ragged),
-                            sums_of(out, m, n, rt + 1, ct, ct0, ragged),
-                            sums_of(out, m, n, rt + 1, ct + 1, ct0, ragged)};
+      const Sums sums[4] = {sums_of(out, rt, ct, ct0, ragged), sums_of(out, rt, ct + 1, ct0, ragged),
+                            sums_of(out, rt + 1, ct, ct0, ragged), sums_of(out, rt + 1, ct + 1, ct0, ragged)};
       if (rows == 2 && columns == 2)
-        product<2, 2>(ap, bp, kt, rt, ct, kb0, kb1, sums);
+        product<2, 2>(a, bp, kt, rt, ct, kb0, kb1, sums, out);
       else if (rows == 2)
-        product<2, 1>(ap, bp, kt, rt, ct, kb0, kb1, sums);
+        product<2, 1>(a, bp, kt, rt, ct, kb0, kb1, sums, out);
       else if (columns == 2)
-        product<1, 2>(ap, bp, kt, rt, ct, kb0, kb1, sums);
+        product<1, 2>(a, bp, kt, rt, ct, kb0, kb1, sums, out);
       else
-        product<1, 1>(ap, bp, kt, rt, ct, kb0, kb1, sums);
+        product<1, 1>(a, bp, kt, rt, ct, kb0, kb1, sums, out);
     }
   }
-  for (int64_t r = rt; r < rt + rows; ++r)
-    for (int64_t ct = ct0; ct < ct1; ++ct) finish(sums_of(out, m, n, r, ct, ct0, ragged), out, m, n, r, ct, bias);
 }
 
 using Bf16 = ffi::Buffer<ffi::BF16>;
@@ -211,23 +232,25 @@ ffi::Error Matmul(ffi::ThreadPool pool, Bf16 a, Bf16 b, ffi::Buffer<ffi::F32> bi
   const int64_t kt = (k + 31) / 32, mt = (m + 15) / 16, nt = n / 16;
   // The packed operands live in the calling thread's scratch (kept between calls: no allocation,
   // no page faults); the helpers only read them, and the caller is busy until they are done.
-  uint16_t* const ap = scratch<uint16_t>(1, mt * kt * kTile);
-  uint32_t* const bp = scratch<uint32_t>(2, nt * kt * kTile / 2);
   const auto* abits = reinterpret_cast<const uint16_t*>(a.typed_data());
   const auto* bbits = reinterpret_cast<const uint16_t*>(b.typed_data());
-  parallel_for(pool, mt + nt, [&](int64_t task) {
-    if (task < mt)
+  const bool direct = !transpose_a && k % 32 == 0 && m % 16 == 0;
+  uint16_t* const ap = direct ? nullptr : scratch<uint16_t>(1, mt * kt * kTile);
+  uint32_t* const bp = scratch<uint32_t>(2, nt * kt * kTile / 2);
+  const int64_t packs = direct ? 0 : mt;
+  parallel_for(pool, packs + nt, [&](int64_t task) {
+    if (task < packs)
       pack_a(abits, transpose_a, m, k, task, ap + task * kt * kTile);
     else
-      pack_b(bbits, transpose_b, k, n, task - mt, bp + (task - mt) * kt * kTile / 2);
+      pack_b(bbits, transpose_b, k, n, task - packs, bp + (task - packs) * kt * kTile / 2);
   });
-  const float* biasp = bias.element_count() ? bias.typed_data() : nullptr;
-  float* outp = out->typed_data();
+  const Left left = direct ? Left{abits, 16 * k, 32, 2 * k} : Left{ap, kt * kTile, kTile, 64};
+  const Output result{out->typed_data(), m, n, bias.element_count() ? bias.typed_data() : nullptr};
   const int64_t row_blocks = (m + kTaskRows - 1) / kTaskRows, column_blocks = (n + kTaskColumns - 1) / kTaskColumns;
   parallel_for(pool, row_blocks * column_blocks, [&](int64_t task) {
     // Column blocks outermost: consecutive tasks share B's tiles while walking A.
     const int64_t rt = (task % row_blocks) * 2, ct0 = (task / row_blocks) * (kTaskColumns / 16);
-    task_product(ap, bp, kt, mt, rt, ct0, std::min(ct0 + kTaskColumns / 16, nt), outp, m, n, biasp);
+    task_product(left, bp, kt, mt, rt, ct0, std::min(ct0 + kTaskColumns / 16, nt), result);
   });
   return ffi::Error::Success();
 }
