@@ -37,51 +37,90 @@ inline __m512i widened(const uint16_t* at, int64_t count) {
   return _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(__mmask16(first(count)), at));
 }
 
-// Row tile `rt` of A (16 rows from rt·16) into its Kt packed tiles. A(i, k) = a[i·K + k] row-major,
-// a[k·M + i] transposed.
-void pack_a(const uint16_t* a, bool transposed, int64_t m, int64_t k, int64_t rt, uint16_t* out) {
+// Row tile `rt` of row-major A (16 rows from rt·16, A(i, k) = a[i·K + k]) into its Kt packed
+// tiles (`out`: the row tile's first): 64 bytes of a row to 64 bytes of a tile row.
+void pack_a_rows(const uint16_t* a, int64_t m, int64_t k, int64_t rt, uint16_t* out) {
   const int64_t kt = (k + 31) / 32, rows = std::min<int64_t>(16, m - rt * 16);
-  if (!transposed) {  // 64 bytes of a row to 64 bytes of a tile row
-    for (int64_t r = 0; r < 16; ++r) {
-      const uint16_t* row = a + (rt * 16 + r) * k;
-      for (int64_t kb = 0; kb < kt; ++kb) {
-        const __m512i v = r < rows ? _mm512_maskz_loadu_epi16(first(k - kb * 32), row + kb * 32) : _mm512_setzero_si512();
-        _mm512_store_si512(out + kb * kTile + r * 32, v);
-      }
-    }
-    return;
-  }
-  // a's rows 2p and 2p + 1 hold A's columns 2p and 2p + 1: 16 values each, one per tile row, which
-  // interleave into the 16 pairs of column pair p, scattered down the tile's rows.
-  const __m512i rows_at = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                             _mm512_set1_epi32(16));
-  for (int64_t kb = 0; kb < kt; ++kb) {
-    uint32_t* tile = reinterpret_cast<uint32_t*>(out + kb * kTile);
-    for (int64_t p = 0; p < 16; ++p) {
-      const int64_t j = kb * 32 + 2 * p;
-      const __m512i even = j < k ? widened(a + j * m + rt * 16, rows) : _mm512_setzero_si512();
-      const __m512i odd = j + 1 < k ? widened(a + (j + 1) * m + rt * 16, rows) : _mm512_setzero_si512();
-      _mm512_i32scatter_epi32(tile + p, rows_at, _mm512_or_si512(even, _mm512_slli_epi32(odd, 16)), 4);
+  for (int64_t r = 0; r < 16; ++r) {
+    const uint16_t* row = a + (rt * 16 + r) * k;
+    for (int64_t kb = 0; kb < kt; ++kb) {
+      const __m512i v = r < rows ? _mm512_maskz_loadu_epi16(first(k - kb * 32), row + kb * 32) : _mm512_setzero_si512();
+      _mm512_store_si512(out + kb * kTile + r * 32, v);
     }
   }
 }
 
-// Column tile `nt` of B (16 columns from nt·16) into its Kt packed tiles of K pairs. B(k, n) =
-// b[k·N + n] row-major, b[n·K + k] transposed.
-void pack_b(const uint16_t* b, bool transposed, int64_t k, int64_t n, int64_t nt, uint32_t* out) {
+// The 16 pairs (rows j, j + 1 of a row-major source, 16 values each from `at`, lanes past
+// `count` zero; a row at or past `k` is zero) interleaved into 16 32-bit lanes.
+inline __m512i pairs_at(const uint16_t* at, int64_t row_stride, int64_t j, int64_t k, int64_t count) {
+  const __m512i even = j < k ? widened(at, count) : _mm512_setzero_si512();
+  const __m512i odd = j + 1 < k ? widened(at + row_stride, count) : _mm512_setzero_si512();
+  return _mm512_or_si512(even, _mm512_slli_epi32(odd, 16));
+}
+
+// v[i][j] -> v[j][i] for 16 vectors of 16 32-bit lanes: pairs of rows interleaved, then pairs
+// of pairs, which leaves v[4g + q]'s 128-bit lane L holding column 4L + q of rows 4g..4g+3; a
+// 4 x 4 transpose of those lanes finishes it.
+inline void transpose16(__m512i v[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(v[i], v[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(v[i], v[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    v[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    v[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    v[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    v[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  for (int q = 0; q < 4; ++q) {
+    const __m512i x0 = _mm512_shuffle_i32x4(v[q], v[4 + q], 0x44), x1 = _mm512_shuffle_i32x4(v[q], v[4 + q], 0xEE);
+    const __m512i y0 = _mm512_shuffle_i32x4(v[8 + q], v[12 + q], 0x44);
+    const __m512i y1 = _mm512_shuffle_i32x4(v[8 + q], v[12 + q], 0xEE);
+    t[q] = _mm512_shuffle_i32x4(x0, y0, 0x88);       // column q
+    t[4 + q] = _mm512_shuffle_i32x4(x0, y0, 0xDD);   // column 4 + q
+    t[8 + q] = _mm512_shuffle_i32x4(x1, y1, 0x88);   // column 8 + q
+    t[12 + q] = _mm512_shuffle_i32x4(x1, y1, 0xDD);  // column 12 + q
+  }
+  for (int i = 0; i < 16; ++i) v[i] = t[i];
+}
+
+// K tile `kb` of transposed A (A(i, k) = a[k·M + i]) into every row tile's packed tile kb. a's
+// rows 2p and 2p + 1 hold A's columns 2p and 2p + 1: 16 values each per row tile, one per tile
+// row, which interleave into the 16 pairs of column pair p — a 16 x 16 block of pairs indexed
+// [p][row], transposed in registers into the tile's 16 rows. One task reads 32 whole rows of a.
+void pack_a_transposed(const uint16_t* a, int64_t m, int64_t k, int64_t kb, uint16_t* ap) {
+  const int64_t kt = (k + 31) / 32, mt = (m + 15) / 16;
+  __m512i v[16];
+  for (int64_t rt = 0; rt < mt; ++rt) {
+    for (int64_t p = 0; p < 16; ++p) {
+      const int64_t j = kb * 32 + 2 * p;
+      v[p] = pairs_at(a + j * m + rt * 16, m, j, k, m - rt * 16);
+    }
+    transpose16(v);
+    uint16_t* tile = ap + (rt * kt + kb) * kTile;
+    for (int64_t r = 0; r < 16; ++r) _mm512_store_si512(tile + r * 32, v[r]);
+  }
+}
+
+// K tile `kb` of row-major B (B(k, n) = b[k·N + n]) into every column tile's packed tile kb: rows
+// 2p and 2p + 1, 16 columns at a time, interleaved into one 64-byte tile row. One task reads 32
+// whole rows of b.
+void pack_b_rows(const uint16_t* b, int64_t k, int64_t n, int64_t kb, uint32_t* bp) {
+  const int64_t kt = (k + 31) / 32;
+  for (int64_t p = 0; p < 16; ++p) {
+    const int64_t j = kb * 32 + 2 * p;
+    for (int64_t nt = 0; nt < n / 16; ++nt)
+      _mm512_store_si512(bp + (nt * kt + kb) * (kTile / 2) + p * 16, pairs_at(b + j * n + nt * 16, n, j, k, 16));
+  }
+}
+
+// Column tile `nt` of transposed B (B(k, n) = b[n·K + k]) into its Kt packed tiles of K pairs
+// (`out`: the column tile's first): column n of B is b's row n, its pairs already adjacent.
+void pack_b_columns(const uint16_t* b, int64_t k, int64_t nt, uint32_t* out) {
   const int64_t kt = (k + 31) / 32, pairs = k / 2;
   if (k % 32) std::memset(out, 0, kt * kTile * sizeof(uint16_t));  // the padding is zeros
-  if (!transposed) {  // rows 2p and 2p + 1, 16 columns each, interleaved into one 64-byte tile row
-    for (int64_t p = 0; p < pairs; ++p) {
-      const __m512i even = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(b + 2 * p * n + nt * 16)));
-      const __m512i odd = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(b + (2 * p + 1) * n + nt * 16)));
-      _mm512_storeu_si512(out + p * 16, _mm512_or_si512(even, _mm512_slli_epi32(odd, 16)));
-    }
-    if (k % 2)
-      for (int64_t c = 0; c < 16; ++c) out[pairs * 16 + c] = b[(k - 1) * n + nt * 16 + c];
-    return;
-  }
-  for (int64_t c = 0; c < 16; ++c) {  // column n of B is b's row n: its pairs are already adjacent
+  for (int64_t c = 0; c < 16; ++c) {
     const uint16_t* row = b + (nt * 16 + c) * k;
     for (int64_t p = 0; p < pairs; ++p) out[p * 16 + c] = uint32_t(row[2 * p]) | (uint32_t(row[2 * p + 1]) << 16);
     if (k % 2) out[pairs * 16 + c] = row[k - 1];
@@ -237,12 +276,18 @@ ffi::Error Matmul(ffi::ThreadPool pool, Bf16 a, Bf16 b, ffi::Buffer<ffi::F32> bi
   const bool direct = !transpose_a && k % 32 == 0 && m % 16 == 0;
   uint16_t* const ap = direct ? nullptr : scratch<uint16_t>(1, mt * kt * kTile);
   uint32_t* const bp = scratch<uint32_t>(2, nt * kt * kTile / 2);
-  const int64_t packs = direct ? 0 : mt;
-  parallel_for(pool, packs + nt, [&](int64_t task) {
-    if (task < packs)
-      pack_a(abits, transpose_a, m, k, task, ap + task * kt * kTile);
+  // Packing tasks: A's by row tile (row-major) or by K tile (transposed), none when direct; B's by
+  // K tile (row-major) or by column tile (transposed) — each reading whole rows of its source.
+  const int64_t a_tasks = direct ? 0 : transpose_a ? kt : mt, b_tasks = transpose_b ? nt : kt;
+  parallel_for(pool, a_tasks + b_tasks, [&](int64_t task) {
+    if (task < a_tasks && transpose_a)
+      pack_a_transposed(abits, m, k, task, ap);
+    else if (task < a_tasks)
+      pack_a_rows(abits, m, k, task, ap + task * kt * kTile);
+    else if (transpose_b)
+      pack_b_columns(bbits, k, task - a_tasks, bp + (task - a_tasks) * kt * kTile / 2);
     else
-      pack_b(bbits, transpose_b, k, n, task - packs, bp + (task - packs) * kt * kTile / 2);
+      pack_b_rows(bbits, k, n, task - a_tasks, bp);
   });
   const Left left = direct ? Left{abits, 16 * k, 32, 2 * k} : Left{ap, kt * kTile, kTile, 64};
   const Output result{out->typed_data(), m, n, bias.element_count() ? bias.typed_data() : nullptr};
