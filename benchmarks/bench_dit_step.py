@@ -76,13 +76,13 @@ class TorchStep:
         self.process.wait()
 
 
-def _timed(run, faults: list | None = None) -> float:
+def _timed(run, faults: list | None = None, keep: int | None = None) -> float:
     before, started = host_memory.minor_faults(), time.perf_counter()
     run()
     seconds = time.perf_counter() - started
     if faults is not None:
         faults.append(host_memory.minor_faults() - before)
-    host_memory.release_excess()  # as the trainer does after each step (steps of other shapes leave holes)
+    host_memory.release_excess(keep)  # as the trainer does after each step (steps of other shapes leave holes)
     return seconds
 
 
@@ -131,6 +131,11 @@ def main(argv: list[str]) -> None:
                     failures[f"{dtype}/{attention}"] = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
                     print(f"width {width} {dtype}/{attention}: {failures[f'{dtype}/{attention}']}", flush=True)
         train_times = {key: [] for key in runs}
+        # Free memory kept between calls: what the configurations interleaved here need together
+        # (a trainer runs one), up to a quarter of the host; beyond it, trimmed as the trainer trims.
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        keep = max(host_memory.excess_limit(), min(physical // 4, sum(
+            info["temp_bytes"] + info["sample_temp_bytes"] for _, _, info in runs.values())))
         sample_times = {key: [] for key in runs}
         train_faults = {key: [] for key in runs}
         torch_runs = {precision: TorchStep(args.torch_python, width, args.depth, args.latent, args.torch_retain_malloc,
@@ -142,8 +147,8 @@ def main(argv: list[str]) -> None:
             for name in round_ceilings:  # ...and so do the matmul ceilings (a shared host drifts by 20 %)
                 round_ceilings[name].append(throughput.matmul_peak_flops(dtype=jnp.dtype(name), repeats=2))
             for key, (train, sampling, _) in runs.items():
-                train_times[key].append(_timed(train, train_faults[key]))
-                sample_times[key].append(_timed(sampling))
+                train_times[key].append(_timed(train, train_faults[key], keep))
+                sample_times[key].append(_timed(sampling, keep=keep))
             for precision, torch_run in torch_runs.items():
                 torch_times[precision].append(torch_run())
         for torch_run in torch_runs.values():
