@@ -32,8 +32,9 @@ def toy_config(data_dir):
     return config
 
 
-# A run long enough to be killed after its first checkpoint (114 steps, one every 50), and a short one.
-RUNS = [("0.02x", "L2d32"), ("0.0015x", None)]
+# A run long enough to be killed after its first checkpoint (114 steps, one every 50); the sweep
+# test below trains several runs side by side.
+RUNS = [("0.02x", "L2d32")]
 
 
 def _kill_after_first_checkpoint(run_dir, killed: list) -> None:
@@ -49,17 +50,6 @@ def _kill_after_first_checkpoint(run_dir, killed: list) -> None:
         time.sleep(0.02)
 
 
-def test_a_ray_run_matches_the_local_engine_bitwise(physworld_tiny, tmp_path):
-    config = toy_config(physworld_tiny)
-    local = ladder.train_runs(config, tmp_path / "local", RUNS[1:], engines.Local())
-    on_ray = ladder.train_runs(config, tmp_path / "ray", RUNS[1:], engines.Ray(num_cpus=2))
-    assert [(s["run"], s["steps"], s["val_loss"], s["val_loss_by_t"]) for s in on_ray] == \
-           [(s["run"], s["steps"], s["val_loss"], s["val_loss_by_t"]) for s in local]
-    attempts = json.loads((tmp_path / "ray" / "0.0015x" / "attempts.json").read_text())
-    assert len(attempts) == 1 and attempts[0]["pid"] != os.getpid()  # trained in a Ray worker, not here
-
-
-@pytest.mark.slow  # ~165 s: a 114-step run killed and retried, beside the local engine (make test-all)
 def test_ray_runs_match_the_local_engine_bitwise_even_after_a_killed_worker(physworld_tiny, tmp_path):
     config = toy_config(physworld_tiny)
     local = ladder.train_runs(config, tmp_path / "local", RUNS, engines.Local())
@@ -74,10 +64,10 @@ def test_ray_runs_match_the_local_engine_bitwise_even_after_a_killed_worker(phys
     assert [(s["run"], s["steps"], s["val_loss"], s["val_loss_by_t"]) for s in on_ray] == \
            [(s["run"], s["steps"], s["val_loss"], s["val_loss_by_t"]) for s in local]
     index = json.loads((tmp_path / "ray" / "runs.json").read_text())
-    assert [(row["run"], row["state"]) for row in index] == [("0.02x_L2d32", "done"), ("0.0015x", "done")]
+    assert [(row["run"], row["state"]) for row in index] == [("0.02x_L2d32", "done")]
 
 
-@pytest.mark.slow  # ~290 s: six runs in Ray workers that each compile (make test-all)
+@pytest.mark.slow  # ~290 s: six runs in Ray workers that each compile (make test-all); the kill test stays
 def test_sweep_on_ray_trains_indexes_fits_and_resumes(physworld_tiny, tmp_path):
     overrides = [f"--config.data.data_dir={physworld_tiny}", "--config.data.cache_limit=48",
                  "--config.data.batch_size=4", "--config.data.max_batch_size=8", "--config.eval.num_clips=2",
