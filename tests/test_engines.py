@@ -39,7 +39,7 @@ RUNS = [("0.02x", "L2d32")]
 
 def _kill_after_first_checkpoint(run_dir, killed: list) -> None:
     """Waits for the run's first complete checkpoint, then SIGKILLs the process training it."""
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 1200  # a loaded host starts Ray and compiles slowly
     while time.monotonic() < deadline:
         steps = [p.name for p in (run_dir / "checkpoints").glob("*") if re.fullmatch(r"\d+", p.name)]
         if steps and not (run_dir / "final_metrics.json").exists():
