@@ -4,6 +4,7 @@ dense layers of mixed precision on x86 CPUs that have AMX.
     matmul(a, b, bias=None, transpose_a=False, transpose_b=False)  # 2D bf16 operands -> f32 [M, N]
     available() -> bool; unavailable_reason() -> str | None
     supports(m, k, n) -> bool       # shapes worth it here (N a multiple of 16, enough rows)
+    serves(dtype, (m, k, n), ...)   # ... and bf16 operands on a CPU backend: callers' one test
 
 Why: XLA's CPU backend computes a bf16-operand dot with AVX-512 (YNNPACK or Eigen), not with the
 AMX tile unit: on this project's 2-core Xeon it ran 110–180 GFLOP/s, below its own f32 dots,
@@ -55,6 +56,13 @@ def supports(m: int, k: int, n: int) -> bool:
     """Whether `matmul` takes an [m, k] · [k, n] product here and is worth it: N a multiple of 16,
     at least MIN_ROWS rows, on a CPU where the kernel loaded."""
     return n % 16 == 0 and m >= MIN_ROWS and k >= 1 and available()
+
+
+def serves(operand_dtype, *products: tuple[int, int, int]) -> bool:
+    """Whether products of these (m, k, n) shapes with `operand_dtype` operands run on the kernel
+    here: bf16 operands, the default backend a CPU, and `supports` for each."""
+    return (jnp.dtype(operand_dtype) == jnp.bfloat16 and jax.default_backend() == "cpu"
+            and all(supports(*shape) for shape in products))
 
 
 def matmul(a, b, bias=None, transpose_a: bool = False, transpose_b: bool = False):

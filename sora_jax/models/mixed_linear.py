@@ -42,8 +42,7 @@ def amx_shapes(x_shape, kernel_shape, inputs: int, operand_dtype) -> tuple[int, 
     """(rows, input features, output features) when this layer's matmuls run on the AMX kernel."""
     lead = len(x_shape) - inputs
     m, i, o = math.prod(x_shape[:lead]), math.prod(kernel_shape[:inputs]), math.prod(kernel_shape[inputs:])
-    use = (jnp.dtype(operand_dtype) == jnp.bfloat16 and jax.default_backend() == "cpu" and jax.device_count() == 1
-           and amx_matmul.supports(m, i, o) and amx_matmul.supports(m, o, i) and amx_matmul.supports(i, m, o))
+    use = jax.device_count() == 1 and amx_matmul.serves(operand_dtype, (m, i, o), (m, o, i), (i, m, o))
     return (m, i, o) if use else None
 
 

@@ -35,7 +35,7 @@ def matmul_peak_flops(size: int | None = None, dtype=jnp.float32, repeats: int =
     size = size or (2048 if jax.default_backend() == "cpu" else 8192)
     a = jnp.ones((size, size), dtype)
     b = jnp.ones((size, size), dtype)
-    if jnp.dtype(dtype) == jnp.bfloat16 and jax.default_backend() == "cpu" and amx_matmul.supports(size, size, size):
+    if amx_matmul.serves(dtype, (size, size, size)):
         matmul = jax.jit(amx_matmul.matmul)
     else:
         matmul = jax.jit(lambda x, y: jnp.matmul(x, y, preferred_element_type=jnp.float32))
