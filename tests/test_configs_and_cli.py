@@ -93,15 +93,15 @@ def test_cli_unknown_verb_and_missing_subverb():
 
 
 def test_cli_help_lists_the_verbs_and_each_verbs_flags():
-    from sora_jax import cli, generate
+    from sora_jax import cli_flags, generate
 
     for args in ((), ("--help",), ("-h",)):
         result = run_cli(*args)
         assert result.returncode == 0, (args, result.stderr[-500:])
-        assert all(f"  {verb} " in result.stdout for verb in cli.VERBS), args
+        assert all(f"  {verb} " in result.stdout for verb in cli_flags.VERBS), args
     sample = run_cli("sample", "--help")
     assert sample.returncode == 0, sample.stderr[-500:]
-    for flag in cli.VERBS["sample"][1]:
+    for flag in cli_flags.VERBS["sample"][1]:
         assert f"--{flag} " in sample.stdout, flag  # one line per flag, with its help
     for mode in generate.MODES:
         assert f"  {mode} " in sample.stdout, mode  # every mode and what it needs
