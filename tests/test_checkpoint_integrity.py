@@ -16,6 +16,7 @@ import pytest
 from sora_jax import checkpoint_integrity as integrity
 from sora_jax import checkpoints
 from sora_jax.train import state as state_lib
+from sora_jax.train import step as step_lib
 from sora_jax.train import trainer
 from tests.conftest import micro_vae_config, run_cli
 
@@ -78,7 +79,7 @@ def test_an_update_that_writes_non_finite_parameters_changes_nothing():
     params = {"w": jnp.ones((4,), jnp.float32)}
     state = state_lib.TrainState.create(params, optimizer, jax.random.PRNGKey(0))
     batch = {"x": jnp.eye(4), "y": jnp.full((4,), 30.0)}
-    new_state, metrics = jax.jit(trainer.make_train_step(_Overflow(), optimizer, config))(state, batch)
+    new_state, metrics = jax.jit(step_lib.make_train_step(_Overflow(), optimizer, config))(state, batch)
     assert np.isfinite(float(metrics["loss"])) and np.isfinite(float(metrics["grad_norm"]))
     assert not bool(metrics["finite"]) and int(new_state.skipped_steps) == 1
     np.testing.assert_array_equal(new_state.params["w"], params["w"])

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sora_jax.train import trainer
+from sora_jax.train import step as step_lib
 
 
 class _LeastSquares:
@@ -22,9 +22,9 @@ def test_accumulated_gradient_equals_the_full_batch_gradient():
     params = {"w": jnp.array([0.5, -1.0, 2.0])}
     key = jax.random.PRNGKey(0)
     loss_fn = _LeastSquares().loss
-    (loss, _), grads = trainer._value_and_grad(loss_fn, params, batch, key, 1)
+    (loss, _), grads = step_lib.value_and_grad(loss_fn, params, batch, key, 1)
     for k in (2, 3, 4):
-        (loss_k, aux_k), grads_k = jax.jit(trainer._value_and_grad, static_argnums=(0, 4))(
+        (loss_k, aux_k), grads_k = jax.jit(step_lib.value_and_grad, static_argnums=(0, 4))(
             loss_fn, params, batch, key, k)
         np.testing.assert_allclose(loss_k, loss, rtol=1e-6)
         np.testing.assert_allclose(grads_k["w"], grads["w"], rtol=1e-5)
