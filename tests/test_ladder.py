@@ -83,11 +83,12 @@ def test_accelerator_presets_name_their_vae_and_refuse_until_it_is_trained(prese
 
 
 def test_a_preset_runs_in_another_latent_by_naming_its_vae_variant():
-    """`vae=tiny_t2`: the committed 2x-temporal VAE; the plan follows its geometry (twice the
-    latent frames: fewer steps and clips for the same FLOPs)."""
-    base, other = scaling.get_config("demo,budget=32x"), scaling.get_config("demo,budget=32x,vae=tiny_t2")
-    assert other.vae_workdir == "assets/vae_tiny_t2" and other.ladder.vae_variant == "tiny_t2"
-    assert base.ladder.vae["temporal"] == 4 and other.ladder.vae["temporal"] == 2
-    assert other.ladder.compute_flops == base.ladder.compute_flops and other.total_steps < base.total_steps
+    """`vae=tiny`: the committed 4x-temporal VAE instead of the presets' 2x one; the plan follows
+    its geometry (half the latent frames: more steps and clips for the same FLOPs)."""
+    base, other = scaling.get_config("demo,budget=32x"), scaling.get_config("demo,budget=32x,vae=tiny")
+    assert base.vae_workdir == "assets/vae_tiny_t2" and base.ladder.vae_variant == "tiny_t2"
+    assert other.vae_workdir == "assets/vae_tiny" and other.ladder.vae_variant == "tiny"
+    assert base.ladder.vae["temporal"] == 2 and other.ladder.vae["temporal"] == 4
+    assert other.ladder.compute_flops == base.ladder.compute_flops and other.total_steps > base.total_steps
     with pytest.raises(ValueError, match="did you mean 'tiny_t2'"):
         scaling.get_config("demo,vae=tiny_t3")
