@@ -80,6 +80,25 @@ def test_probe_fit_recovers_a_known_logistic_and_where_it_reaches_ninety_percent
         probe_fit.fit_probe(compute[:2], truth[:2], se[:2], ceiling)
 
 
+def test_ladders_pool_only_on_the_same_scenes_and_a_vae_ceiling_within_a_scene():
+    from sora_jax.scaling import probe_fit
+
+    def report(ceiling, seeds=(90000, 90127), compute=(1e12, 1e13, 1e14)):
+        rungs = [{"run": f"r{i}", "compute_flops": c, "probes": {"permanence": {"mean": m, "low": m - 0.05,
+                                                                              "high": m + 0.05}}}
+                 for i, (c, m) in enumerate(zip(compute, (0.3, 0.5, 0.7)))]
+        return {"rungs": rungs, "probe_seeds": list(seeds), "probe_clip": [17, 32, 56],
+                "ceilings": {"vae": {"permanence": {"mean": ceiling}}}}
+
+    fits = probe_fit.fit_ladders([report(0.90), report(0.913, compute=(2e14, 4e14, 8e14))], probes=("permanence",),
+                                 bootstrap=50)
+    assert fits["permanence"]["ceiling"] == pytest.approx(0.9065) and len(fits["permanence"]["rungs"]) == 6
+    with pytest.raises(ValueError, match="ceilings differ on permanence"):
+        probe_fit.fit_ladders([report(0.90), report(0.80)], probes=("permanence",), bootstrap=50)
+    with pytest.raises(ValueError, match="probe_seeds differ"):
+        probe_fit.fit_ladders([report(0.90), report(0.90, seeds=(90000, 90255))], probes=("permanence",), bootstrap=50)
+
+
 def test_grid_optimum_interpolates_inside_and_stays_at_an_edge():
     values = np.array([1.0, 2.0, 4.0, 8.0, 16.0])
     losses = (np.log(values) - np.log(5.0)) ** 2

@@ -27,8 +27,9 @@ from sora_jax.scaling import plan
 # measured per FLOP": batch 8 at 4x the rule's LR, validation loss 0.894 vs 0.983 for batch 16 at
 # 1x); the gpu/tpu presets keep the rule's LR until a sweep at their widths confirms the transfer.
 # `vae`: the VAE run the preset's DiTs work in, and the `sora_jax/configs/vae.py` variant that
-# trains it (the CPU presets use the committed tiny VAE; the gpu/tpu ones need theirs trained first:
-# training refuses, naming the command, before anything is prepared or compiled).
+# trains it (the demo and cpu presets use the committed 2x-temporal tiny VAE, whose reconstructions
+# keep every object probe >= 0.92 of the truth, docs/scaling.md; the gpu/tpu ones need theirs
+# trained first: training refuses, naming the command, before anything is prepared or compiled).
 PRESETS = {
     # demo: 1x + 4x + 32x and the comparison in about 30 minutes on 2 CPU cores (`make demo`).
     "demo": dict(base=1.5e12, dataset="physworld/tiny", clip=(17, 32, 56), batch=8, lr_scale=4.0, flops_per_s=6.9e10,
@@ -36,7 +37,8 @@ PRESETS = {
                  per_run=dict(cpus_per_run=1.0, gpus_per_run=0.0, tpus_per_run=0)),
     # cpu: the 1x run is about ten minutes of this 2-core machine; 32x about three to four hours.
     "cpu": dict(base=2.5e13, dataset="physworld/tiny", clip=(17, 32, 56), batch=8, lr_scale=4.0, flops_per_s=6.9e10,
-                vae=("assets/vae_tiny", "tiny"), per_run=dict(cpus_per_run=1.0, gpus_per_run=0.0, tpus_per_run=0)),
+                vae=("assets/vae_tiny_t2", "tiny_t2"),
+                per_run=dict(cpus_per_run=1.0, gpus_per_run=0.0, tpus_per_run=0)),
     # blockworld: the demo's budgets on BlockWorld (33-frame clips, an action per latent frame).
     "blockworld": dict(base=1.5e12, dataset="blockworld/tiny", clip=(33, 32, 56), batch=8, lr_scale=4.0,
                        flops_per_s=6.9e10, vae=("assets/vae_blockworld", "blockworld"), probe_samples=64, voe_quads=16,

@@ -18,6 +18,7 @@ with compute (b ≤ 0) in a bootstrap draw never reaches 90 %: that draw's C90 i
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -90,17 +91,31 @@ def predict(fitted: dict, compute) -> np.ndarray:
     return fitted["ceiling"] * _sigmoid(fitted["a"] + fitted["b"] * np.log10(np.asarray(compute, np.float64)))
 
 
+# Two ladders' VAE ceilings on the same scenes may differ by a borderline scene: the same VAE
+# reconstructed the 128 probe scenes identically on every probe but caption shapes, where one
+# scene of 77 flipped, in two processes (2026-12-07: 0.974 vs 0.961). More than this is another
+# VAE or other scenes.
+CEILING_TOLERANCE = 0.03
+
+
 def fit_ladders(reports: list[dict], probes=FITTED, bootstrap: int = 1000) -> dict[str, dict]:
     """Every rung of the given `ladder.json` reports pooled (they must share probe scenes and VAE:
-    their ceilings must agree), one fit per probe that every rung scored."""
-    ceilings = reports[0]["ceilings"]["vae"]
-    for report in reports[1:]:
-        for probe in probes:
-            other = report["ceilings"]["vae"].get(probe, {}).get("mean")
-            if other is not None and ceilings.get(probe, {}).get("mean") is not None and abs(
-                    other - ceilings[probe]["mean"]) > 1e-9:
-                raise ValueError(f"the ladders' VAE ceilings differ on {probe} ({ceilings[probe]['mean']:.3f} vs "
-                                 f"{other:.3f}): pool only ladders scored on the same scenes with the same VAE")
+    the same probe seeds and clip, ceilings within CEILING_TOLERANCE; the fit uses their mean),
+    one fit per probe that every rung scored."""
+    for key in ("probe_seeds", "probe_clip"):
+        values = {json.dumps(report.get(key)) for report in reports}
+        if len(values) > 1:
+            raise ValueError(f"the ladders' {key} differ ({', '.join(sorted(values))}): pool only ladders "
+                             "scored on the same scenes")
+    ceilings = {}
+    for probe in probes:
+        means = [report["ceilings"]["vae"].get(probe, {}).get("mean") for report in reports]
+        if any(m is None for m in means):
+            continue
+        if max(means) - min(means) > CEILING_TOLERANCE:
+            raise ValueError(f"the ladders' VAE ceilings differ on {probe} ({min(means):.3f} vs {max(means):.3f}): "
+                             "pool only ladders scored on the same scenes with the same VAE")
+        ceilings[probe] = {"mean": float(np.mean(means))}
     rungs = sorted((r for report in reports for r in report["rungs"] if r.get("compute_flops")),
                    key=lambda r: r["compute_flops"])
     fits = {}
