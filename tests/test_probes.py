@@ -63,3 +63,11 @@ def test_bootstrap_interval_brackets_the_mean_and_skips_nan():
     stats = probes.bootstrap_mean([0.0, 1.0, 1.0, float("nan"), 1.0])
     assert stats["n"] == 4 and stats["mean"] == 0.75 and stats["low"] <= 0.75 <= stats["high"]
     assert probes.bootstrap_mean([float("nan")])["mean"] is None
+
+
+def test_a_shape_is_drawn_right_only_by_a_strict_majority_of_its_frames():
+    """A tie is no majority (it used to be broken by string hashing, which differs per process)."""
+    assert probes._majority_is(["square", "square", "disc"], "square")
+    assert not probes._majority_is(["square", "disc"], "square")
+    assert not probes._majority_is(["disc", "square"], "square")
+    assert not probes._majority_is(["disc", "disc", "square"], "square") and probes._majority_is(["disc"], "disc")

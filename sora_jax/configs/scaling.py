@@ -31,13 +31,13 @@ from sora_jax.scaling import plan
 # keep every object probe >= 0.92 of the truth, docs/scaling.md; the gpu/tpu ones need theirs
 # trained first: training refuses, naming the command, before anything is prepared or compiled).
 PRESETS = {
-    # demo: 1x + 4x + 32x and the comparison in about 30 minutes on 2 CPU cores (`make demo`).
+    # demo: 1x + 4x + 32x and the comparison in about 26 minutes on 2 CPU cores (`make demo`, 2026-12-07).
     "demo": dict(base=1.5e12, dataset="physworld/tiny", clip=(17, 32, 56), batch=8, lr_scale=4.0, flops_per_s=6.9e10,
                  vae=("assets/vae_tiny_t2", "tiny_t2"), probe_samples=256,
                  per_run=dict(cpus_per_run=1.0, gpus_per_run=0.0, tpus_per_run=0)),
     # cpu: the 1x run is about ten minutes of this 2-core machine; 32x about three to four hours.
     "cpu": dict(base=2.5e13, dataset="physworld/tiny", clip=(17, 32, 56), batch=8, lr_scale=4.0, flops_per_s=6.9e10,
-                vae=("assets/vae_tiny_t2", "tiny_t2"),
+                vae=("assets/vae_tiny_t2", "tiny_t2"), probe_samples=256,
                 per_run=dict(cpus_per_run=1.0, gpus_per_run=0.0, tpus_per_run=0)),
     # blockworld: the demo's budgets on BlockWorld (33-frame clips, an action per latent frame).
     "blockworld": dict(base=1.5e12, dataset="blockworld/tiny", clip=(33, 32, 56), batch=8, lr_scale=4.0,

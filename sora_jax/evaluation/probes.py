@@ -22,6 +22,7 @@ Run the same probes on ground-truth renders and VAE reconstructions for the ceil
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 
 import numpy as np
@@ -118,10 +119,18 @@ def caption_adherence(detections: list[list[Detection]], objects: np.ndarray, la
             count_votes.append(len(found) == len(wanted) and all(
                 sum(1 for d in found if d.color == c) == sum(1 for w, _ in wanted if w == c) for c, _ in wanted))
     # Shapes of large objects only: a small one is ~6 px wide, where anti-aliasing blurs square and disc.
-    shapes = [max(set(shape_votes[c]), key=shape_votes[c].count) == s if sum(1 for w, _ in wanted if w == c) == 1
+    shapes = [_majority_is(shape_votes[c], s) if sum(1 for w, _ in wanted if w == c) == 1
               else s in shape_votes[c] for c, s in wanted if (c, s) in large and shape_votes[c]]
     return {"caption_colors": float(colors), "caption_shapes": float(np.mean(shapes)) if shapes else float("nan"),
             "caption_count": float(count_votes[0]) if count_votes else float("nan")}
+
+
+def _majority_is(votes: list, wanted) -> bool:
+    """True when `wanted` has more votes than any other value. A tie is no majority: breaking it
+    by `max(set(votes), ...)` followed Python's string hashing, which differs per process, so the
+    same videos scored differently in two runs (caption shapes, 2026-12-07)."""
+    counts = collections.Counter(votes)
+    return counts[wanted] > max((n for value, n in counts.items() if value != wanted), default=0)
 
 
 def permanence(labels: np.ndarray, detections: list[list[Detection]], margin: int = 3) -> float:
