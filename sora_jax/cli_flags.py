@@ -14,13 +14,13 @@ CONFIG = config_flags.DEFINE_config_file("config", None, "A config file and its 
                                           lock_config=True)
 WORKDIR = flags.DEFINE_string("workdir", None, "Directory of a run: checkpoints, metrics, samples.")
 DATASET = flags.DEFINE_string("dataset", "physworld/tiny", "physworld/<tiny|small|base>, "
-                               "physworld3d/<tiny|small|base>, blockworld/<tiny|small>, folder:<path> (prepare: "
-                               "imported as video_folder/<name>) or video_folder/<name>.")
+                              "physworld3d/<tiny|small|base>, blockworld/<tiny|small>, folder:<path> (prepare: "
+                              "imported as video_folder/<name>) or video_folder/<name>.")
 BEAM_OPTIONS = flags.DEFINE_string("beam_pipeline_options", "", "data prepare: run as an Apache Beam pipeline with "
-                                    "these options, key=value,... (runner=DirectRunner,direct_num_workers=4; "
-                                    "runner=DataflowRunner,project=...,region=...,temp_location=gs://...).")
+                                   "these options, key=value,... (runner=DirectRunner,direct_num_workers=4; "
+                                   "runner=DataflowRunner,project=...,region=...,temp_location=gs://...).")
 BUCKETS = flags.DEFINE_string("buckets", "physworld/tiny", "data prepare folder:<path>: cut clips to this PhysWorld "
-                               "variant's sizes and durations.")
+                              "variant's sizes and durations.")
 DATA_DIR = flags.DEFINE_string("data_dir", "data/tfds", "Where prepared datasets live.")
 SPLIT = flags.DEFINE_string("split", "validation", "Split to preview.")
 OUT = flags.DEFINE_string("out", None, "Output directory (preview, export) or file (sample).")
@@ -42,31 +42,31 @@ GUIDANCE = flags.DEFINE_float("guidance", None, "Classifier-free guidance; defau
 SAMPLER = flags.DEFINE_string("sampler", "euler", "euler, heun or ab2.")
 NO_ENRICH = flags.DEFINE_bool("no_enrich", False, "Use the prompt as given, without enrichment.")
 ADAPTER = flags.DEFINE_string("adapter", None, "sample: a LoRA run (workdir or export) whose adapters apply to "
-                               "--workdir's DiT, the base it was trained on.")
+                              "--workdir's DiT, the base it was trained on.")
 MERGE = flags.DEFINE_bool("merge", False, "export: --workdir is a LoRA run; write its adapters folded into its base "
-                           "as one plain model.")
+                          "as one plain model.")
 ALLOW_LONG = flags.DEFINE_bool("allow_long", False, "Go ahead with a generation estimated past 10 minutes or half "
-                                "the machine's memory (the estimate is printed first).")
+                               "the machine's memory (the estimate is printed first).")
 # ladder
 PRINT = flags.DEFINE_bool("print", False, "ladder: print the plan (params, steps, expected time) and stop.")
 BUDGETS = flags.DEFINE_list("budgets", None, "ladder: the rungs to run (default: the config's 1x, 4x, 32x); sweep: "
-                              "the budgets, smallest first (the last is predicted before it runs when >= 3).")
+                            "the budgets, smallest first (the last is predicted before it runs when >= 3).")
 SIZES = flags.DEFINE_list("sizes", ["5"], "sweep: a count of model sizes per budget centred on the rule's choice, or "
-                           "the sizes themselves (L4d128,L6d192,...) at every budget.")
+                          "the sizes themselves (L4d128,L6d192,...) at every budget.")
 ENGINE = flags.DEFINE_enum("engine", None, ["local", "ray"], "ladder, sweep: where the runs execute: local (one "
-                            "after another) or ray (side by side as Ray tasks; default: config.engine.name).")
+                           "after another) or ray (side by side as Ray tasks; default: config.engine.name).")
 RAY_ADDRESS = flags.DEFINE_string("ray_address", None, "ladder, sweep: the Ray cluster (auto, ray://host:10001); "
-                                   "empty: a local Ray instance (default: config.engine.ray_address).")
+                                  "empty: a local Ray instance (default: config.engine.ray_address).")
 PROMPTS_FILE = flags.DEFINE_string("prompts_file", None, "One prompt per line, sampled in batches; outputs "
-                                    "are --out with _000, _001, ... appended.")
+                                   "are --out with _000, _001, ... appended.")
 PUBLISH = flags.DEFINE_string("publish", None, "ladder: copy the small results (JSON, tables, figures) to this "
-                               "directory for committing, e.g. experiments/results/ladder_demo.")
+                              "directory for committing, e.g. experiments/results/ladder_demo.")
 DISTRIBUTED = flags.DEFINE_bool("distributed", False, "train, ladder: one process of a multi-process run (every TPU "
-                                  "pod worker, every GPU node): jax.distributed.initialize() finds its peers on Cloud "
-                                  "TPU, SLURM, Open MPI and Kubernetes; elsewhere add --coordinator, --num_processes "
-                                  "and --process_id.")
+                                "pod worker, every GPU node): jax.distributed.initialize() finds its peers on Cloud "
+                                "TPU, SLURM, Open MPI and Kubernetes; elsewhere add --coordinator, --num_processes "
+                                "and --process_id.")
 COORDINATOR = flags.DEFINE_string("coordinator", None, "train, ladder: host:port of process 0 (a multi-process run "
-                                   "where the cluster is not detected).")
+                                  "where the cluster is not detected).")
 NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "train, ladder: processes in all (with --coordinator).")
 PORT = flags.DEFINE_integer("port", 8808, "play: the local port the page is served on.")
 PROCESS_ID = flags.DEFINE_integer("process_id", None, "train, ladder: this process's index, 0 .. num_processes - 1.")
