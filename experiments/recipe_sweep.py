@@ -81,6 +81,13 @@ TRAINING = {
     "0.5x params": {"ladder.size_scale": 0.5},
     "4x params": {"ladder.size_scale": 4.0},
     "patch 1": {"model.patch": (1, 1, 1)},
+    "EMA 0.99": {"optimizer.ema_decay": 0.99},
+    "no EMA": {"optimizer.ema_decay": 0.0},
+    "cooldown 0.5": {"optimizer.cooldown_fraction": 0.5},
+    # width against depth near the demo 4x rung's parameters (L2d96: 2 x 14 x 96^2 ~ 258k): the
+    # plan's grid grows both together; these hold the count and move the ratio.
+    "deep L4d64": {"ladder.size": "L4d64"},
+    "shallow L1d128": {"ladder.size": "L1d128"},
 }
 
 
