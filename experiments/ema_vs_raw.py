@@ -6,10 +6,16 @@
         --workdirs=runs/ladder_cpu/32x \
         --out=experiments/results/cpu/ladder_ema_vs_raw.json
 
+    # and the world probes of a ladder's rungs with either weight set (256 scenes, the ladder's noise)
+    .venv/bin/python experiments/ema_vs_raw.py --workdirs=runs/ladder_demo/1x --workdirs=runs/ladder_demo/4x \
+        --workdirs=runs/ladder_demo/32x --probe_samples=256 --out=experiments/results/ladder_demo/ema_vs_raw.json
+
 Both weight sets come from the run's latest checkpoint and are scored by the run's own task
 (`evaluate`: PSNR / SSIM / palette fidelity for a VAE, the fixed-noise validation flow loss for
-a DiT) on the same validation clips as training. After a linear cooldown to zero the raw
-weights are already an average of sorts; this measures whether the EMA on top helps or lags.
+a DiT) on the same validation clips as training; with `--probe_samples`, a DiT's samples of the
+ladder's held-out probe scenes too (`scaling/world_evals.py`, same noise for both). After a linear
+cooldown to zero the raw weights are already an average of sorts; this measures whether the EMA
+on top helps or lags — an EMA of decay d averages the last ~1/(1-d) steps, most of a short run.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from sora_jax.train import trainer
 HEADLINE = {"vae": ("val_psnr", True), "t2v": ("val_loss", False)}
 
 
-def score_run(workdir: str) -> dict:
+def score_run(workdir: str, probe_samples: int = 0) -> dict:
     checkpointer = checkpoint_lib.Checkpointer(workdir)
     try:
         step = checkpointer.latest_step()
@@ -43,17 +49,32 @@ def score_run(workdir: str) -> dict:
         result = {"workdir": str(workdir), "task": meta["task"], "step": int(step), "total_steps": config.total_steps,
                   "ema_decay": config.optimizer.ema_decay, "cooldown_fraction": config.optimizer.cooldown_fraction,
                   "metric": metric, "higher_is_better": higher_is_better}
+        if probe_samples and meta["task"] != "t2v":
+            raise ValueError(f"--probe_samples scores text-to-video runs; {workdir} is a {meta['task']!r} run")
+        pipeline = scenes = None
+        if probe_samples:
+            from sora_jax.pipelines import t2v
+            from sora_jax.scaling import world_evals
+
+            pipeline, scenes = t2v.T2VPipeline(config), world_evals.probe_scenes(probe_samples)
         for name, ema in (("ema", True), ("raw", False)):
             params, _ = checkpointer.restore_params(step, ema=ema)
             result[name] = task.evaluate(params, clips)
+            if probe_samples:
+                result[name]["probes"] = world_evals.score(world_evals.sample_scenes(pipeline, params, scenes), scenes)
         result["raw_minus_ema"] = result["raw"][metric] - result["ema"][metric]
         return result
     finally:
         checkpointer.close()
 
 
+PROBES = ("caption_colors", "caption_shapes", "caption_count", "permanence", "continuity", "color_constancy",
+          "trail_persistence", "pan_direction")
+
 flags.DEFINE_multi_string("workdirs", None, 'Finished runs to score (repeat for several).')
 flags.DEFINE_string("out", None, "JSON file for the results")
+flags.DEFINE_integer("probe_samples", 0, "Text-to-video runs: also score the world probes on this many held-out "
+                     "probe scenes with each weight set (0: validation loss only).")
 flags.mark_flag_as_required("workdirs")
 
 
@@ -63,10 +84,15 @@ def main(argv: list[str]) -> None:
     results = []
     print(f"{'run':<28} {'step':>6} {'metric':>9} {'EMA':>9} {'raw':>9} {'raw-EMA':>9}")
     for workdir in args.workdirs:
-        r = score_run(workdir)
+        r = score_run(workdir, args.probe_samples)
         results.append(r)
         print(f"{workdir:<28} {r['step']:>6} {r['metric']:>9} {r['ema'][r['metric']]:>9.4f} "
               f"{r['raw'][r['metric']]:>9.4f} {r['raw_minus_ema']:>+9.4f}", flush=True)
+        for probe in PROBES if args.probe_samples else ():
+            ema, raw = r["ema"]["probes"][probe], r["raw"]["probes"][probe]
+            if ema["mean"] is not None and raw["mean"] is not None:
+                print(f"    {probe:<20} EMA {ema['mean']:.3f} [{ema['low']:.3f}, {ema['high']:.3f}]  "
+                      f"raw {raw['mean']:.3f} [{raw['low']:.3f}, {raw['high']:.3f}]", flush=True)
     if args.out:
         pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         pathlib.Path(args.out).write_text(json.dumps(results, indent=1))

@@ -32,8 +32,11 @@ from sora_jax.scaling import plan
 # trained first: training refuses, naming the command, before anything is prepared or compiled).
 PRESETS = {
     # demo: 1x + 4x + 32x and the comparison in about 26 minutes on 2 CPU cores (`make demo`, 2026-12-07).
+    # No EMA: at 520-3,691 steps an EMA of the weights scores below the raw (cooled-down) weights on
+    # validation loss at every rung and on permanence / trails at 1x and 4x
+    # (experiments/results/ladder_demo/ema_vs_raw.json, docs/scaling.md).
     "demo": dict(base=1.5e12, dataset="physworld/tiny", clip=(17, 32, 56), batch=8, lr_scale=4.0, flops_per_s=6.9e10,
-                 vae=("assets/vae_tiny_t2", "tiny_t2"), probe_samples=256,
+                 vae=("assets/vae_tiny_t2", "tiny_t2"), probe_samples=256, ema_decay=0.0,
                  per_run=dict(cpus_per_run=1.0, gpus_per_run=0.0, tpus_per_run=0)),
     # cpu: the 1x run is about ten minutes of this 2-core machine; 32x about three to four hours.
     "cpu": dict(base=2.5e13, dataset="physworld/tiny", clip=(17, 32, 56), batch=8, lr_scale=4.0, flops_per_s=6.9e10,
@@ -84,6 +87,7 @@ def get_config(arg: str | None = None):
     # step of the demo rungs' shapes 1.34x (width 64) and 1.60x (width 128) faster
     # (benchmarks/results/cpu/bench_dit_step_ladder_shapes.json, command in docs/performance.md).
     config.model.dtype = "mixed"
+    config.optimizer.ema_decay = preset.get("ema_decay", config.optimizer.ema_decay)
     config.optimizer.schedule = "constant_cooldown"
     config.optimizer.cooldown_fraction = 0.2
     config.eval.num_samples = 4
