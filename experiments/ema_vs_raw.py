@@ -27,6 +27,7 @@ import ml_collections
 from absl import app, flags
 
 from sora_jax import checkpoints as checkpoint_lib
+from sora_jax.scaling import world_evals
 from sora_jax.train import trainer
 
 # The headline metric per task, and whether higher is better.
@@ -51,25 +52,21 @@ def score_run(workdir: str, probe_samples: int = 0) -> dict:
                   "metric": metric, "higher_is_better": higher_is_better}
         if probe_samples and meta["task"] != "t2v":
             raise ValueError(f"--probe_samples scores text-to-video runs; {workdir} is a {meta['task']!r} run")
-        pipeline = scenes = None
-        if probe_samples:
-            from sora_jax.pipelines import t2v
-            from sora_jax.scaling import world_evals
-
-            pipeline, scenes = t2v.T2VPipeline(config), world_evals.probe_scenes(probe_samples)
+        scenes = world_evals.probe_scenes(probe_samples) if probe_samples else None
         for name, ema in (("ema", True), ("raw", False)):
             params, _ = checkpointer.restore_params(step, ema=ema)
             result[name] = task.evaluate(params, clips)
-            if probe_samples:
-                result[name]["probes"] = world_evals.score(world_evals.sample_scenes(pipeline, params, scenes), scenes)
+            if probe_samples:  # the task's own pipeline (its VAE and text encoder, loaded once)
+                videos = world_evals.sample_scenes(task.pipeline, params, scenes)
+                result[name]["probes"] = world_evals.score(videos, scenes)
         result["raw_minus_ema"] = result["raw"][metric] - result["ema"][metric]
         return result
     finally:
         checkpointer.close()
 
 
-PROBES = ("caption_colors", "caption_shapes", "caption_count", "permanence", "continuity", "color_constancy",
-          "trail_persistence", "pan_direction")
+# The ladder's PhysWorld probes that are scores (higher is better), in its order.
+PROBES = tuple(k for k in world_evals.PhysworldEval.shown if k not in world_evals.PhysworldEval.lower_is_better)
 
 flags.DEFINE_multi_string("workdirs", None, 'Finished runs to score (repeat for several).')
 flags.DEFINE_string("out", None, "JSON file for the results")
