@@ -39,6 +39,8 @@ flags.DEFINE_integer("steps", 2000, "Student training steps.")
 flags.DEFINE_float("lr", 1e-4, "Student learning rate.")
 flags.DEFINE_float("logit_std", None, "The student's logit-normal timestep spread (default: the teacher config's, "
                    "1.0, which puts 1.4 % of training t above 0.9, where a few-step sampler's first step starts).")
+flags.DEFINE_boolean("grid", False, "Train the student only at the t its `--few`-step sampler evaluates "
+                     "(flow.grid_steps) instead of logit-normal t.")
 flags.DEFINE_integer("few", 4, "The student's sampling steps (its config's sample.steps).")
 flags.DEFINE_list("compare_steps", ["1", "2", "4"], "Step counts at which teacher and student are both scored.")
 flags.DEFINE_integer("probe_samples", 64, "Probe scenes.")
@@ -58,6 +60,8 @@ def train(pairs: pathlib.Path, workdir: pathlib.Path) -> dict:
     config.sample.steps = FLAGS.few
     if FLAGS.logit_std is not None:
         config.flow.logit_std = FLAGS.logit_std
+    if FLAGS.grid:
+        config.flow.grid_steps = FLAGS.few
     config.eval.num_samples = 2
     config.log.eval_every_steps = FLAGS.steps + 1
     config.checkpoint.every_steps = max(100, FLAGS.steps // 5)

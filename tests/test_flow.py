@@ -48,6 +48,16 @@ def test_logit_normal_timesteps_are_inside_the_unit_interval_and_centred():
     assert abs(float(jnp.median(t)) - 0.5) < 0.02
 
 
+def test_grid_timesteps_are_exactly_where_the_few_step_sampler_calls_the_model():
+    from sora_jax.diffusion import samplers
+
+    t = np.asarray(flow.grid_timesteps(jax.random.PRNGKey(0), 4000, 4, shift=2.0))
+    calls = np.asarray(samplers.timestep_grid(4, 2.0))[:-1]  # the sampler's t before each step (not 0)
+    np.testing.assert_allclose(np.unique(t), np.sort(calls), rtol=1e-6)
+    counts = np.array([np.sum(np.isclose(t, c)) for c in calls])
+    assert counts.min() > 900  # each of the 4 about equally often (1,000 expected)
+
+
 def test_task_masks_match_their_recipes():
     probabilities = {name: 1.0 for name in flow.TASKS}
     task, mask = flow.task_masks(jax.random.PRNGKey(1), 4000, 6, probabilities)

@@ -86,6 +86,9 @@ def get_config(arg: str | None = None):
     config.flow.shift = 0.0  # > 0: this shift at every size instead (training and sampling)
     config.flow.logit_mean = 0.0  # logit-normal timesteps
     config.flow.logit_std = 1.0
+    # > 0: train t drawn uniformly from the grid a this-many-step Euler sampler evaluates instead
+    # (a few-step reflow student, experiments/distill.py --grid_steps).
+    config.flow.grid_steps = 0
     # > 0: given (context) frames train at t ~ U(0, this) instead of clean, and sample at half of
     # it, so extension chunks don't copy their context's errors (`flow.context_timesteps`).
     config.flow.context_noise = 0.0

@@ -115,8 +115,11 @@ class T2VTask:
         b, frames = x0.shape[:2]
         task_rng, time_rng, noise_rng, drop_rng = jax.random.split(rng, 4)
         task, cond_mask = flow.task_masks(task_rng, b, frames, dict(self.config.flow.tasks))
-        t = flow.sample_timesteps(time_rng, b, self.config.flow.logit_mean, self.config.flow.logit_std,
-                                  self.pipeline.shift(x0.shape))
+        shift = self.pipeline.shift(x0.shape)
+        if self.config.flow.get("grid_steps", 0):  # a few-step student: only the sampler's own t
+            t = flow.grid_timesteps(time_rng, b, self.config.flow.grid_steps, shift)
+        else:
+            t = flow.sample_timesteps(time_rng, b, self.config.flow.logit_mean, self.config.flow.logit_std, shift)
         context_noise = self.config.flow.get("context_noise", 0.0)
         cond_t = flow.context_timesteps(jax.random.fold_in(rng, 1), b, context_noise) if context_noise else 0.0
         t_frames = flow.frame_timesteps(t, cond_mask, cond_t)

@@ -126,6 +126,8 @@ def _check_t2v(config, mesh_sizes: dict) -> None:
              f"model.num_actions={actions} needs a dataset with actions (blockworld/<variant>), not "
              f"{config.data.dataset!r}")
     _require(config.flow.logit_std > 0, f"flow.logit_std={config.flow.logit_std} must be positive")
+    _require(config.flow.get("grid_steps", 0) >= 0, f"flow.grid_steps={config.flow.get('grid_steps')} must be 0 "
+             "(logit-normal timesteps) or a sampler's step count")
     _require(config.sample.guidance >= 0, f"sample.guidance={config.sample.guidance} must be >= 0")
     if config.get("lora") is not None and config.lora.rank:
         _require(config.lora.rank > 0 and config.lora.alpha > 0,
