@@ -47,6 +47,8 @@ flags.DEFINE_integer("clips", 48, "Held-out clips in the folder.")
 flags.DEFINE_integer("prior_clips", 0, "Standard-world clips added to the folder (prior preservation).")
 flags.DEFINE_integer("steps", 400, "LoRA training steps.")
 flags.DEFINE_integer("rank", 16, "LoRA rank (alpha = rank).")
+flags.DEFINE_list("targets", None, "Layer patterns that get adapters (default: the lora config's, attention and "
+                  "MLP); e.g. add '*modulation,pooled_proj' to adapt the caption's global (adaLN) path too.")
 flags.DEFINE_float("lr", 1e-3, "LoRA learning rate.")
 flags.DEFINE_integer("batch", 8, "LoRA batch size.")
 flags.DEFINE_float("text_dropout", None, "Caption dropout while fine-tuning (default: the lora config's).")
@@ -123,6 +125,8 @@ def train(base: str, folder: pathlib.Path, workdir: pathlib.Path) -> dict:
     config = t2v.get_config("lora")
     config.lora.base = base
     config.lora.rank, config.lora.alpha = FLAGS.rank, float(FLAGS.rank)
+    if FLAGS.targets:
+        config.lora.targets = tuple(FLAGS.targets)
     config.data.dataset = f"folder:{folder}"
     config.data.batch_size, config.data.max_batch_size = FLAGS.batch, 4 * FLAGS.batch
     config.total_steps = FLAGS.steps
@@ -199,7 +203,7 @@ def evaluate(base: str, lora_run: pathlib.Path, out: pathlib.Path) -> dict:
                         "learning_rate": run_config["optimizer"]["learning_rate"], "steps": run_config["total_steps"],
                         "batch": run_config["data"]["batch_size"], "clips": FLAGS.clips,
                         "prior_clips": FLAGS.prior_clips,
-                        "text_dropout": run_config["flow"]["text_dropout"]}
+                        "text_dropout": run_config["flow"]["text_dropout"], "targets": run_config["lora"]["targets"]}
     columns["truth"] = np.stack([s.video for s in held[:4]])
     compare.write_experiment(out, "lora_holdout", report, markdown(report), columns, [s.caption for s in held[:4]])
     return report
@@ -230,30 +234,38 @@ def markdown(report: dict) -> str:
 
 def table(root: pathlib.Path) -> str:
     """One row per recipe point (every `*/lora_holdout.json` under `root`): what changed against
-    the base on the held-out and the standard scenes."""
+    the base on the held-out and the standard scenes; one table per base run."""
+    from sora_jax.models import lora
+
     reports = [json.loads(path.read_text()) for path in sorted(root.glob("*/lora_holdout.json"))]
     headline = CONCEPTS[reports[0].get("concept", "holdout") if reports else "holdout"].headline
     names = [probe.replace("caption_", "") for probe in headline]
-    rows = ["| rank | LR | steps | caption dropout | clips (+ standard) | " + " | ".join(f"held-out {n}" for n in names)
-            + " | standard colors | standard shapes | standard permanence | val loss change |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    if reports:
-        base = reports[0]["models"]["base"]
-        rows.insert(0, "")
-        rows.insert(0, f"base: held-out {' / '.join(names)} " + " / ".join(
-            compare.cell(base["held_out"][p]) for p in headline)
-            + "; standard " + " / ".join(compare.cell(base["standard"][p])
-                                          for p in ("caption_colors", "caption_shapes", "permanence")))
-    for report in sorted(reports, key=lambda r: (r["recipe"]["text_dropout"], r["recipe"]["learning_rate"],
-                                                 r["recipe"]["steps"], r["recipe"].get("prior_clips", 0))):
-        recipe, tuned, d = report["recipe"], report["models"]["LoRA"], report["val_loss_difference"]
-        cells = [compare.cell(tuned["held_out"][probe]) for probe in headline] + [
-            compare.cell(tuned["standard"][probe]) for probe in ("caption_colors", "caption_shapes", "permanence")]
-        clips = f"{recipe.get('clips', 48)}" + (f" + {recipe['prior_clips']}" if recipe.get("prior_clips") else "")
-        head = (f"| {recipe['rank']} | {recipe['learning_rate']:g} | {recipe['steps']} | {recipe['text_dropout']:g} | "
-                f"{clips} | ")
-        rows.append(head + " | ".join(cells) + f" | {d['mean']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}] |")
-    return "\n".join(rows) + "\n"
+    out = []
+    for base_run in dict.fromkeys(report["base"] for report in reports):
+        group = [report for report in reports if report["base"] == base_run]
+        base = group[0]["models"]["base"]
+        shown = "/".join(pathlib.Path(base_run).parts[-2:])  # e.g. ladder_cpu_t2/32x, not this machine's path
+        out += [f"base `{shown}`: held-out {' / '.join(names)} " + " / ".join(
+                    compare.cell(base["held_out"][p]) for p in headline)
+                + "; standard " + " / ".join(compare.cell(base["standard"][p])
+                                              for p in ("caption_colors", "caption_shapes", "permanence")), "",
+                "| rank | layers | LR | steps | caption dropout | clips (+ standard) | "
+                + " | ".join(f"held-out {n}" for n in names)
+                + " | standard colors | standard shapes | standard permanence | val loss change |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for report in sorted(group, key=lambda r: (r["recipe"]["text_dropout"], r["recipe"]["learning_rate"],
+                                                   r["recipe"]["steps"], r["recipe"].get("prior_clips", 0))):
+            recipe, tuned, d = report["recipe"], report["models"]["LoRA"], report["val_loss_difference"]
+            cells = [compare.cell(tuned["held_out"][probe]) for probe in headline] + [
+                compare.cell(tuned["standard"][probe]) for probe in ("caption_colors", "caption_shapes", "permanence")]
+            clips = f"{recipe.get('clips', 48)}" + (f" + {recipe['prior_clips']}" if recipe.get("prior_clips") else "")
+            extra = [t for t in recipe.get("targets", lora.DEFAULT_TARGETS) if t not in lora.DEFAULT_TARGETS]
+            layers = "attention, MLP" + "".join(f" + `{t}`" for t in extra)
+            head = (f"| {recipe['rank']} | {layers} | {recipe['learning_rate']:g} | {recipe['steps']} | "
+                    f"{recipe['text_dropout']:g} | {clips} | ")
+            out.append(head + " | ".join(cells) + f" | {d['mean']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}] |")
+        out.append("")
+    return "\n".join(out)
 
 
 def main(argv):
