@@ -3,7 +3,7 @@ noise) at every evaluation, and median training throughput, read from the runs' 
 
     for d in float32 mixed; do
       sora-jax train --config=sora_jax/configs/t2v.py:tiny --workdir=runs/prec_$d --config.total_steps=600 \
-          --config.model.dtype=$d
+          --config.model.dtype=$d --config.vae_workdir=assets/vae_tiny   # measured in the 4x-temporal latent
     done
     .venv/bin/python experiments/compare_precision.py --reference=runs/prec_float32 --candidate=runs/prec_mixed \
         --out=experiments/results/precision_tiny.json
