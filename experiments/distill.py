@@ -41,6 +41,8 @@ flags.DEFINE_float("logit_std", None, "The student's logit-normal timestep sprea
                    "1.0, which puts 1.4 % of training t above 0.9, where a few-step sampler's first step starts).")
 flags.DEFINE_boolean("grid", False, "Train the student only at the t its `--few`-step sampler evaluates "
                      "(flow.grid_steps) instead of logit-normal t.")
+flags.DEFINE_float("student_shift", None, "Sample the student on a grid shifted by this (more of its steps at high t, "
+                   "where the layout is decided; default: as it trained, the teacher's shift).")
 flags.DEFINE_integer("few", 4, "The student's sampling steps (its config's sample.steps).")
 flags.DEFINE_list("compare_steps", ["1", "2", "4"], "Step counts at which teacher and student are both scored.")
 flags.DEFINE_integer("probe_samples", 64, "Probe scenes.")
@@ -90,8 +92,10 @@ def evaluate(teacher: str, student: pathlib.Path, out: pathlib.Path) -> dict:
     samplers = {"teacher, 30 steps": (teacher_generator, dict(steps=30, guidance=4.0))}
     for steps in map(int, FLAGS.compare_steps):
         samplers[f"teacher, {steps} steps"] = (teacher_generator, dict(steps=steps, guidance=4.0))
-        samplers[f"student, {steps} steps"] = (student_generator, dict(steps=steps, guidance=1.0))
+        shift = {} if FLAGS.student_shift is None else {"shift": FLAGS.student_shift}
+        samplers[f"student, {steps} steps"] = (student_generator, dict(steps=steps, guidance=1.0, **shift))
     report = {"teacher": teacher, "student": str(student), "probe_samples": FLAGS.probe_samples, "few": FLAGS.few,
+              "student_shift": FLAGS.student_shift,
               "samplers": {},
               "ceilings": compare.ceilings(teacher_generator.pipeline, scenes)}
     columns = {}
