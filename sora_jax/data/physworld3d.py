@@ -334,10 +334,14 @@ def _sky(rays: np.ndarray) -> np.ndarray:
     return (1 - up) * np.array([0.16, 0.17, 0.2]) + up * np.array([0.06, 0.07, 0.1])
 
 
-def render(scene: Scene3D, ground_path: CameraPath | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def render(scene: Scene3D, ground_path: CameraPath | None = None, light: np.ndarray = LIGHT,
+           shadow_light: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """uint8 [T, H, W, 3] and the per-frame ground truth. `ground_path`: the ground, sky and
     shadows as a second camera sees them, the objects as the scene's camera does — a composite no
-    camera can film (`violations3d`'s reversed parallax)."""
+    camera can film (`violations3d`'s reversed parallax). `light`: the unit direction toward the
+    light; `shadow_light`: cast the shadows from another one than shades the objects (another
+    composite: `violations3d`'s shadows toward the light)."""
+    shadow_light = light if shadow_light is None else shadow_light
     frames, height, width, s = scene.frames, scene.height, scene.width, SUPERSAMPLE
     centers = simulate(scene)
     count = len(scene.objects)
@@ -383,11 +387,11 @@ def render(scene: Scene3D, ground_path: CameraPath | None = None) -> tuple[np.nd
             if o.paints:
                 mark = _sample_paint(paint[i], points)[:, None]
                 ground = ground * (1 - PAINT_MIX * mark) + PAINT_MIX * mark * base[i]
-        lit = np.full(len(rays), AMBIENT + (1 - AMBIENT) * LIGHT[2])
+        lit = np.full(len(rays), AMBIENT + (1 - AMBIENT) * light[2])
         if scene.shadows:
             shadowed = np.zeros(len(rays), bool)
             for i, o in enumerate(scene.objects):
-                shadowed |= raycast.shadowed(o, centers[t, i], points, on_ground, LIGHT)
+                shadowed |= raycast.shadowed(o, centers[t, i], points, on_ground, shadow_light)
             lit = np.where(shadowed, lit * SHADOW, lit)
         fog = np.exp(-np.maximum(ground_t - 6.0, 0) / 6.0)[:, None]
         ground_color = fog * ground * lit[:, None] + (1 - fog) * color
@@ -395,7 +399,7 @@ def render(scene: Scene3D, ground_path: CameraPath | None = None) -> tuple[np.nd
         for i in range(count):
             mine = (nearest == i) & np.isfinite(nearest_t)
             if mine.any():
-                shade = AMBIENT + (1 - AMBIENT) * np.clip(hits[i][1][mine] @ LIGHT, 0, None)
+                shade = AMBIENT + (1 - AMBIENT) * np.clip(hits[i][1][mine] @ light, 0, None)
                 color[mine] = shade[:, None] * base[i]
         pixels = color.reshape(height, s, width, s, 3).mean((1, 3))
         video[t] = np.rint(np.clip(pixels, 0, 1) * 255).astype(np.uint8)

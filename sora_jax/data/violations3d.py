@@ -6,7 +6,7 @@ renders that the 3D probes must score low.
     doctored(clip, "mirror")            # the clip with its second half mirrored
 
 Quadruplet kinds (A is the scene, B the scene edited from frame 0; both possible; the impossible
-clips switch from one to the other at the start of a latent frame, `frame`):
+clips switch from one to the other at the start of a latent frame, `frame`, but for the last two):
 - `depth_pop`: a still object stands farther from the camera in B (0.9-1.3 units): it pops to
   another depth;
 - `depth_nudge`: the same, by 0.3-0.45 units: a few pixels of size and height — a subtler
@@ -19,6 +19,11 @@ clips switch from one to the other at the start of a latent frame, `frame`):
   impossible clips draw A's objects over B's ground (and shadows) and B's over A's, so the
   objects' parallax runs against the ground's. Every pixel layer appears once among the possible
   clips and once among the impossible ones; `frame` is 1, where the views part.
+- `shadow_flip`: B is lit from the light mirrored about the vertical (the same height, the other
+  side); the impossible clips shade the objects from one light and cast their shadows from the
+  other, so every shadow falls toward the side the objects are lit from. Nothing switches: the
+  violation holds in every frame (`frame` 0), smoothly — the kind a model cannot catch by a
+  discontinuity alone. (Training clips are all lit from one side: B is possible but unseen.)
 
 Doctored kinds (for the probes): `drift` (a still object slides against the camera's motion),
 `warp` (one frame shifted and scaled, the others untouched), `mirror` (the view mirrors halfway).
@@ -33,7 +38,8 @@ import numpy as np
 from sora_jax.data import palette, physworld3d as p3d
 from sora_jax.data.quadruplets import Quadruplet
 
-KINDS = ("depth_pop", "cut_swap", "parallax_reversed", "depth_nudge", "shape_pop")
+KINDS = ("depth_pop", "cut_swap", "parallax_reversed", "depth_nudge", "shape_pop", "shadow_flip")
+MIRRORED_LIGHT = p3d.LIGHT * np.array([-1.0, -1.0, 1.0])  # the light from the other side, as high
 _DEPTH_STEP = {"depth_pop": (0.9, 1.3), "depth_nudge": (0.3, 0.45)}  # ground units farther away
 DOCTORED = ("drift", "warp", "mirror")
 _SEARCH = 64
@@ -93,6 +99,19 @@ def _parallax_quadruplet(seed: int, frames: int, height: int, width: int) -> Qua
     return Quadruplet((clip.video, b), (forward, backward), clip.caption, "parallax_reversed", 1)
 
 
+def _shadow_quadruplet(seed: int, frames: int, height: int, width: int) -> Quadruplet:
+    config = p3d.WorldConfig(cut_prob=0.0)
+    for attempt in range(_SEARCH):
+        clip = p3d.render_clip([seed, attempt], frames, height, width, config)
+        b = p3d.render(clip.scene, light=MIRRORED_LIGHT)[0]
+        forward = p3d.render(clip.scene, shadow_light=MIRRORED_LIGHT)[0]  # A's shading, B's shadows
+        backward = p3d.render(clip.scene, light=MIRRORED_LIGHT, shadow_light=p3d.LIGHT)[0]
+        # A shadow must show in every frame: its pixels differ between the two lights' shadows.
+        if (np.abs(np.subtract(forward, clip.video, dtype=np.int16)).max(-1) > 8).any(axis=(1, 2)).all():
+            return Quadruplet((clip.video, b), (forward, backward), clip.caption, "shadow_flip", 0)
+    raise ValueError(f"no scene from seed {seed} casts a shadow in every frame in {_SEARCH} tries")
+
+
 def quadruplet(seed: int, kind: str, frames: int = 17, height: int = 32, width: int = 56) -> Quadruplet:
     """The first scene from `seed` on that admits `kind` (a still object in view; a cut)."""
     if kind not in KINDS:
@@ -101,6 +120,8 @@ def quadruplet(seed: int, kind: str, frames: int = 17, height: int = 32, width: 
         raise ValueError(f"a 3D violation needs frames >= 9 (got {frames})")
     if kind == "parallax_reversed":
         return _parallax_quadruplet(seed, frames, height, width)
+    if kind == "shadow_flip":
+        return _shadow_quadruplet(seed, frames, height, width)
     config = p3d.WorldConfig(cut_prob=1.0 if kind == "cut_swap" else 0.0)
     for attempt in range(_SEARCH):
         rng = np.random.default_rng([seed, attempt, 3])
