@@ -51,7 +51,7 @@ def edit_videos(pipeline, params, scenes, strength: float, batch: int) -> np.nda
             videos.append(pipeline.decode(clean))
             continue
         noise = np.asarray(jax.random.normal(jax.random.PRNGKey(number), clean.shape))  # the ladder's noise
-        t = float(flow.shift_timesteps(strength, pipeline.shift(clean.shape)))
+        t = float(flow.shift_timesteps(strength, pipeline.sampling_shift(clean.shape)))
         noised = (1.0 - t) * clean + t * noise
         latents = pipeline.sample_latents(params, [s.caption for s in chunk], clean.shape[1:], start=strength,
                                           noise=noised)

@@ -117,7 +117,8 @@ def _sample() -> None:
         requests = [generate.Request(
             prompt=text, mode=F.MODE.value, frames=F.FRAMES.value, height=F.HEIGHT.value, width=F.WIDTH.value,
             image=F.IMAGE.value, video=F.VIDEO.value, video2=F.VIDEO2.value, strength=F.STRENGTH.value,
-            seed=F.SEED.value, steps=F.STEPS.value, guidance=F.GUIDANCE.value, sampler=F.SAMPLER.value,
+            seed=F.SEED.value, steps=F.STEPS.value, guidance=F.GUIDANCE.value, shift=F.SHIFT.value,
+            sampler=F.SAMPLER.value,
             enrich=not F.NO_ENRICH.value, allow_long=F.ALLOW_LONG.value)
             for text in texts]
         for request in requests:  # before the model loads: a bad value costs nothing

@@ -39,6 +39,8 @@ STRENGTH = flags.DEFINE_float("strength", 0.6, "Edit strength: 0 keeps the input
 SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.")
 STEPS = flags.DEFINE_integer("steps", None, "Sampling steps; default: the run's config.sample.steps.")
 GUIDANCE = flags.DEFINE_float("guidance", None, "Classifier-free guidance; default: config.sample.guidance.")
+SHIFT = flags.DEFINE_float("shift", None, "Sampling grid shift (> 1: more steps at high noise); default: "
+                           "config.sample.shift, else the training shift.")
 SAMPLER = flags.DEFINE_string("sampler", "euler", "euler, heun or ab2.")
 NO_ENRICH = flags.DEFINE_bool("no_enrich", False, "Use the prompt as given, without enrichment.")
 ADAPTER = flags.DEFINE_string("adapter", None, "sample: a LoRA run (workdir or export) whose adapters apply to "
@@ -77,7 +79,8 @@ VERBS = {
     "train": ("train a model from a config; rerun to resume", ("config", "workdir", *MULTI_PROCESS_FLAGS)),
     "sample": ("generate videos or images from a trained text-to-video run",
                ("workdir", "out", "prompt", "prompts_file", "mode", "frames", "height", "width", "image", "video",
-                "video2", "strength", "seed", "steps", "guidance", "sampler", "no_enrich", "allow_long", "adapter")),
+                "video2", "strength", "seed", "steps", "guidance", "shift", "sampler", "no_enrich", "allow_long",
+                "adapter")),
     "eval": ("evaluate a trained VAE (reconstruction in and out of domain, throughput)", ("workdir", "suite")),
     "data": ("data prepare: build a tfds dataset (PhysWorld, or import a folder; Beam with --beam_pipeline_options); "
              "data preview: a gallery of clips",

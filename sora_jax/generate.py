@@ -59,6 +59,7 @@ class Request:
     seed: int = 0
     steps: int | None = None  # None: the run's config.sample.steps
     guidance: float | None = None  # None: the run's config.sample.guidance
+    shift: float | None = None  # the sampler's grid shift; None: config.sample.shift, else the training one
     sampler: str = "euler"
     enrich: bool = True
     window: int | None = None  # latent frames per denoising call; None: the longest training clip
@@ -172,7 +173,7 @@ class Generator:
         out = self.pipeline.sample_latents(
             self.params, [caption], latents.shape, seed=seed, steps=request.steps, guidance=request.guidance,
             cond_latents=jnp.asarray(latents[None]), cond_mask=jnp.asarray(given[None]), start=start,
-            noise=None if noise is None else jnp.asarray(noise[None]), method=request.sampler)
+            noise=None if noise is None else jnp.asarray(noise[None]), method=request.sampler, shift=request.shift)
         return out[0]
 
     def _check_cost(self, request: Request, frames: int, size: tuple[int, int], window: int) -> None:
@@ -280,7 +281,7 @@ class Generator:
             tail = second
         else:  # edit (SDEdit): noise the input to t(strength), then denoise from there
             video = self.encode(self._input_video(request.video, "video", size))
-            shift = self.pipeline.shift((1, *video.shape))
+            shift = request.shift or self.pipeline.sampling_shift((1, *video.shape))
             t_start = float(flow.shift_timesteps(request.strength, shift))
             noise = np.asarray(jax.random.normal(jax.random.PRNGKey(request.seed), video.shape))
             noised = (1.0 - t_start) * video + t_start * noise
@@ -304,6 +305,7 @@ class Generator:
         meta = {"prompt": request.prompt, "enriched_prompt": enriched, "enrichment": enrichment, "mode": mode,
                 "seed": request.seed,
                 "sampler": request.sampler, "steps": request.steps or self.config.sample.steps,
+                "shift": request.shift or self.pipeline.sampling_shift((1, *latents.shape)),
                 "guidance": self.config.sample.guidance if request.guidance is None else request.guidance,
                 "strength": request.strength if mode == "edit" else None, "frames": int(out.shape[0]),
                 "height": int(out.shape[1]), "width": int(out.shape[2]), "latent_frames": int(len(latents)),
@@ -321,7 +323,7 @@ def _batch_key(generator: Generator, request: Request):
     if latent_frames > (request.window or generator.train_window):
         return None
     size = (request.height or generator.default_size[0], request.width or generator.default_size[1])
-    return (latent_frames, size, request.steps, request.guidance, request.sampler)
+    return (latent_frames, size, request.steps, request.guidance, request.sampler, request.shift)
 
 
 def generate_batch(generator: Generator, requests: list[Request]) -> list[Result]:
@@ -336,7 +338,7 @@ def generate_batch(generator: Generator, requests: list[Request]) -> list[Result
             results[index] = generator.generate(request)
         else:
             groups.setdefault(key, []).append(index)
-    for (latent_frames, size, steps, guidance, sampler), members in groups.items():
+    for (latent_frames, size, steps, guidance, sampler, shift), members in groups.items():
         started = time.perf_counter()
         generator._check_size(*size)
         shape = (latent_frames, size[0] // generator.vae.spatial, size[1] // generator.vae.spatial,
@@ -350,7 +352,7 @@ def generate_batch(generator: Generator, requests: list[Request]) -> list[Result
         noise = np.concatenate([np.asarray(jax.random.normal(jax.random.PRNGKey(requests[i].seed), (1, *shape)))
                                 for i in members])
         latents = generator.pipeline.sample_latents(generator.params, captions, shape, steps=steps, guidance=guidance,
-                                                noise=jnp.asarray(noise), method=sampler)
+                                                noise=jnp.asarray(noise), method=sampler, shift=shift)
         videos = generator.pipeline.decode(latents)
         seconds = (time.perf_counter() - started) / len(members)
         for i, caption, enrichment, video in zip(members, captions, enrichments, videos):
@@ -359,6 +361,7 @@ def generate_batch(generator: Generator, requests: list[Request]) -> list[Result
                 "prompt": request.prompt, "enriched_prompt": caption, "enrichment": enrichment, "mode": request.mode,
                 "seed": request.seed,
                 "sampler": sampler, "steps": steps or generator.config.sample.steps,
+                "shift": shift or generator.pipeline.sampling_shift(latents.shape),
                 "guidance": generator.config.sample.guidance if guidance is None else guidance,
                 "frames": int(video.shape[0]), "height": int(video.shape[1]), "width": int(video.shape[2]),
                 "latent_frames": latent_frames, "batch": len(members), "checkpoint_step": int(generator.step),

@@ -46,6 +46,8 @@ def check_request(request) -> None:
         raise UserInputError(f"--steps={request.steps} must be at least 1")
     if request.guidance is not None and not (math.isfinite(request.guidance) and request.guidance >= 0):
         raise UserInputError(f"--guidance={request.guidance} must be a finite number >= 0 (1 turns guidance off)")
+    if request.shift is not None and not (math.isfinite(request.shift) and request.shift > 0):
+        raise UserInputError(f"--shift={request.shift} must be a finite number > 0 (1: a uniform grid)")
     if request.mode != "t2i" and request.frames < 1:
         raise UserInputError(f"--frames={request.frames} must be at least 1")
 

@@ -87,6 +87,21 @@ def test_edit_strength_zero_returns_the_input_and_one_ignores_it(generator):
     assert psnr(_recon(generator, a), halfway) > psnr(_recon(generator, a), from_a)
 
 
+def test_the_sampling_shift_moves_the_grid_and_is_recorded(generator):
+    default = generator.generate(_request(frames=5))  # at the training shift, named in the meta
+    same = generator.generate(_request(frames=5, shift=default.meta["shift"]))
+    np.testing.assert_array_equal(same.video, default.video)
+    shifted = generator.generate(_request(frames=5, shift=3.0))
+    assert shifted.meta["shift"] == 3.0 and not np.array_equal(shifted.video, default.video)
+    with generator.config.unlocked():  # a run's own default (a reflow student's sample.shift)
+        generator.config.sample.shift = 3.0
+    try:
+        np.testing.assert_array_equal(generator.generate(_request(frames=5)).video, shifted.video)
+    finally:
+        with generator.config.unlocked():
+            generator.config.sample.shift = 0.0
+
+
 def test_heun_at_n_steps_is_close_to_euler_at_4n(generator):
     runs = {(m, n): generator.generate(_request(frames=5, sampler=m, steps=n, guidance=1.0)).video.astype(float)
             for m, n in [("heun", 4), ("euler", 4), ("euler", 16), ("ab2", 4)]}
@@ -156,6 +171,7 @@ def test_batched_prompts_equal_one_by_one(generator, tmp_path):
     (dict(guidance=-1.0), "must be a finite number >= 0"),
     (dict(frames=0), "--frames=0 must be at least 1"),
     (dict(sampler="rk4"), "--sampler='rk4' is unknown"),
+    (dict(shift=0.0), "--shift=0.0 must be a finite number > 0"),
 ])
 def test_bad_sampling_values_are_refused_without_a_model(kwargs, message):
     from sora_jax import request_checks

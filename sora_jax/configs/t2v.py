@@ -103,6 +103,9 @@ def get_config(arg: str | None = None):
     config.sample = common.ml_collections.ConfigDict()
     config.sample.steps = 30
     config.sample.guidance = 4.0
+    # > 0: the sampler's grid shift instead of the training one (a reflow student samples best with
+    # more of its few steps at high t: experiments/distill.py --student_shift, docs/training.md).
+    config.sample.shift = 0.0
 
     config.eval = common.ml_collections.ConfigDict()
     config.eval.num_clips = 64  # validation clips for the fixed-triple validation loss

@@ -86,6 +86,11 @@ class T2VPipeline:
     def shift(self, latent_shape) -> float:
         return flow.configured_shift(self.config.flow, self.model.tokens(latent_shape))
 
+    def sampling_shift(self, latent_shape) -> float:
+        """The sampler's grid shift: `sample.shift` when > 0 (a few-step student asked more often at
+        high t, where the layout is decided), else the training shift."""
+        return float(self.config.sample.get("shift", 0.0) or self.shift(latent_shape))
+
     # --- flow loss -----------------------------------------------------------------------------
     @functools.cached_property
     def _validation_loss(self):
@@ -144,7 +149,7 @@ class T2VPipeline:
                        context_t: float | None = None) -> np.ndarray:
         """Samples [B, t, h, w, c] (normalized latents) for captions and one latent shape; `noise`
         is the starting point (x at t = start), drawn from `seed` when None; `shift` overrides the
-        timestep grid's shift (default: as in training, `self.shift`). `actions` (int [B, t], a model
+        timestep grid's shift (default: `self.sampling_shift`). `actions` (int [B, t], a model
         with `num_actions`): each latent frame's action + 1, 0 for none (guidance drops them with
         the caption). `context_t`: the t given frames are shown at (default `self.context_t`)."""
         steps = steps or self.config.sample.steps
@@ -157,7 +162,7 @@ class T2VPipeline:
         shape = (len(captions), *latent_shape)
         if noise is None:
             noise = jax.random.normal(jax.random.PRNGKey(seed), shape)
-        shift = float(shift or self.shift(shape))
+        shift = float(shift or self.sampling_shift(shape))
         context_t = self.context_t if context_t is None else context_t
         return np.asarray(self._sampler(method, steps, float(guidance), shift, float(start), float(context_t))(
             params, noise, text, cond_latents, cond_mask))

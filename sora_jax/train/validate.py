@@ -129,6 +129,8 @@ def _check_t2v(config, mesh_sizes: dict) -> None:
     _require(config.flow.get("grid_steps", 0) >= 0, f"flow.grid_steps={config.flow.get('grid_steps')} must be 0 "
              "(logit-normal timesteps) or a sampler's step count")
     _require(config.sample.guidance >= 0, f"sample.guidance={config.sample.guidance} must be >= 0")
+    _require(config.sample.get("shift", 0.0) >= 0, f"sample.shift={config.sample.get('shift')} must be >= 0 "
+             "(0: the training shift)")
     if config.get("lora") is not None and config.lora.rank:
         _require(config.lora.rank > 0 and config.lora.alpha > 0,
                  f"lora.rank={config.lora.rank} and lora.alpha={config.lora.alpha} must be positive (rank 0: no LoRA)")
