@@ -302,10 +302,11 @@ class Generator:
             reference = self.decode(video[: trim // self.temporal])[1:]
             extra["loop_closure_psnr"] = float(psnr(reference, out[len(out) - closing_frames :]))
             out = out[: len(out) - trim]
+        one_call = (1, min(len(latents), window), *latents.shape[1:])  # a sampling call's latents (its shift)
         meta = {"prompt": request.prompt, "enriched_prompt": enriched, "enrichment": enrichment, "mode": mode,
                 "seed": request.seed,
                 "sampler": request.sampler, "steps": request.steps or self.config.sample.steps,
-                "shift": request.shift or self.pipeline.sampling_shift((1, *latents.shape)),
+                "shift": request.shift or self.pipeline.sampling_shift(one_call),
                 "guidance": self.config.sample.guidance if request.guidance is None else request.guidance,
                 "strength": request.strength if mode == "edit" else None, "frames": int(out.shape[0]),
                 "height": int(out.shape[1]), "width": int(out.shape[2]), "latent_frames": int(len(latents)),
