@@ -92,3 +92,16 @@ def test_a_preset_runs_in_another_latent_by_naming_its_vae_variant():
     assert other.ladder.compute_flops == base.ladder.compute_flops and other.total_steps > base.total_steps
     with pytest.raises(ValueError, match="did you mean 'tiny_t2'"):
         scaling.get_config("demo,vae=tiny_t3")
+
+
+def test_a_finished_run_leaves_no_compiled_programs_behind():
+    """A process that trains run after run (local engine, a reused Ray worker) must not keep every
+    run's XLA programs: each holds memory mappings, and a sweep once died at the kernel's limit
+    (benchmarks/bench_run_mappings.py measures the mappings)."""
+    import jax
+
+    step = jax.jit(lambda x: x * 2 + 1)
+    step(1.0)
+    assert step._cache_size() == 1
+    ladder._release_compiled()  # what train_run does after every run
+    assert step._cache_size() == 0
