@@ -39,12 +39,17 @@ def sample_timesteps(rng: jax.Array, batch: int, mean: float = 0.0, std: float =
     return shift_timesteps(t, shift)
 
 
+def timestep_grid(steps: int, shift: float = 1.0, start: float = 1.0) -> jax.Array:
+    """`steps + 1` times from `start` down to 0, uniform then shifted (as in training): the times
+    a `steps`-step sampler walks (`samplers.py`)."""
+    return shift_timesteps(jnp.linspace(start, 0.0, steps + 1), shift)
+
+
 def grid_timesteps(rng: jax.Array, batch: int, steps: int, shift: float = 1.0) -> jax.Array:
     """Training timesteps `[B]` drawn uniformly from the t at which a `steps`-step Euler sampler
-    calls the model (1, then down its shifted uniform grid, 0 excluded): a few-step student
-    trained only where it will be asked (`flow.grid_steps`)."""
-    grid = shift_timesteps(jnp.linspace(1.0, 0.0, steps + 1)[:-1], shift)
-    return grid[jax.random.randint(rng, (batch,), 0, steps)]
+    calls the model (`timestep_grid` without its final 0): a few-step student trained only where
+    it will be asked (`flow.grid_steps`)."""
+    return timestep_grid(steps, shift)[:-1][jax.random.randint(rng, (batch,), 0, steps)]
 
 
 def task_masks(rng: jax.Array, batch: int, latent_frames: int, probabilities: dict[str, float]) -> tuple[jax.Array,

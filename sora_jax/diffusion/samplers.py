@@ -20,9 +20,7 @@ from sora_jax.diffusion import flow
 VelocityFn = Callable[[jax.Array, jax.Array, jax.Array], jax.Array]
 
 
-def timestep_grid(steps: int, shift: float = 1.0, start: float = 1.0) -> jax.Array:
-    """`steps + 1` times from `start` down to 0, uniform then shifted (as in training)."""
-    return flow.shift_timesteps(jnp.linspace(start, 0.0, steps + 1), shift)
+timestep_grid = flow.timestep_grid  # the sampler's times (flow.py: training draws from them too)
 
 
 def guided_velocity(velocity_fn: VelocityFn, x, t_frames, guidance: float):
