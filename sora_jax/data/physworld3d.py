@@ -15,11 +15,9 @@ once, on a latent-frame boundary, to another view of the same scene ("Cut to a v
     clip.caption          # "A large red sphere rolls, ... The camera orbits to the left."
     clip.truth            # intrinsics, extrinsics, centers_3d, centers_2d, visible, depth, ids, shot
 
-Conventions: world z is up and the ground is z = 0; the camera has no roll; pixel (x, y) has its
-origin at the top-left and y down; `extrinsics` map world points to camera coordinates (x right,
-y down, z forward), so `intrinsics @ extrinsics @ [X, 1]` projects. Rendering is a loop over frames
-of vectorized ray casting over the frame's rays (supersampled 2x2), so a minute-long clip renders
-in bounded memory.
+The camera (its moves, intrinsics, extrinsics, projection and conventions) is `camera3d`; the ray
+casting against the primitives is `raycast`. Rendering is a loop over frames of vectorized ray
+casting over the frame's rays (supersampled 2x2), so a minute-long clip renders in bounded memory.
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ import dataclasses
 
 import numpy as np
 
-from sora_jax.data import captions3d, palette, raycast
+from sora_jax.data import camera3d, captions3d, palette, raycast
 
 SHAPE_NAMES, MOTION_NAMES = palette.SHAPE_NAMES_3D, palette.MOTION_NAMES_3D
 CAMERA_NAMES, CUT_NAMES = palette.CAMERA_MOVES_3D, palette.CUT_NAMES_3D
@@ -36,9 +34,7 @@ CAMERA_NAMES, CUT_NAMES = palette.CAMERA_MOVES_3D, palette.CUT_NAMES_3D
 CUT_ORDER = {"above": 1, "other_side": -1, "closer": 1, "farther": 1}  # +1 kept, -1 reversed
 MAX_OBJECTS = 4
 SKY, GROUND = 0, 1  # ids; object i is 2 + i
-FOV_SHORT_DEG = 50.0  # field of view across the short side, every aspect ratio
 ARENA = 2.0  # objects stay inside |x|, |y| <= ARENA
-TARGET = np.array([0.0, 0.0, 0.35])  # where the orbiting camera looks
 LIGHT = np.array([-0.45, -0.35, 0.82]) / np.linalg.norm([-0.45, -0.35, 0.82])
 AMBIENT = 0.45
 SHADOW = 0.55  # ground brightness in an object's shadow
@@ -102,15 +98,6 @@ class Object3D:
 
 
 @dataclasses.dataclass(frozen=True)
-class CameraPath:
-    """Per frame: position [T, 3], yaw [T] and pitch [T] (radians; yaw 0 looks along +x)."""
-
-    position: np.ndarray
-    yaw: np.ndarray
-    pitch: np.ndarray
-
-
-@dataclasses.dataclass(frozen=True)
 class Scene3D:
     frames: int
     height: int
@@ -119,7 +106,7 @@ class Scene3D:
     camera: int  # CAMERA_NAMES: the first shot's move
     cut: int  # CUT_NAMES index, -1: one shot
     cut_frame: int  # first frame of the second shot (frames when one shot)
-    path: CameraPath
+    path: camera3d.CameraPath
     ground_seed: int
     shadows: bool = True
 
@@ -131,85 +118,6 @@ class Clip:
     truth: dict[str, np.ndarray]
     scene: Scene3D
 
-
-def focal(height: int, width: int) -> float:
-    """Focal length in pixels (the field of view across the short side is FOV_SHORT_DEG)."""
-    return 0.5 * min(height, width) / np.tan(np.radians(FOV_SHORT_DEG) / 2)
-
-
-def intrinsics(height: int, width: int) -> np.ndarray:
-    f = focal(height, width)
-    return np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], np.float32)
-
-
-def camera_axes(yaw, pitch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(right, down, forward) unit vectors in world coordinates, each [..., 3]."""
-    yaw, pitch = np.asarray(yaw, np.float64), np.asarray(pitch, np.float64)
-    forward = np.stack([np.cos(pitch) * np.cos(yaw), np.cos(pitch) * np.sin(yaw), np.sin(pitch)], -1)
-    right = np.stack([np.sin(yaw), -np.cos(yaw), np.zeros_like(yaw)], -1)
-    down = np.cross(forward, right)  # forward x right points down for a camera without roll
-    return right, down, forward
-
-
-def extrinsics(path: CameraPath) -> np.ndarray:
-    """float32 [T, 3, 4]: world -> camera (x right, y down, z forward)."""
-    right, down, forward = camera_axes(path.yaw, path.pitch)
-    rotation = np.stack([right, down, forward], -2)  # [T, 3, 3]
-    translation = -np.einsum("tij,tj->ti", rotation, path.position)
-    return np.concatenate([rotation, translation[..., None]], -1).astype(np.float32)
-
-
-def project(points: np.ndarray, path: CameraPath, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """World points [T, N, 3] -> pixel (x, y) [T, N, 2] and camera depth [T, N]."""
-    ext = extrinsics(path).astype(np.float64)
-    cam = np.einsum("tij,tnj->tni", ext[..., :3], points) + ext[:, None, :, 3]
-    f = focal(height, width)
-    depth = cam[..., 2]
-    safe = np.where(depth > 1e-6, depth, np.nan)
-    xy = np.stack([f * cam[..., 0] / safe + width / 2, f * cam[..., 1] / safe + height / 2], -1)
-    return xy.astype(np.float32), depth.astype(np.float32)
-
-
-def _look_at(position: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    direction = target - position
-    yaw = np.arctan2(direction[..., 1], direction[..., 0])
-    pitch = np.arctan2(direction[..., 2], np.hypot(direction[..., 0], direction[..., 1]))
-    return yaw, pitch
-
-
-def _orbit_position(azimuth, elevation, distance) -> np.ndarray:
-    azimuth, elevation, distance = np.broadcast_arrays(*(np.asarray(a, np.float64) for a in (azimuth, elevation,
-                                                                                              distance)))
-    offset = np.stack([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth),
-                       np.sin(elevation)], -1)
-    return TARGET + distance[..., None] * offset
-
-
-def shot_path(rng: np.random.Generator, move: str, frames: int, azimuth: float, elevation: float,
-              distance: float) -> CameraPath:
-    """A shot's camera path: `move` over `frames` frames from an orbit pose."""
-    steps = np.arange(frames, dtype=np.float64)
-    az, el, dist = np.full(frames, azimuth), np.full(frames, elevation), np.full(frames, distance)
-    if move in ("orbit_left", "orbit_right"):  # orbit_right: the camera travels to its right
-        az = azimuth + (1 if move == "orbit_right" else -1) * np.radians(rng.uniform(3.0, 5.0)) * steps
-    elif move in ("dolly_in", "dolly_out"):
-        rate = rng.uniform(0.02, 0.03)
-        dist = distance * np.exp((-1 if move == "dolly_in" else 1) * rate * np.minimum(steps, 24))
-    elif move in ("crane_up", "crane_down"):
-        rate = np.radians(rng.uniform(2.0, 3.0)) * (1 if move == "crane_up" else -1)
-        el = np.clip(elevation + rate * steps, np.radians(8), np.radians(75))
-    position = _orbit_position(az, el, dist)
-    yaw, pitch = _look_at(position, TARGET)
-    if move in ("pan_left", "pan_right"):  # the camera stays and turns; pan_left turns to its left
-        position = np.repeat(position[:1], frames, 0)
-        yaw = yaw[0] + (1 if move == "pan_left" else -1) * np.radians(rng.uniform(2.0, 3.0)) * steps
-        pitch = np.full(frames, pitch[0])
-    return CameraPath(position, np.asarray(yaw, np.float64), np.asarray(pitch, np.float64))
-
-
-def _cut_pose(cut: str, azimuth: float, elevation: float, distance: float) -> tuple[float, float, float]:
-    return {"above": (azimuth, np.radians(72), distance), "other_side": (azimuth + np.pi, elevation, distance),
-            "closer": (azimuth, elevation, distance * 0.68), "farther": (azimuth, elevation, distance * 1.35)}[cut]
 
 
 def latent_boundary_cut(frames: int, rng: np.random.Generator) -> int:
@@ -254,11 +162,12 @@ def sample_scene(rng: np.random.Generator, frames: int, height: int, width: int,
     cut, cut_frame = -1, frames
     if frames >= 9 and rng.random() < config.cut_prob:
         cut, cut_frame = int(rng.integers(len(CUT_NAMES))), latent_boundary_cut(frames, rng)
-    first = shot_path(rng, CAMERA_NAMES[camera], cut_frame, azimuth, elevation, distance)
+    first = camera3d.shot_path(rng, CAMERA_NAMES[camera], cut_frame, azimuth, elevation, distance)
     path = first
     if cut_frame < frames:  # the second view holds still
-        second = shot_path(rng, "static", frames - cut_frame, *_cut_pose(CUT_NAMES[cut], azimuth, elevation, distance))
-        path = CameraPath(*(np.concatenate([a, b]) for a, b in zip(dataclasses.astuple(first),
+        pose = camera3d.cut_pose(CUT_NAMES[cut], azimuth, elevation, distance)
+        second = camera3d.shot_path(rng, "static", frames - cut_frame, *pose)
+        path = camera3d.CameraPath(*(np.concatenate([a, b]) for a, b in zip(dataclasses.astuple(first),
                                                                     dataclasses.astuple(second))))
     return Scene3D(frames, height, width, tuple(objects), camera, cut, cut_frame, path,
                    int(rng.integers(2**31)), config.shadows)
@@ -334,7 +243,7 @@ def _sky(rays: np.ndarray) -> np.ndarray:
     return (1 - up) * np.array([0.16, 0.17, 0.2]) + up * np.array([0.06, 0.07, 0.1])
 
 
-def render(scene: Scene3D, ground_path: CameraPath | None = None, light: np.ndarray = LIGHT,
+def render(scene: Scene3D, ground_path: camera3d.CameraPath | None = None, light: np.ndarray = LIGHT,
            shadow_light: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """uint8 [T, H, W, 3] and the per-frame ground truth. `ground_path`: the ground, sky and
     shadows as a second camera sees them, the objects as the scene's camera does — a composite no
@@ -345,16 +254,16 @@ def render(scene: Scene3D, ground_path: CameraPath | None = None, light: np.ndar
     frames, height, width, s = scene.frames, scene.height, scene.width, SUPERSAMPLE
     centers = simulate(scene)
     count = len(scene.objects)
-    f = focal(height, width)
+    f = camera3d.focal(height, width)
     sub = (np.arange(s) + 0.5) / s
     xs = (np.arange(width)[:, None] + sub[None]).reshape(-1) - width / 2
     ys = (np.arange(height)[:, None] + sub[None]).reshape(-1) - height / 2
     grid_y, grid_x = np.meshgrid(ys / f, xs / f, indexing="ij")  # [H s, W s]
     tiles = ground_texture(scene.ground_seed)
     paint = np.zeros((count, int(2 * ARENA * PAINT_RES) + 8, int(2 * ARENA * PAINT_RES) + 8))
-    right, down, forward = camera_axes(scene.path.yaw, scene.path.pitch)
+    right, down, forward = camera3d.camera_axes(scene.path.yaw, scene.path.pitch)
     background = ground_path or scene.path
-    ground_axes = camera_axes(background.yaw, background.pitch)
+    ground_axes = camera3d.camera_axes(background.yaw, background.pitch)
     base = np.array([palette.OBJECT_COLORS[o.color] for o in scene.objects], np.float64).reshape(-1, 3)
     video = np.zeros((frames, height, width, 3), np.uint8)
     depth_map = np.zeros((frames, height, width), np.float32)
@@ -411,10 +320,10 @@ def render(scene: Scene3D, ground_path: CameraPath | None = None, light: np.ndar
         for i in range(count):
             anywhere = np.isfinite(distance[i]).sum()
             visible[t, i] = ((nearest == i) & np.isfinite(nearest_t)).sum() / anywhere if anywhere else 0.0
-    centers_2d, center_depth = project(centers, scene.path, height, width)
+    centers_2d, center_depth = camera3d.project(centers, scene.path, height, width)
     truth = {
-        "intrinsics": intrinsics(height, width),
-        "extrinsics": extrinsics(scene.path),
+        "intrinsics": camera3d.intrinsics(height, width),
+        "extrinsics": camera3d.extrinsics(scene.path),
         "centers_3d": _pad(centers.astype(np.float32), frames),
         "centers_2d": _pad(centers_2d, frames),
         "center_depth": _pad(center_depth[..., None], frames)[..., 0],

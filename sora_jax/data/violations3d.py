@@ -35,7 +35,7 @@ import dataclasses
 
 import numpy as np
 
-from sora_jax.data import palette, physworld3d as p3d
+from sora_jax.data import camera3d, palette, physworld3d as p3d
 from sora_jax.data.quadruplets import Quadruplet
 
 KINDS = ("depth_pop", "cut_swap", "parallax_reversed", "depth_nudge", "shape_pop", "shadow_flip")
@@ -73,20 +73,20 @@ def _edit(scene: p3d.Scene3D, kind: str, index: int, rng: np.random.Generator) -
     return edited
 
 
-def mirrored_orbit(path: p3d.CameraPath) -> p3d.CameraPath:
+def mirrored_orbit(path: camera3d.CameraPath) -> camera3d.CameraPath:
     """The orbit the other way round: each frame's azimuth about the target reflected through the
     first frame's (elevation and distance kept), looking at the target."""
-    offset = path.position - p3d.TARGET
+    offset = path.position - camera3d.TARGET
     azimuth = np.arctan2(offset[:, 1], offset[:, 0])
     reflected = 2 * azimuth[0] - azimuth
     distance = np.linalg.norm(offset, axis=1)
     elevation = np.arcsin(offset[:, 2] / distance)
-    position = p3d.TARGET + distance[:, None] * np.stack(
+    position = camera3d.TARGET + distance[:, None] * np.stack(
         [np.cos(elevation) * np.cos(reflected), np.cos(elevation) * np.sin(reflected), np.sin(elevation)], -1)
-    direction = p3d.TARGET - position
+    direction = camera3d.TARGET - position
     yaw = np.arctan2(direction[:, 1], direction[:, 0])
     pitch = np.arctan2(direction[:, 2], np.hypot(direction[:, 0], direction[:, 1]))
-    return p3d.CameraPath(position, yaw, pitch)
+    return camera3d.CameraPath(position, yaw, pitch)
 
 
 def _parallax_quadruplet(seed: int, frames: int, height: int, width: int) -> Quadruplet:
