@@ -105,3 +105,30 @@ def test_a_finished_run_leaves_no_compiled_programs_behind():
     assert step._cache_size() == 1
     ladder._release_compiled()  # what train_run does after every run
     assert step._cache_size() == 0
+
+
+def test_a_signal_during_a_runs_final_save_finishes_it_then_stops_the_sweep(toy_ladder, monkeypatch, tmp_path):
+    """SIGTERM that lands while a run evaluates and saves its end used to be dropped (the handler
+    was restored after) and the sweep went on; now the run finishes whole and the sweep stops."""
+    import os
+    import signal
+
+    from sora_jax.scaling import engines
+    from sora_jax.train import trainer
+
+    config, workdir, _ = toy_ladder
+    finish = trainer.TrainingRun.finish
+
+    def finish_with_a_signal(self, step):
+        os.kill(os.getpid(), signal.SIGTERM)  # delivered to the loop's handler before finish returns
+        return finish(self, step)
+
+    monkeypatch.setattr(trainer.TrainingRun, "finish", finish_with_a_signal)
+    rung = ladder.rung_config(config, "0.0005x", None, latent_cache_dir=str(workdir / "latent_cache"))
+    with pytest.raises(engines.Preempted, match="SIGTERM while run finished"):
+        ladder.train_run(rung, str(tmp_path / "run"))
+    final = json.loads((tmp_path / "run" / "final_metrics.json").read_text())
+    assert "stop_requested" not in final and final["step"] == rung.total_steps
+    monkeypatch.setattr(trainer.TrainingRun, "finish", finish)
+    assert ladder.train_run(rung, str(tmp_path / "run"))["steps"] == rung.total_steps  # a rerun: done
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL

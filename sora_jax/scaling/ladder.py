@@ -174,6 +174,8 @@ def train_run(rung, run_dir: str) -> dict:
     _add_seconds(run_dir, time.perf_counter() - started)
     if result.get("preempted"):
         raise engines.Preempted(f"ladder: preempted during {run_dir.name} at step {result['step']}")
+    if result.get("stop_requested"):  # the run finished; the signal stops the sweep before the next
+        raise engines.Preempted(f"ladder: {result['stop_requested']} while {run_dir.name} finished (it is done)")
     return summary(run_dir)
 
 

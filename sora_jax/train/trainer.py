@@ -220,7 +220,9 @@ class TrainingRun:
 
     # --- Loop
     def loop(self) -> dict:
-        """Trains to `total_steps`; returns the final results, or {"preempted": True, "step"}."""
+        """Trains to `total_steps`; returns the final results, or {"preempted": True, "step"}. A
+        signal that arrives during the final evaluation or save lets them finish, and the results
+        say so (`stop_requested`), so whoever runs the next job stops instead."""
         config, task, setup = self.config, self.task, self.setup
         start_step = int(self.state.step)
         self.writer = metrics_lib.MetricWriter(self.workdir, config.total_steps, start_step, quiet=self.quiet)
@@ -280,7 +282,10 @@ class TrainingRun:
                     print(f"{preemption.requested}: saved step {step} to {self.checkpointer.directory}; rerun to "
                           f"resume", flush=True)
                     return {"preempted": True, "step": step}
-            return self.finish(step)
+            results = self.finish(step)
+            if preemption.requested:  # arrived during the final evaluation or save: the run is whole
+                results["stop_requested"] = preemption.requested
+            return results
         finally:
             preemption.restore()
             self.writer.close()
@@ -382,7 +387,8 @@ def _train(config, workdir: pathlib.Path, quiet: bool, base=None) -> dict:
         if data_report:
             results.update(data_usable=data_report["usable"], data_skipped=data_report["skipped"])
         if jax.process_index() == 0:
-            (workdir / "final_metrics.json").write_text(json.dumps(results, indent=1))
+            recorded = {key: value for key, value in results.items() if key != "stop_requested"}
+            (workdir / "final_metrics.json").write_text(json.dumps(recorded, indent=1))
         return results
     finally:
         checkpointer.close()
