@@ -136,6 +136,22 @@ def test_violation_quadruplets_switch_scenes_at_a_latent_frame(kind):
             for possible in quad.possible:
                 assert (np.abs(np.subtract(video, possible, dtype=np.int16)).max(-1) > 8).any(axis=(1, 2)).all()
         return
+    if kind == "size_drift":  # no switch: a size that moves smoothly from A's to B's and back
+        forward, backward = quad.impossible
+        assert quad.frame == 0 and "camera" in quad.caption
+        for video, first, last in ((forward, a, b), (backward, b, a)):
+            np.testing.assert_array_equal(video[0], first[0])
+            np.testing.assert_array_equal(video[-1], last[-1])
+            middle = len(video) // 2
+            for possible in quad.possible:
+                assert (np.abs(np.subtract(video[middle], possible[middle], dtype=np.int16)) > 8).any()
+
+        def growth(video):  # how much the objects' pixels grow or shrink over the dolly
+            area = (probes3d.segment(video) >= 0).sum((1, 2))
+            return abs(np.log(area[-1] / area[0]))
+
+        assert growth(forward) < growth(a)  # the drifting object keeps its size in the picture
+        return
     assert (quad.frame - 1) % 4 == 0 and not np.array_equal(a[quad.frame:], b[quad.frame:])
     if kind == "parallax_reversed":  # one first frame; A's objects over B's ground and B's over A's
         for video in (b, *quad.impossible):
@@ -202,3 +218,11 @@ def test_the_ladder_preset_and_its_evaluation():
     scenes = world.scenes(6)
     scores = world.score(np.stack([s.video for s in scenes]), scenes)
     assert set(world.shown) <= set(scores) | {"shot_colors", "shot_order"}
+
+
+def test_scoring_some_voe_kinds_refuses_an_unknown_one_before_any_work():
+    from sora_jax.evaluation import likelihood
+
+    with pytest.raises(ValueError, match="valid: depth_pop"):
+        likelihood.voe_scores(None, None, kinds=violations3d.KINDS, quadruplet=violations3d.quadruplet,
+                              only=("size_drift", "melt"))

@@ -244,16 +244,25 @@ def _sky(rays: np.ndarray) -> np.ndarray:
 
 
 def render(scene: Scene3D, ground_path: camera3d.CameraPath | None = None, light: np.ndarray = LIGHT,
-           shadow_light: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+           shadow_light: np.ndarray | None = None, scales: np.ndarray | None = None
+           ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """uint8 [T, H, W, 3] and the per-frame ground truth. `ground_path`: the ground, sky and
     shadows as a second camera sees them, the objects as the scene's camera does — a composite no
     camera can film (`violations3d`'s reversed parallax). `light`: the unit direction toward the
     light; `shadow_light`: cast the shadows from another one than shades the objects (another
-    composite: `violations3d`'s shadows toward the light)."""
+    composite: `violations3d`'s shadows toward the light). `scales` [T, N]: each object's size
+    per frame, a factor on its radius, its base kept on the ground (`violations3d`'s size that
+    drifts against a dolly)."""
     shadow_light = light if shadow_light is None else shadow_light
     frames, height, width, s = scene.frames, scene.height, scene.width, SUPERSAMPLE
     centers = simulate(scene)
     count = len(scene.objects)
+    sized = [[o] * frames for o in scene.objects]  # [N][T]: the object as drawn in each frame
+    if scales is not None:
+        sized = [[dataclasses.replace(o, radius=o.radius * float(scales[t, i])) for t in range(frames)]
+                 for i, o in enumerate(scene.objects)]
+        for i, o in enumerate(scene.objects):  # the center rises or sinks with the size: the base stays put
+            centers[:, i, 2] += (np.array([d.height for d in sized[i]]) - o.height) / 2
     f = camera3d.focal(height, width)
     sub = (np.arange(s) + 0.5) / s
     xs = (np.arange(width)[:, None] + sub[None]).reshape(-1) - width / 2
@@ -279,7 +288,7 @@ def render(scene: Scene3D, ground_path: camera3d.CameraPath | None = None, light
             g_right, g_down, g_forward = (axis[t] for axis in ground_axes)
             rays_g = g_forward + grid_x[..., None] * g_right + grid_y[..., None] * g_down
             rays_g = (rays_g / np.linalg.norm(rays_g, axis=-1, keepdims=True)).reshape(-1, 3)
-        hits = [raycast.hit(o, centers[t, i], origin, rays) for i, o in enumerate(scene.objects)]
+        hits = [raycast.hit(sized[i][t], centers[t, i], origin, rays) for i in range(count)]
         distance = np.stack([h[0] for h in hits] + [np.full(len(rays), np.inf)])  # [N + 1, R]
         with np.errstate(divide="ignore", invalid="ignore"):
             ground_t = np.where(rays_g[:, 2] < -1e-6, -origin_g[2] / rays_g[:, 2], np.inf)
@@ -299,8 +308,8 @@ def render(scene: Scene3D, ground_path: camera3d.CameraPath | None = None, light
         lit = np.full(len(rays), AMBIENT + (1 - AMBIENT) * light[2])
         if scene.shadows:
             shadowed = np.zeros(len(rays), bool)
-            for i, o in enumerate(scene.objects):
-                shadowed |= raycast.shadowed(o, centers[t, i], points, on_ground, shadow_light)
+            for i in range(count):
+                shadowed |= raycast.shadowed(sized[i][t], centers[t, i], points, on_ground, shadow_light)
             lit = np.where(shadowed, lit * SHADOW, lit)
         fog = np.exp(-np.maximum(ground_t - 6.0, 0) / 6.0)[:, None]
         ground_color = fog * ground * lit[:, None] + (1 - fog) * color

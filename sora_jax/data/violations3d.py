@@ -24,6 +24,12 @@ clips switch from one to the other at the start of a latent frame, `frame`, but 
   other, so every shadow falls toward the side the objects are lit from. Nothing switches: the
   violation holds in every frame (`frame` 0), smoothly — the kind a model cannot catch by a
   discontinuity alone. (Training clips are all lit from one side: B is possible but unseen.)
+- `size_drift`: the camera dollies; a still object is larger in B by the dolly's ratio of
+  distances (its start and end distance from the camera). The impossible clips grow it smoothly
+  from A's size to B's — so it keeps its size in the picture as the camera pulls away (or shrinks
+  as the camera comes closer), as if fixed to the lens — and shrink it back from B's to A's, at
+  twice perspective's rate. Nothing switches (`frame` 0); the first frames match A and B, the
+  last B and A.
 
 Doctored kinds (for the probes): `drift` (a still object slides against the camera's motion),
 `warp` (one frame shifted and scaled, the others untouched), `mirror` (the view mirrors halfway).
@@ -38,7 +44,7 @@ import numpy as np
 from sora_jax.data import camera3d, palette, physworld3d as p3d
 from sora_jax.data.quadruplets import Quadruplet
 
-KINDS = ("depth_pop", "cut_swap", "parallax_reversed", "depth_nudge", "shape_pop", "shadow_flip")
+KINDS = ("depth_pop", "cut_swap", "parallax_reversed", "depth_nudge", "shape_pop", "shadow_flip", "size_drift")
 MIRRORED_LIGHT = p3d.LIGHT * np.array([-1.0, -1.0, 1.0])  # the light from the other side, as high
 _DEPTH_STEP = {"depth_pop": (0.9, 1.3), "depth_nudge": (0.3, 0.45)}  # ground units farther away
 DOCTORED = ("drift", "warp", "mirror")
@@ -112,6 +118,39 @@ def _shadow_quadruplet(seed: int, frames: int, height: int, width: int) -> Quadr
     raise ValueError(f"no scene from seed {seed} casts a shadow in every frame in {_SEARCH} tries")
 
 
+def _size_quadruplet(seed: int, frames: int, height: int, width: int) -> Quadruplet:
+    dolly = p3d.WorldConfig(cut_prob=0.0, camera_probs=(0, 0, 0, 0.5, 0.5, 0, 0, 0, 0))
+    for attempt in range(_SEARCH):
+        clip = p3d.render_clip([seed, attempt], frames, height, width, dolly)
+        scene, rng = clip.scene, np.random.default_rng([seed, attempt, 3])
+        candidates = [i for i, o in enumerate(scene.objects)
+                      if o.motion == 0 and clip.truth["visible"][:, i].min() > 0.5]
+        if not candidates:
+            continue
+        index = int(rng.choice(candidates))
+        obj = scene.objects[index]
+        distance = np.linalg.norm(scene.path.position - clip.truth["centers_3d"][:, index], axis=-1)
+        drift = distance / distance[0]  # the size that keeps the object's size in the picture
+        ratio = float(drift[-1])
+        # Every clip moves the others as A does; at its largest the object must keep clear of them
+        # (a roller bounces off its first size) and of the arena's wall.
+        reach = obj.reach * max(ratio, 1.0)
+        centers = clip.truth["centers_3d"][:, :len(scene.objects), :2]
+        gaps = [np.hypot(*(centers[:, i] - centers[:, index]).T).min() - o.reach
+                for i, o in enumerate(scene.objects) if i != index]
+        if np.abs(obj.position).max() > p3d.ARENA - reach or min(gaps, default=np.inf) < reach + 0.1:
+            continue
+        scales = np.ones((frames, len(scene.objects)))
+        scales[:, index] = ratio
+        b = p3d.render(scene, scales=scales)[0]  # possible: larger (dolly out) or smaller (in) all along
+        scales[:, index] = drift
+        forward = p3d.render(scene, scales=scales)[0]  # A's size to B's, as the camera moves
+        scales[:, index] = ratio / drift
+        backward = p3d.render(scene, scales=scales)[0]  # B's size back to A's
+        return Quadruplet((clip.video, b), (forward, backward), clip.caption, "size_drift", 0)
+    raise ValueError(f"no dolly scene from seed {seed} keeps a still object in view in {_SEARCH} tries")
+
+
 def quadruplet(seed: int, kind: str, frames: int = 17, height: int = 32, width: int = 56) -> Quadruplet:
     """The first scene from `seed` on that admits `kind` (a still object in view; a cut)."""
     if kind not in KINDS:
@@ -122,6 +161,8 @@ def quadruplet(seed: int, kind: str, frames: int = 17, height: int = 32, width: 
         return _parallax_quadruplet(seed, frames, height, width)
     if kind == "shadow_flip":
         return _shadow_quadruplet(seed, frames, height, width)
+    if kind == "size_drift":
+        return _size_quadruplet(seed, frames, height, width)
     config = p3d.WorldConfig(cut_prob=1.0 if kind == "cut_swap" else 0.0)
     for attempt in range(_SEARCH):
         rng = np.random.default_rng([seed, attempt, 3])

@@ -39,13 +39,20 @@ def clip_losses(task, params, groups: np.ndarray, timesteps=TIMESTEPS, seed: int
 
 
 def voe_scores(task, params, pairs_per_kind: int = 32, clip_shape=(17, 32, 56), kinds=violations.KINDS,
-               seed: int = 0, batch: int = 16, quadruplet=violations.quadruplet) -> dict[str, dict]:
+               seed: int = 0, batch: int = 16, quadruplet=violations.quadruplet,
+               only: tuple[str, ...] | None = None) -> dict[str, dict]:
     """Per violation kind: the fraction of quadruplets whose possible clips have the lower summed
     loss (with a bootstrap CI), and the mean gap (impossible - possible, per clip). `quadruplet`
     (seed, kind, frames, height, width) makes them: PhysWorld's, or another world's
-    (`data/block_violations.py`)."""
+    (`data/block_violations.py`). `only`: score these of `kinds`, on the same quadruplets as
+    when all are scored (each kind's seeds follow its place in `kinds`)."""
+    unknown = set(only or ()) - set(kinds)
+    if unknown:
+        raise ValueError(f"violation kinds {sorted(unknown)}; valid: {', '.join(kinds)}")
     results = {}
     for kind_index, kind in enumerate(kinds):
+        if only is not None and kind not in only:
+            continue
         passed, gaps = [], []
         for start in range(0, pairs_per_kind, batch):
             quads = [quadruplet(10_000 * (kind_index + 1) + seed * 1000 + i, kind, *clip_shape)
