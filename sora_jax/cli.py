@@ -217,13 +217,15 @@ def _sweep() -> None:
     workdir = pathlib.Path(_require(F.WORKDIR, "workdir"))
     from sora_jax.scaling import isoflop
 
+    if config.ladder.bootstrap < 1:
+        raise UserError(f"ladder.bootstrap={config.ladder.bootstrap}: the fits' CIs need >= 1 resample (1000 is usual)")
     try:
         runs = isoflop.plan(config, budgets, sizes)
     except ValueError as error:
         raise UserError(str(error)) from None
     print(f"sweep: {len(runs)} runs ({len(budgets)} budgets x {len(runs) // len(budgets)} sizes) in {workdir}, "
           f"engine {config.engine.name}", flush=True)
-    report = isoflop.sweep(config, workdir, budgets, sizes)
+    report = isoflop.sweep(config, workdir, budgets, sizes, bootstrap=config.ladder.bootstrap)
     isoflop.write_report(report, workdir)
     print(isoflop.summary_line(report))
     if F.PUBLISH.value:

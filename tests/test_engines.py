@@ -71,7 +71,7 @@ def test_ray_runs_match_the_local_engine_bitwise_even_after_a_killed_worker(phys
 def test_sweep_on_ray_trains_indexes_fits_and_resumes(physworld_tiny, tmp_path):
     overrides = [f"--config.data.data_dir={physworld_tiny}", "--config.data.cache_limit=48",
                  "--config.data.batch_size=4", "--config.data.max_batch_size=8", "--config.eval.num_clips=2",
-                 "--config.eval.num_samples=1", "--config.checkpoint.async_save=False"]
+                 "--config.eval.num_samples=1", "--config.checkpoint.async_save=False", "--config.ladder.bootstrap=50"]
     command = ["sweep", "--config=sora_jax/configs/scaling.py:demo", f"--workdir={tmp_path / 'sweep'}",
                "--budgets=0.001x,0.002x", "--sizes=L2d32,L2d48,L2d64", "--engine=ray", f"--publish={tmp_path / 'pub'}",
                *overrides]
@@ -96,6 +96,7 @@ def test_sweep_on_ray_trains_indexes_fits_and_resumes(physworld_tiny, tmp_path):
     (["--engine=ray", "--distributed"], "--engine=ray runs each run as a Ray task"),
     (["--config.engine.name=slurm"], "engine.name='slurm'; valid: local, ray"),
     (["--sizes=L2d32,big"], "size 'big' is not like L4d128"),
+    (["--config.ladder.bootstrap=0"], "ladder.bootstrap=0: the fits' CIs need >= 1 resample"),
 ])
 def test_bad_engine_settings_are_refused_before_anything_runs(args, message, tmp_path):
     result = run_cli("sweep", "--config=sora_jax/configs/scaling.py:demo", f"--workdir={tmp_path / 'w'}",

@@ -51,6 +51,13 @@ def test_chinchilla_approach_3_recovers_the_law():
     assert law["alpha"] == pytest.approx(TRUE["alpha"], abs=0.05)
     assert law["beta"] == pytest.approx(TRUE["beta"], abs=0.05)
     assert law["E"] == pytest.approx(TRUE["E"], rel=0.1)
+    noisy = _isoflop_runs(noise=0.002, seed=1)
+    bootstrapped = fit.fit_chinchilla([r["params"] for r in noisy], [r["tokens"] for r in noisy],
+                                      [r["loss"] for r in noisy], bootstrap=50)
+    for name, true in (("alpha", TRUE["alpha"]), ("beta", TRUE["beta"]),
+                       ("a", TRUE["beta"] / (TRUE["alpha"] + TRUE["beta"]))):
+        low, high = bootstrapped[f"{name}_ci"]
+        assert low < true < high and high - low < 0.3, (name, low, high)
 
 
 def test_isoflop_needs_three_sizes_per_budget():

@@ -125,6 +125,7 @@ def get_config(arg: str | None = None):
     config.ladder.lr_scale = preset["lr_scale"]
     config.ladder.probe_samples = preset.get("probe_samples", 128)  # generated videos per rung scored by the probes
     config.ladder.voe_quads = preset.get("voe_quads", 32)  # violation-of-expectation quadruplets per kind
+    config.ladder.bootstrap = 1000  # a sweep's fits: resamples behind each exponent's 95 % CI
     # Fresh data at every budget: data.num_train grows so no rung sees a clip more than this many
     # times (Muennighoff et al. 2023: past ~4 epochs repeated data is worth much less than new).
     config.ladder.max_epochs = 4.0

@@ -64,7 +64,7 @@ def sweep(config, workdir: str | pathlib.Path, budgets: list[str], sizes: int | 
     report = {"preset": config.ladder.preset, "budgets": budgets, "runs": runs,
               "fit": fit.fit_isoflop(runs, bootstrap=bootstrap),
               "chinchilla": fit.fit_chinchilla([r["params"] for r in runs], [r["tokens"] for r in runs],
-                                               [r["loss"] for r in runs])}
+                                               [r["loss"] for r in runs], bootstrap=bootstrap)}
     if prediction is not None:
         measured = next(b for b in report["fit"]["budgets"] if b["compute"] == prediction["compute"])
         report["prediction"] = {**prediction, "measured_n_opt": measured["n_opt"],
@@ -108,7 +108,7 @@ def summary_line(report: dict) -> str:
     line = (f"N* = {fitted['n_opt']['k']:.3g} C^{fitted['n_opt']['a']:.3f} (95% CI {fitted['n_opt']['a_ci']}); "
             f"L* = {fitted['loss']['A']:.3f} C^-{fitted['loss']['alpha']:.4f} (95% CI {fitted['loss']['alpha_ci']}); "
             f"Chinchilla approach 3: alpha={chinchilla['alpha']:.3f}, beta={chinchilla['beta']:.3f}, "
-            f"a={chinchilla['a']:.3f}")
+            f"a={chinchilla['a']:.3f}" + (f" (95% CI {chinchilla['a_ci']})" if "a_ci" in chinchilla else ""))
     if "prediction" in report:
         p = report["prediction"]
         line += (f"\nprediction for {p['budget']}: L* {p['loss_opt']:.4f} vs measured {p['measured_loss_opt']:.4f} "
