@@ -59,6 +59,20 @@ def main(argv):
         (out / "physworld3d_voe.json").write_text(json.dumps({"ladder": _LADDER.value, "quads": _QUADS.value,
                                                               "voe": table}, indent=1))
         (out / "physworld3d_voe.md").write_text(markdown)
+        _pictures(out, _KINDS.value or violations3d.KINDS, world.clip)
+
+
+def _pictures(out: pathlib.Path, kinds, clip_shape) -> None:
+    """`<kind>_quadruplet.png` per kind: the first quadruplet scored, rows A, B (possible) then the
+    two impossible clips, five frames each (first to last), 4x nearest neighbour."""
+    import imageio.v3 as iio
+
+    from sora_jax.data import preview, violations3d
+
+    for kind in kinds:
+        quad = violations3d.quadruplet(10_000 * (violations3d.KINDS.index(kind) + 1), kind, *clip_shape)
+        sheet = preview.contact_sheet([*quad.possible, *quad.impossible], columns=5, cell=4 * max(clip_shape[1:]))
+        iio.imwrite(out / f"{kind}_quadruplet.png", sheet)
 
 
 if __name__ == "__main__":
