@@ -6,7 +6,7 @@ renders that the 3D probes must score low.
     doctored(clip, "mirror")            # the clip with its second half mirrored
 
 Quadruplet kinds (A is the scene, B the scene edited from frame 0; both possible; the impossible
-clips switch from one to the other at the start of a latent frame, `frame`, but for the last two):
+clips switch from one to the other at the start of a latent frame, `frame`, but for the last three):
 - `depth_pop`: a still object stands farther from the camera in B (0.9-1.3 units): it pops to
   another depth;
 - `depth_nudge`: the same, by 0.3-0.45 units: a few pixels of size and height — a subtler
