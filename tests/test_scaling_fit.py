@@ -45,6 +45,17 @@ def test_isoflop_parabolas_recover_the_compute_optimal_exponent():
     assert all(b["curvature"] > 0 for b in sweep["budgets"])
 
 
+def test_approach_2_in_one_fit_recovers_the_exponent_at_least_as_tightly():
+    expected_a = TRUE["beta"] / (TRUE["alpha"] + TRUE["beta"])
+    runs = _isoflop_runs(noise=0.002, seed=1)
+    joint, alone = fit.fit_isoflop_joint(runs, bootstrap=100), fit.fit_isoflop(runs, bootstrap=100)
+    low, high = joint["n_opt"]["a_ci"]
+    assert joint["n_opt"]["a"] == pytest.approx(expected_a, abs=0.02) and low < expected_a < high
+    assert high - low <= alone["n_opt"]["a_ci"][1] - alone["n_opt"]["a_ci"][0]
+    assert joint["loss"]["alpha_ci"][0] < joint["loss"]["alpha"] < joint["loss"]["alpha_ci"][1]
+    assert len(joint["budgets"]) == 4 and all(b["curvature"] > 0 for b in joint["budgets"])
+
+
 def test_chinchilla_approach_3_recovers_the_law():
     runs = _isoflop_runs()
     law = fit.fit_chinchilla([r["params"] for r in runs], [r["tokens"] for r in runs], [r["loss"] for r in runs])

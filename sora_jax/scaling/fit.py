@@ -4,6 +4,7 @@ approach 3.
     optimum = isoflop_optimum(log_n, losses)                 # one budget: N*, L* from a parabola
     law = fit_power_law(compute, losses)                     # L = A · C^-alpha (+ E)
     sweep = fit_isoflop(runs)                                # every budget -> N*(C), L*(C), CIs
+    joint = fit_isoflop_joint(runs)                          # the same, parabolas and line in one fit
     parametric = fit_chinchilla(n, d, losses)                # L = E + A/N^alpha + B/D^beta
     best = grid_optimum(lrs, losses)                         # an LR or batch grid's best value
     critical = fit_critical_batch(batches, steps)            # McCandlish et al.: S = S_min + E_min/B
@@ -114,6 +115,55 @@ def fit_isoflop(runs: list[dict], bootstrap: int = 1000, seed: int = 0) -> dict:
                                           float(np.nanpercentile(samples[:, 1], 97.5))]},
         "bootstrap_samples": int(len(samples)),
     }
+
+
+def fit_isoflop_joint(runs: list[dict], bootstrap: int = 1000, seed: int = 0) -> dict:
+    """Approach 2 in one stage: every budget's parabola (its own L* and curvature) fitted together
+    with their vertices on one line, ln N* = ln k + a ln C. `fit_isoflop` fits each parabola alone
+    and then a line through the vertices, weighting a vertex that its budget pins loosely (sizes
+    scattered about the parabola, a flat bottom) like one it pins tightly; here each run weighs
+    the same, so the exponent follows all runs at once. L*(C) as in `fit_isoflop`, through the
+    fitted vertices. CIs (95 %) resample each budget's runs, as `fit_isoflop` does."""
+    log_c = np.log(np.asarray([r["compute"] for r in runs], np.float64))
+    log_n = np.log(np.asarray([r["params"] for r in runs], np.float64))
+    losses = np.asarray([r["loss"] for r in runs], np.float64)
+    budgets = sorted(set(log_c))
+    which = np.array([budgets.index(c) for c in log_c])
+    count, centre = len(budgets), float(np.mean(budgets))
+    if count < 2 or any((which == b).sum() < 3 for b in range(count)):
+        raise ValueError("an IsoFLOP fit needs >= 2 budgets with >= 3 sizes each")
+    alone = [isoflop_optimum(log_n[which == b], losses[which == b]) for b in range(count)]
+    slope, intercept = np.polyfit(np.asarray(budgets) - centre, [o[0] for o in alone], 1)
+    start = np.array([intercept, slope, *(o[1] for o in alone), *(max(o[2], 1e-3) for o in alone)])
+    offsets = np.asarray(budgets) - centre
+
+    def residuals(p, rows):  # p: ln k (at the centre), a, L*_b..., curvature_b...
+        vertex = (p[0] + p[1] * offsets)[which[rows]]
+        return p[2 + which[rows]] + p[2 + count + which[rows]] * (log_n[rows] - vertex) ** 2 - losses[rows]
+
+    def fit(rows):
+        p = optimize.least_squares(residuals, start, args=(rows,)).x
+        return p, fit_power_law(np.exp(budgets), p[2:2 + count])
+
+    best, law = fit(np.arange(len(losses)))
+    rng = np.random.default_rng(seed)
+    groups = [np.flatnonzero(which == b) for b in range(count)]
+    samples = []
+    for _ in range(bootstrap):
+        picks = [rng.choice(g, len(g)) for g in groups]
+        if any(len(set(log_n[pick])) < 3 for pick in picks):
+            continue  # a parabola needs three distinct sizes
+        p, resampled = fit(np.concatenate(picks))
+        samples.append((p[1], resampled["alpha"]))
+    samples = np.array(samples) if samples else np.full((1, 2), np.nan)
+    low, high = np.nanpercentile(samples, 2.5, axis=0), np.nanpercentile(samples, 97.5, axis=0)
+    return {"budgets": [{"compute": float(np.exp(c)), "n_opt": float(np.exp(best[0] + best[1] * o)),
+                         "loss_opt": float(best[2 + b]), "curvature": float(best[2 + count + b])}
+                        for b, (c, o) in enumerate(zip(budgets, offsets))],
+            "n_opt": {"k": float(np.exp(best[0] - best[1] * centre)), "a": float(best[1]),
+                      "a_ci": [float(low[0]), float(high[0])]},
+            "loss": {**law, "alpha_ci": [float(low[1]), float(high[1])]},
+            "bootstrap_samples": int(len(samples))}
 
 
 def _huber(residual: np.ndarray, delta: float) -> np.ndarray:

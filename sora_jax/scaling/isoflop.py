@@ -63,6 +63,7 @@ def sweep(config, workdir: str | pathlib.Path, budgets: list[str], sizes: int | 
     runs = _runs(summaries)
     report = {"preset": config.ladder.preset, "budgets": budgets, "runs": runs,
               "fit": fit.fit_isoflop(runs, bootstrap=bootstrap),
+              "joint": fit.fit_isoflop_joint(runs, bootstrap=bootstrap),
               "chinchilla": fit.fit_chinchilla([r["params"] for r in runs], [r["tokens"] for r in runs],
                                                [r["loss"] for r in runs], bootstrap=bootstrap)}
     if prediction is not None:
@@ -105,7 +106,9 @@ def write_report(report: dict, workdir: str | pathlib.Path) -> None:
 
 def summary_line(report: dict) -> str:
     fitted, chinchilla = report["fit"], report["chinchilla"]
-    line = (f"N* = {fitted['n_opt']['k']:.3g} C^{fitted['n_opt']['a']:.3f} (95% CI {fitted['n_opt']['a_ci']}); "
+    joint = report.get("joint")
+    line = (f"N* = {fitted['n_opt']['k']:.3g} C^{fitted['n_opt']['a']:.3f} (95% CI {fitted['n_opt']['a_ci']}"
+            + (f"; in one fit C^{joint['n_opt']['a']:.3f}, CI {joint['n_opt']['a_ci']}" if joint else "") + "); "
             f"L* = {fitted['loss']['A']:.3f} C^-{fitted['loss']['alpha']:.4f} (95% CI {fitted['loss']['alpha_ci']}); "
             f"Chinchilla approach 3: alpha={chinchilla['alpha']:.3f}, beta={chinchilla['beta']:.3f}, "
             f"a={chinchilla['a']:.3f}" + (f" (95% CI {chinchilla['a_ci']})" if "a_ci" in chinchilla else ""))
