@@ -80,11 +80,8 @@ def _second_view(scene):
 
     from sora_jax.data import camera3d
 
-    azimuth = float(np.arctan2(*(scene.path.position[0, 1::-1] - camera3d.TARGET[1::-1])))
-    rng = np.random.default_rng(0)
-    distance = float(np.linalg.norm(scene.path.position[0] - camera3d.TARGET))
-    elevation = float(np.arcsin((scene.path.position[0, 2] - camera3d.TARGET[2]) / distance))
-    path = camera3d.shot_path(rng, "static", scene.frames, azimuth + np.pi, elevation, distance)
+    azimuth, elevation, distance = (float(v) for v in camera3d.orbit_pose(scene.path.position[0]))
+    path = camera3d.shot_path(np.random.default_rng(0), "static", scene.frames, azimuth + np.pi, elevation, distance)
     return dataclasses.replace(scene, path=path, camera=0, cut=-1, cut_frame=scene.frames)
 
 

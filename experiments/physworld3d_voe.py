@@ -68,9 +68,11 @@ def _pictures(out: pathlib.Path, kinds, clip_shape) -> None:
     import imageio.v3 as iio
 
     from sora_jax.data import preview, violations3d
+    from sora_jax.evaluation import likelihood
 
     for kind in kinds:
-        quad = violations3d.quadruplet(10_000 * (violations3d.KINDS.index(kind) + 1), kind, *clip_shape)
+        quad = violations3d.quadruplet(likelihood.quadruplet_seed(violations3d.KINDS.index(kind), 0, 0), kind,
+                                       *clip_shape)
         sheet = preview.contact_sheet([*quad.possible, *quad.impossible], columns=5, cell=4 * max(clip_shape[1:]))
         iio.imwrite(out / f"{kind}_quadruplet.png", sheet)
 

@@ -79,6 +79,13 @@ def orbit_position(azimuth, elevation, distance) -> np.ndarray:
     return TARGET + distance[..., None] * offset
 
 
+def orbit_pose(position: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`orbit_position` inverted: (azimuth, elevation, distance) of positions [..., 3] about TARGET."""
+    offset = np.asarray(position, np.float64) - TARGET
+    distance = np.linalg.norm(offset, axis=-1)
+    return np.arctan2(offset[..., 1], offset[..., 0]), np.arcsin(offset[..., 2] / distance), distance
+
+
 def shot_path(rng: np.random.Generator, move: str, frames: int, azimuth: float, elevation: float,
               distance: float) -> CameraPath:
     """A shot's camera path: `move` over `frames` frames from an orbit pose."""

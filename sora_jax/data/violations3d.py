@@ -82,16 +82,9 @@ def _edit(scene: p3d.Scene3D, kind: str, index: int, rng: np.random.Generator) -
 def mirrored_orbit(path: camera3d.CameraPath) -> camera3d.CameraPath:
     """The orbit the other way round: each frame's azimuth about the target reflected through the
     first frame's (elevation and distance kept), looking at the target."""
-    offset = path.position - camera3d.TARGET
-    azimuth = np.arctan2(offset[:, 1], offset[:, 0])
-    reflected = 2 * azimuth[0] - azimuth
-    distance = np.linalg.norm(offset, axis=1)
-    elevation = np.arcsin(offset[:, 2] / distance)
-    position = camera3d.TARGET + distance[:, None] * np.stack(
-        [np.cos(elevation) * np.cos(reflected), np.cos(elevation) * np.sin(reflected), np.sin(elevation)], -1)
-    direction = camera3d.TARGET - position
-    yaw = np.arctan2(direction[:, 1], direction[:, 0])
-    pitch = np.arctan2(direction[:, 2], np.hypot(direction[:, 0], direction[:, 1]))
+    azimuth, elevation, distance = camera3d.orbit_pose(path.position)
+    position = camera3d.orbit_position(2 * azimuth[0] - azimuth, elevation, distance)
+    yaw, pitch = camera3d.look_at(position, camera3d.TARGET)
     return camera3d.CameraPath(position, yaw, pitch)
 
 

@@ -38,6 +38,12 @@ def clip_losses(task, params, groups: np.ndarray, timesteps=TIMESTEPS, seed: int
     return (total / len(timesteps)).reshape(count, members)
 
 
+def quadruplet_seed(kind_index: int, seed: int, number: int) -> int:
+    """The seed of a kind's `number`-th quadruplet (`kind_index`: the kind's place in its world's
+    KINDS), so a kind scored alone or pictured gets the quadruplets a full run scores."""
+    return 10_000 * (kind_index + 1) + seed * 1000 + number
+
+
 def voe_scores(task, params, pairs_per_kind: int = 32, clip_shape=(17, 32, 56), kinds=violations.KINDS,
                seed: int = 0, batch: int = 16, quadruplet=violations.quadruplet,
                only: tuple[str, ...] | None = None) -> dict[str, dict]:
@@ -55,7 +61,7 @@ def voe_scores(task, params, pairs_per_kind: int = 32, clip_shape=(17, 32, 56), 
             continue
         passed, gaps = [], []
         for start in range(0, pairs_per_kind, batch):
-            quads = [quadruplet(10_000 * (kind_index + 1) + seed * 1000 + i, kind, *clip_shape)
+            quads = [quadruplet(quadruplet_seed(kind_index, seed, i), kind, *clip_shape)
                      for i in range(start, min(pairs_per_kind, start + batch))]
             losses = clip_losses(task, params, np.stack([np.stack([*q.possible, *q.impossible]) for q in quads]),
                                  seed=seed)
