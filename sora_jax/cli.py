@@ -199,7 +199,9 @@ def _scaling_config(verb: str):
 def _ladder() -> None:
     config = _scaling_config("ladder")
     from sora_jax.scaling import ladder
+    from sora_jax.train import validate
 
+    validate.check_ladder_settings(config.ladder)  # they act after training: refused before it
     print(ladder.format_table(ladder.table(config)))
     if F.PRINT.value:
         return
@@ -216,16 +218,17 @@ def _sweep() -> None:
     sizes = int(F.SIZES.value[0]) if len(F.SIZES.value) == 1 and F.SIZES.value[0].isdigit() else F.SIZES.value
     workdir = pathlib.Path(_require(F.WORKDIR, "workdir"))
     from sora_jax.scaling import isoflop
+    from sora_jax.train import validate
 
-    if config.ladder.bootstrap < 1:
-        raise UserError(f"ladder.bootstrap={config.ladder.bootstrap}: the fits' CIs need >= 1 resample (1000 is usual)")
+    validate.check_ladder_settings(config.ladder)  # before the plan is made or a record restored
     try:
         runs = isoflop.plan(config, budgets, sizes)
     except ValueError as error:
         raise UserError(str(error)) from None
     print(f"sweep: {len(runs)} runs ({len(budgets)} budgets x {len(runs) // len(budgets)} sizes) in {workdir}, "
           f"engine {config.engine.name}", flush=True)
-    report = isoflop.sweep(config, workdir, budgets, sizes, bootstrap=config.ladder.bootstrap)
+    report = isoflop.sweep(config, workdir, budgets, sizes, bootstrap=config.ladder.bootstrap,
+                           results=F.PUBLISH.value or None)  # a record of another run: RecordMismatch
     isoflop.write_report(report, workdir)
     print(isoflop.summary_line(report))
     if F.PUBLISH.value:

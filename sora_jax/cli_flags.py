@@ -61,8 +61,10 @@ RAY_ADDRESS = flags.DEFINE_string("ray_address", None, "ladder, sweep: the Ray c
                                   "empty: a local Ray instance (default: config.engine.ray_address).")
 PROMPTS_FILE = flags.DEFINE_string("prompts_file", None, "One prompt per line, sampled in batches; outputs "
                                    "are --out with _000, _001, ... appended.")
-PUBLISH = flags.DEFINE_string("publish", None, "ladder: copy the small results (JSON, tables, figures) to this "
-                              "directory for committing, e.g. experiments/results/ladder_demo.")
+PUBLISH = flags.DEFINE_string("publish", None, "ladder, sweep: copy the small results (JSON, tables, figures) to this "
+                              "directory for committing, e.g. experiments/results/ladder_demo. sweep: also each "
+                              "run's record (runs/<name>/) as it finishes; the records found there count as done, "
+                              "so a sweep resumes from its committed results on a machine that kept no workdir.")
 DISTRIBUTED = flags.DEFINE_bool("distributed", False, "train, ladder: one process of a multi-process run (every TPU "
                                 "pod worker, every GPU node): jax.distributed.initialize() finds its peers on Cloud "
                                 "TPU, SLURM, Open MPI and Kubernetes; elsewhere add --coordinator, --num_processes "

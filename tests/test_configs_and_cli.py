@@ -85,6 +85,16 @@ def test_cli_ladder_prints_its_plan_and_refuses_a_non_ladder_config():
     assert result.returncode == 2 and "compute-ladder config" in result.stderr
 
 
+def test_cli_ladder_refuses_scoring_settings_before_it_trains(tmp_path):
+    """probe_samples and voe_quads act after every rung has trained (~45 min): refused first."""
+    for setting, message in (("probe_samples=0", "ladder.probe_samples=0: each rung's probes score >= 1"),
+                             ("voe_quads=-2", "ladder.voe_quads=-2 must be >= 0")):
+        result = run_cli("ladder", "--config=sora_jax/configs/scaling.py:demo", f"--config.ladder.{setting}",
+                         f"--workdir={tmp_path / 'ladder'}")
+        assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+        assert not (tmp_path / "ladder").exists()
+
+
 def test_cli_unknown_verb_and_missing_subverb():
     assert run_cli("bogus").returncode == 2
     assert run_cli("bogus", "--help").returncode == 2

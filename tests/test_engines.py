@@ -97,9 +97,26 @@ def test_sweep_on_ray_trains_indexes_fits_and_resumes(physworld_tiny, tmp_path):
     (["--config.engine.name=slurm"], "engine.name='slurm'; valid: local, ray"),
     (["--sizes=L2d32,big"], "size 'big' is not like L4d128"),
     (["--config.ladder.bootstrap=0"], "ladder.bootstrap=0: the fits' CIs need >= 1 resample"),
+    (["--config.ladder.max_epochs=-1"], "ladder.max_epochs=-1.0 must be >= 0"),
 ])
 def test_bad_engine_settings_are_refused_before_anything_runs(args, message, tmp_path):
     result = run_cli("sweep", "--config=sora_jax/configs/scaling.py:demo", f"--workdir={tmp_path / 'w'}",
                      "--budgets=0.001x", *args)
     assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
     assert not (tmp_path / "w" / "latent_cache").exists()
+
+
+def test_a_published_record_of_another_run_is_refused_before_anything_runs(tmp_path):
+    """`--publish` also restores finished runs' records (`scaling/records.py`); one whose config is
+    not the run the sweep plans under that name (here: another learning rate) is refused."""
+    record = tmp_path / "pub" / "runs" / "0.001x_L2d32"
+    record.mkdir(parents=True)
+    planned = ladder.rung_config(scaling.get_config("demo"), "0.001x", "L2d32")
+    planned.optimizer.learning_rate *= 3
+    (record / "config.json").write_text(planned.to_json_best_effort())
+    (record / "final_metrics.json").write_text(json.dumps({"step": planned.total_steps, "val_loss": 1.0}))
+    result = run_cli("sweep", "--config=sora_jax/configs/scaling.py:demo", f"--workdir={tmp_path / 'w'}",
+                     "--budgets=0.001x", "--sizes=L2d32", f"--publish={tmp_path / 'pub'}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "is a record of another run than the planned 0.001x_L2d32 (optimizer.learning_rate" in result.stderr
+    assert not (tmp_path / "w" / "0.001x_L2d32").exists() and not (tmp_path / "w" / "latent_cache").exists()

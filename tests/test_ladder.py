@@ -133,3 +133,38 @@ def test_a_signal_during_a_runs_final_save_finishes_it_then_stops_the_sweep(toy_
     monkeypatch.setattr(trainer.TrainingRun, "finish", finish)
     assert ladder.train_run(rung, str(tmp_path / "run"))["steps"] == rung.total_steps  # a rerun: done
     assert signal.getsignal(signal.SIGTERM) is handler_before  # the run put back what it found
+
+
+def test_a_sweep_on_a_fresh_machine_restores_finished_runs_from_their_records(toy_ladder, tmp_path):
+    """A machine that kept no workdir: the records a sweep published as its runs finished make
+    them count as done (nothing trains, the summary is the same); a record of another run under
+    the same name is refused before anything is copied."""
+    from sora_jax.scaling import records
+
+    config, workdir, _ = toy_ladder
+    planned = {"0.0005x": ladder.rung_config(config, "0.0005x")}
+    # a run that finished as a stop signal came had no record copied: the next start copies it
+    assert records.save_missing(workdir, tmp_path / "results" / "runs", planned) == ["0.0005x"]
+    assert records.save_missing(workdir, tmp_path / "results" / "runs", planned) == []
+    published = tmp_path / "results" / "runs" / "0.0005x"
+    assert sorted(p.name for p in published.iterdir()) == sorted(records.RECORD_FILES)
+
+    class NothingTrains:
+        def map(self, jobs, on_done=None):
+            raise AssertionError(f"asked to run {[job.name for job in jobs]}")
+
+    fresh = tmp_path / "fresh"
+    assert records.restore(tmp_path / "results" / "runs", fresh, planned) == ["0.0005x"]
+    summary, = ladder.train_configs(fresh, planned, NothingTrains())
+    assert summary == ladder.summary(workdir / "0.0005x")
+    assert json.loads((fresh / "runs.json").read_text())[0]["state"] == "done"
+
+    moved = config.copy_and_resolve_references()
+    moved.data.data_dir = "/data/elsewhere"  # where the clips live is not what the run computed
+    assert records.restore(tmp_path / "results" / "runs", tmp_path / "moved",
+                           {"0.0005x": ladder.rung_config(moved, "0.0005x")}) == ["0.0005x"]
+    other = ladder.rung_config(config, "0.0005x")
+    other.optimizer.learning_rate *= 2
+    with pytest.raises(records.RecordMismatch, match=r"0\.0005x \(optimizer.learning_rate: recorded"):
+        records.restore(tmp_path / "results" / "runs", tmp_path / "other", {"0.0005x": other})
+    assert not (tmp_path / "other" / "0.0005x").exists()

@@ -9,8 +9,10 @@ stamp; after it runs, the report compares prediction and measurement.
 
 from __future__ import annotations
 
+import functools
 import json
 import pathlib
+import shutil
 import time
 
 from sora_jax.scaling import fit, ladder
@@ -42,24 +44,40 @@ def plan(config, budgets: list[str], sizes: int | list[str]) -> list[tuple[str, 
 
 
 def sweep(config, workdir: str | pathlib.Path, budgets: list[str], sizes: int | list[str] = 5,
-          bootstrap: int = 1000, engine=None) -> dict:
+          bootstrap: int = 1000, engine=None, results: str | pathlib.Path | None = None) -> dict:
     """Trains every (budget, size) run on `engine` (`config.engine` by default) and fits them. With
     three or more budgets the largest runs last: the fit over the others predicts its N* and L*
-    first (`predictions.json`), and the report sets prediction against measurement."""
-    from sora_jax.scaling import engines
+    first (`predictions.json`), and the report sets prediction against measurement. With
+    `results` (the folder `publish` writes), each run's record is copied to `<results>/runs/` as
+    it finishes, and the records and prediction found there count as done (`records.py`): a sweep
+    resumes from its committed results on a machine that kept no workdir."""
+    from sora_jax.scaling import engines, records
 
-    engine = engine or engines.make(config)
     workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     runs = plan(config, budgets, sizes)
+    finished = None
+    if results is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        planned = {ladder.run_name(b, s): ladder.rung_config(config, b, s) for b, s in runs}
+        restored = records.restore(pathlib.Path(results) / "runs", workdir, planned)
+        if restored:
+            print(f"sweep: {len(restored)} finished runs restored from {pathlib.Path(results) / 'runs'}", flush=True)
+        records.save_missing(workdir, pathlib.Path(results) / "runs", planned)
+        if (pathlib.Path(results) / "predictions.json").exists() and not (workdir / "predictions.json").exists():
+            shutil.copy2(pathlib.Path(results) / "predictions.json", workdir / "predictions.json")
+        finished = functools.partial(records.save, records=pathlib.Path(results) / "runs")
+    engine = engine or engines.make(config)
+    workdir.mkdir(parents=True, exist_ok=True)
     predicted = budgets[-1] if len(budgets) >= 3 else None
     first = [run for run in runs if run[0] != predicted]
-    summaries = ladder.train_runs(config, workdir, first, engine, indexed=runs)
+    summaries = ladder.train_runs(config, workdir, first, engine, indexed=runs, finished=finished)
     prediction = None
     if predicted is not None:
         prediction = _predict(workdir, _runs(summaries), config, predicted, bootstrap)
+        if results is not None:  # published before the runs it predicts start
+            ladder.publish(workdir, results, ("predictions.json",))
         summaries += ladder.train_runs(config, workdir, [run for run in runs if run[0] == predicted], engine,
-                                       indexed=runs)
+                                       indexed=runs, finished=finished)
     runs = _runs(summaries)
     report = {"preset": config.ladder.preset, "budgets": budgets, "runs": runs,
               "fit": fit.fit_isoflop(runs, bootstrap=bootstrap),

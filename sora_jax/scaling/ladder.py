@@ -92,11 +92,11 @@ def train_rungs(config, workdir: str | pathlib.Path, budgets=None, size: str | N
 
 
 def train_runs(config, workdir: str | pathlib.Path, runs: list[tuple[str, str | None]], engine=None,
-               indexed: list[tuple[str, str | None]] | None = None) -> list[dict]:
+               indexed: list[tuple[str, str | None]] | None = None, finished=None) -> list[dict]:
     """Trains the (budget, size) runs not finished yet, each in `<workdir>/<budget>[_<size>]`, on
     `engine` (`engines.make(config)` by default: `config.engine`); returns their summaries in the
     order given. `<workdir>/runs.json` indexes the runs (or all of `indexed`: a sweep's, trained in
-    phases) and their state as they finish."""
+    phases) and their state as they finish; `finished(run_dir)`, if given, is called as each does."""
     from sora_jax.scaling import engines
 
     engine = engine or engines.make(config)
@@ -104,15 +104,17 @@ def train_runs(config, workdir: str | pathlib.Path, runs: list[tuple[str, str | 
     rungs = {run_name(budget, size): rung_config(config, budget, size, latent_cache_dir=cache) for budget, size in runs}
     listed = {run_name(budget, size): rungs.get(run_name(budget, size)) or rung_config(config, budget, size)
               for budget, size in indexed or runs}
-    return train_configs(workdir, rungs, engine, listed)
+    return train_configs(workdir, rungs, engine, listed, finished)
 
 
-def train_configs(workdir: str | pathlib.Path, rungs: dict, engine, listed: dict | None = None) -> list[dict]:
+def train_configs(workdir: str | pathlib.Path, rungs: dict, engine, listed: dict | None = None,
+                  finished=None) -> list[dict]:
     """Trains `rungs` ({run name: its config}, e.g. `rung_config`s, or an experiment's variants of
     them) not finished yet in `<workdir>/<name>/`; returns their summaries in order. Every config is
     checked before anything is prepared or runs; the data and the shared latent cache (built once,
     for the run that reads the most clips) are made as a job of their own before the runs start
-    side by side; `<workdir>/runs.json` indexes `listed` (default: the rungs) as runs finish."""
+    side by side; `<workdir>/runs.json` indexes `listed` (default: the rungs) as runs finish, and
+    `finished(run_dir)` (if given) is called for each."""
     import jax
 
     from sora_jax.scaling import engines
@@ -128,11 +130,17 @@ def train_configs(workdir: str | pathlib.Path, rungs: dict, engine, listed: dict
             rung.data.cache_build_count = build_count
     todo = [name for name in rungs if not (workdir / name / "final_metrics.json").exists()]
     listed = listed or rungs
+
+    def on_done(job, result) -> None:
+        write_index(workdir, listed)
+        if finished:
+            finished(workdir / job.name)
+
     write_index(workdir, listed)
     if todo:
         engine.map([engines.Job("inputs", prepare_inputs, (rungs[todo[0]], str(workdir / todo[0])))])
         engine.map([engines.Job(name, train_run, (rungs[name], str(workdir / name))) for name in todo],
-                   on_done=lambda job, result: write_index(workdir, listed))
+                   on_done=on_done)
     return [summary(workdir / name) for name in rungs]
 
 

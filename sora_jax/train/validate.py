@@ -70,11 +70,25 @@ def check(config, device_count: int) -> None:
 def _check_ladder(config) -> None:
     from sora_jax.scaling import plan
 
+    check_ladder_settings(config.ladder)
     steps, per_step = plan.planned_steps(config)
     _require(abs(config.total_steps - steps) <= 1,
              f"total_steps={config.total_steps} does not spend ladder.compute_flops={config.ladder.compute_flops:.3g} "
              f"at {per_step:.3g} FLOPs per step (model and data.batch_size as given): use total_steps={steps}, "
              f"or run it with `sora-jax ladder`, which replans")
+
+
+def check_ladder_settings(ladder) -> None:
+    """The ladder's and sweep's own settings (scoring, fits, data reuse), which act after training:
+    refused before it."""
+    _require(ladder.get("probe_samples", 1) >= 1,
+             f"ladder.probe_samples={ladder.get('probe_samples')}: each rung's probes score >= 1 sampled video "
+             "(128 is usual)")
+    _require(ladder.get("voe_quads", 0) >= 0, f"ladder.voe_quads={ladder.get('voe_quads')} must be >= 0 (0: no VoE)")
+    _require(ladder.get("bootstrap", 1) >= 1,
+             f"ladder.bootstrap={ladder.get('bootstrap')}: the fits' CIs need >= 1 resample (1000 is usual)")
+    _require(ladder.get("max_epochs", 0) >= 0,
+             f"ladder.max_epochs={ladder.get('max_epochs')} must be >= 0 (0: the split as prepared)")
 
 
 def _check_t2v(config, mesh_sizes: dict) -> None:
