@@ -1,7 +1,15 @@
-r"""Refits a finished IsoFLOP sweep (its isoflop.json) and redraws the figure: parabolas per budget,
-N*(C) and L*(C) power laws with bootstrap CIs, Chinchilla approach 3.
+r"""Refits an IsoFLOP sweep and redraws the figure: parabolas per budget, N*(C) and L*(C) power laws
+with bootstrap CIs, approach 2 in one stage, Chinchilla approach 3.
+
+From a finished sweep's report, or from the run records a sweep publishes as its runs finish
+(`scaling/records.py`) — the fit of the runs done so far, while the sweep is still going:
 
     .venv/bin/python experiments/fit.py --sweep=experiments/results/isoflop_demo/isoflop.json --bootstrap=2000
+    .venv/bin/python experiments/fit.py --records=experiments/results/isoflop_v2/runs \
+        --out=experiments/results/isoflop_v2/interim --predict=2.4e13
+
+`--predict=C` also prints N* and L* at compute C from the fit, as the sweep's own prediction
+(`isoflop._predict`) computes them, to compare with a committed `predictions.json`.
 """
 
 import json
@@ -9,28 +17,61 @@ import pathlib
 
 from absl import app, flags
 
-_SWEEP = flags.DEFINE_string("sweep", "experiments/results/isoflop_demo/isoflop.json", "isoflop.py's report.")
+_SWEEP = flags.DEFINE_string("sweep", None, "isoflop.py's report (isoflop.json).")
+_RECORDS = flags.DEFINE_string("records", None, "A folder of run records (<results>/runs/): fit the runs in it.")
 _BOOTSTRAP = flags.DEFINE_integer("bootstrap", 2000, "Bootstrap resamples for the CIs.")
+_PREDICT = flags.DEFINE_float("predict", None, "Print N* and L* predicted at this compute (FLOPs).")
 _OUT = flags.DEFINE_string("out", None, "Where to write the refit JSON and PNG (default: beside --sweep).")
+
+
+def _runs_from_records(folder: pathlib.Path) -> list[dict]:
+    from sora_jax.scaling import isoflop, ladder
+
+    finished = sorted(p for p in folder.iterdir() if (p / "final_metrics.json").exists())
+    if not finished:
+        raise app.UsageError(f"--records={folder}: no run records (<name>/final_metrics.json) in it")
+    return isoflop.runs_of([ladder.summary(p) for p in finished])
 
 
 def main(argv):
     del argv
     from sora_jax.scaling import fit, plots
 
-    path = pathlib.Path(_SWEEP.value)
-    runs = json.loads(path.read_text())["runs"]
-    sweep = fit.fit_isoflop(runs, bootstrap=_BOOTSTRAP.value)
-    chinchilla = fit.fit_chinchilla([r["params"] for r in runs], [r["tokens"] for r in runs], [r["loss"] for r in runs])
-    out = pathlib.Path(_OUT.value) if _OUT.value else path.parent
+    if bool(_SWEEP.value) == bool(_RECORDS.value):
+        raise app.UsageError("give one of --sweep (a report) or --records (a folder of run records)")
+    if _SWEEP.value:
+        path = pathlib.Path(_SWEEP.value)
+        runs, out = json.loads(path.read_text())["runs"], path.parent
+    else:
+        path = pathlib.Path(_RECORDS.value)
+        runs, out = _runs_from_records(path), path.parent / "interim"
+    out = pathlib.Path(_OUT.value) if _OUT.value else out
+    try:
+        sweep = fit.fit_isoflop(runs, bootstrap=_BOOTSTRAP.value)
+    except ValueError as error:
+        raise app.UsageError(f"{len(runs)} runs: {error}") from None
+    joint = fit.fit_isoflop_joint(runs, bootstrap=_BOOTSTRAP.value)
+    chinchilla = fit.fit_chinchilla([r["params"] for r in runs], [r["tokens"] for r in runs], [r["loss"] for r in runs],
+                                    bootstrap=_BOOTSTRAP.value)
+    report = {"runs": len(runs), "fit": sweep, "joint": joint, "chinchilla": chinchilla}
+    if _PREDICT.value:
+        report["prediction"] = {"compute": _PREDICT.value,
+                                "n_opt": sweep["n_opt"]["k"] * _PREDICT.value ** sweep["n_opt"]["a"],
+                                "loss_opt": float(fit.predict(sweep["loss"], _PREDICT.value))}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "refit.json").write_text(json.dumps({"fit": sweep, "chinchilla": chinchilla}, indent=1))
+    (out / "refit.json").write_text(json.dumps(report, indent=1))
     plots.plot_isoflop(runs, sweep, out / "refit.png")
+    print(f"{len(runs)} runs")
     for budget in sweep["budgets"]:
         print(f"C = {budget['compute']:.2e}: N* = {budget['n_opt']:.3g}, L* = {budget['loss_opt']:.4f}")
     print(f"N* = {sweep['n_opt']['k']:.3g} C^{sweep['n_opt']['a']:.3f}, 95% CI {sweep['n_opt']['a_ci']}")
+    print(f"in one fit: N* ~ C^{joint['n_opt']['a']:.3f}, 95% CI {joint['n_opt']['a_ci']}")
     print(f"L* = {sweep['loss']['A']:.3f} C^-{sweep['loss']['alpha']:.4f}, 95% CI {sweep['loss']['alpha_ci']}")
-    print(f"Chinchilla approach 3: {chinchilla}")
+    print(f"Chinchilla approach 3: a = {chinchilla['a']:.3f}, 95% CI {chinchilla.get('a_ci')}")
+    if "prediction" in report:
+        p = report["prediction"]
+        print(f"at C = {p['compute']:.3g}: N* = {p['n_opt']:.4g}, L* = {p['loss_opt']:.4f}")
+    print(f"wrote {out / 'refit.json'}, {out / 'refit.png'}")
 
 
 if __name__ == "__main__":

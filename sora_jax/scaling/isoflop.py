@@ -27,7 +27,8 @@ def sizes_around(config, budget: str, count: int) -> list[str]:
     return [f"L{d}d{w}" for d, w in plan_lib.MODEL_GRID[start:start + count]]
 
 
-def _runs(summaries: list[dict]) -> list[dict]:
+def runs_of(summaries: list[dict]) -> list[dict]:
+    """The fits' rows (compute, params, tokens, loss, ...) from run summaries (`ladder.summary`)."""
     return [{"compute": s["planned_flops"], "realized_flops": s["compute_flops"], "params": s["params"],
              "tokens": s["tokens"], "loss": s["val_loss"], "run": s["run"],
              "model": s["model"], "val_loss_by_t": s["val_loss_by_t"]} for s in summaries]
@@ -73,12 +74,12 @@ def sweep(config, workdir: str | pathlib.Path, budgets: list[str], sizes: int | 
     summaries = ladder.train_runs(config, workdir, first, engine, indexed=runs, finished=finished)
     prediction = None
     if predicted is not None:
-        prediction = _predict(workdir, _runs(summaries), config, predicted, bootstrap)
+        prediction = _predict(workdir, runs_of(summaries), config, predicted, bootstrap)
         if results is not None:  # published before the runs it predicts start
             ladder.publish(workdir, results, ("predictions.json",))
         summaries += ladder.train_runs(config, workdir, [run for run in runs if run[0] == predicted], engine,
                                        indexed=runs, finished=finished)
-    runs = _runs(summaries)
+    runs = runs_of(summaries)
     report = {"preset": config.ladder.preset, "budgets": budgets, "runs": runs,
               "fit": fit.fit_isoflop(runs, bootstrap=bootstrap),
               "joint": fit.fit_isoflop_joint(runs, bootstrap=bootstrap),
