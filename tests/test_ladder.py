@@ -154,10 +154,14 @@ def test_a_sweep_on_a_fresh_machine_restores_finished_runs_from_their_records(to
             raise AssertionError(f"asked to run {[job.name for job in jobs]}")
 
     fresh = tmp_path / "fresh"
-    assert records.restore(tmp_path / "results" / "runs", fresh, planned) == ["0.0005x"]
+    (tmp_path / "results" / "predictions.json").write_text('{"budget": "0.0005x"}')
+    publish = records.attach(tmp_path / "results", fresh, planned, also=("predictions.json",))
+    assert (fresh / "0.0005x" / "final_metrics.json").exists() and (fresh / "predictions.json").exists()
     summary, = ladder.train_configs(fresh, planned, NothingTrains())
     assert summary == ladder.summary(workdir / "0.0005x")
     assert json.loads((fresh / "runs.json").read_text())[0]["state"] == "done"
+    publish(workdir / "0.0015x")  # what the sweep calls as a run finishes
+    assert (tmp_path / "results" / "runs" / "0.0015x" / "final_metrics.json").exists()
 
     moved = config.copy_and_resolve_references()
     moved.data.data_dir = "/data/elsewhere"  # where the clips live is not what the run computed

@@ -9,10 +9,8 @@ stamp; after it runs, the report compares prediction and measurement.
 
 from __future__ import annotations
 
-import functools
 import json
 import pathlib
-import shutil
 import time
 
 from sora_jax.scaling import fit, ladder
@@ -58,15 +56,8 @@ def sweep(config, workdir: str | pathlib.Path, budgets: list[str], sizes: int | 
     runs = plan(config, budgets, sizes)
     finished = None
     if results is not None:
-        workdir.mkdir(parents=True, exist_ok=True)
         planned = {ladder.run_name(b, s): ladder.rung_config(config, b, s) for b, s in runs}
-        restored = records.restore(pathlib.Path(results) / "runs", workdir, planned)
-        if restored:
-            print(f"sweep: {len(restored)} finished runs restored from {pathlib.Path(results) / 'runs'}", flush=True)
-        records.save_missing(workdir, pathlib.Path(results) / "runs", planned)
-        if (pathlib.Path(results) / "predictions.json").exists() and not (workdir / "predictions.json").exists():
-            shutil.copy2(pathlib.Path(results) / "predictions.json", workdir / "predictions.json")
-        finished = functools.partial(records.save, records=pathlib.Path(results) / "runs")
+        finished = records.attach(pathlib.Path(results), workdir, planned, also=("predictions.json",))
     engine = engine or engines.make(config)
     workdir.mkdir(parents=True, exist_ok=True)
     predicted = budgets[-1] if len(budgets) >= 3 else None

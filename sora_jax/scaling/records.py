@@ -12,6 +12,7 @@ result differs, and the sweep is refused before any work.
 
 from __future__ import annotations
 
+import functools
 import json
 import pathlib
 import shutil
@@ -80,3 +81,20 @@ def save_missing(workdir: pathlib.Path, records: pathlib.Path, planned) -> list[
     for name in missing:
         save(workdir / name, records)
     return missing
+
+
+def attach(results: pathlib.Path, workdir: pathlib.Path, planned: dict, also=()):
+    """A sweep's start with `results` (`--publish`): the records found in `<results>/runs/`
+    restored to `workdir` (checked), those of runs finished here and not yet published copied
+    there, the files named in `also` (e.g. its prediction) restored when missing here; returns
+    the callback that publishes each run's record as it finishes."""
+    results, workdir = pathlib.Path(results), pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    restored = restore(results / "runs", workdir, planned)
+    if restored:
+        print(f"sweep: {len(restored)} finished runs restored from {results / 'runs'}", flush=True)
+    save_missing(workdir, results / "runs", planned)
+    for name in also:
+        if (results / name).exists() and not (workdir / name).exists():
+            shutil.copy2(results / name, workdir / name)
+    return functools.partial(save, records=results / "runs")
