@@ -31,6 +31,7 @@ from sora_jax.models.vae import VideoVAE
 
 VERSION = 2  # 2: records counted (a prefix of a bigger cache serves a smaller run), streamed to disk
 TEXT_CHUNK = 512  # captions encoded (and forgotten by the encoder) at a time
+ENCODE_CHUNK = 16  # clips encoded by the VAE at a time
 
 
 class LatentSource:
@@ -184,20 +185,37 @@ def _encode_latents(model: VideoVAE, params, stats: dict, source, shapes: np.nda
     encode = jax.jit(lambda p, v: model.apply({"params": p}, v, method=VideoVAE.encode_mean))
     captions: dict[int, str] = {}
     mine = set(records)
-    for group in group_by_shape(shapes):
-        indices = [i for i in group if i in mine]
-        for start in range(0, len(indices), 16):
-            chunk = indices[start : start + 16]
-            examples = [source[i] for i in chunk]
-            videos = np.stack([e["video"] for e in examples]).astype(np.float32) / 127.5 - 1.0
-            latents = normalize_latents(np.asarray(encode(params, videos)), stats)
-            for i, example, latent in zip(chunk, examples, latents):
-                writer.put("latents", i, latent)
-                if actions is not None:
-                    actions[i, :len(latent)] = blockworld.latent_actions(example["actions"], len(latent))
-                captions[i] = pipeline._text(example["caption"])
-            bar.update(len(chunk))
+    chunks = [indices[start:start + ENCODE_CHUNK] for group in group_by_shape(shapes)
+              for indices in [[i for i in group if i in mine]] for start in range(0, len(indices), ENCODE_CHUNK)]
+    for chunk, examples in zip(chunks, read_ahead(source, chunks)):
+        videos = np.stack([e["video"] for e in examples]).astype(np.float32) / 127.5 - 1.0
+        latents = normalize_latents(np.asarray(encode(params, videos)), stats)
+        for i, example, latent in zip(chunk, examples, latents):
+            writer.put("latents", i, latent)
+            if actions is not None:
+                actions[i, :len(latent)] = blockworld.latent_actions(example["actions"], len(latent))
+            captions[i] = pipeline._text(example["caption"])
+        bar.update(len(chunk))
     return captions
+
+
+def read_ahead(source, chunks: list[list[int]]):
+    """Yields each chunk's examples (`source[i]`), the next chunk read in a thread while the caller
+    works on this one: a procedural world renders the clips past its prepared ones on the fly,
+    about as long per clip as encoding them, and both release the GIL for most of it. Only the
+    thread touches `source`, one chunk at a time, in order."""
+    import concurrent.futures
+
+    def read(chunk):
+        return [source[i] for i in chunk]
+
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="latent-cache-read") as reader:
+        pending = reader.submit(read, chunks[0]) if chunks else None
+        for n in range(len(chunks)):
+            examples = pending.result()
+            if n + 1 < len(chunks):
+                pending = reader.submit(read, chunks[n + 1])
+            yield examples
 
 
 TEXT_FILES = ("text_tokens", "text_mask", "text_pooled")
