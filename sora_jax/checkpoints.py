@@ -20,6 +20,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from sora_jax import checkpoint_integrity as integrity
+from sora_jax.configs.common import dotted_fields
 
 # Train-state fields a checkpoint leaves out: `frozen` (a LoRA run's base DiT) is the base run's,
 # named by the run's config (`lora.base`, `lora.base_fingerprint`) and loaded from there.
@@ -145,16 +146,6 @@ COMPUTE_ONLY = ("variant", "dtype", "remat", "attention_implementation")
 ADDED_MODEL_FIELDS = {"parametrization": "standard", "mup_base_width": 64, "num_actions": 0}
 
 
-def _flat(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def config_mismatch(saved: dict, config) -> list[str]:
     """`field: checkpoint A, config B` for each task / model / VAE field where a checkpoint's
     saved config and `config` disagree in a way that changes parameters or the latent space."""
@@ -163,10 +154,10 @@ def config_mismatch(saved: dict, config) -> list[str]:
     for key in ("task", "vae_workdir"):
         if key in current and saved.get(key) != current[key]:
             differences.append(f"{key}: checkpoint {saved.get(key)!r}, config {current[key]!r}")
-    old = {**ADDED_MODEL_FIELDS, **_flat(saved.get("model", {}))} if saved.get("task") == "t2v" else \
-        _flat(saved.get("model", {}))
-    new = {**ADDED_MODEL_FIELDS, **_flat(current.get("model", {}))} if current.get("task") == "t2v" else \
-        _flat(current.get("model", {}))
+    old = {**ADDED_MODEL_FIELDS, **dotted_fields(saved.get("model", {}))} if saved.get("task") == "t2v" else \
+        dotted_fields(saved.get("model", {}))
+    new = {**ADDED_MODEL_FIELDS, **dotted_fields(current.get("model", {}))} if current.get("task") == "t2v" else \
+        dotted_fields(current.get("model", {}))
     for key in sorted(set(old) | set(new)):
         if key not in COMPUTE_ONLY and old.get(key) != new.get(key):
             differences.append(f"model.{key}: checkpoint {old.get(key)!r}, config {new.get(key)!r}")
@@ -181,7 +172,7 @@ def partial_load(target: dict, source: dict) -> tuple[dict, dict]:
     """Parameters for fine-tuning: each array of `target` (a nested dict) taken from `source` where
     the same path exists with the same shape, else kept. Returns (params, report) where the report
     counts and names what was loaded, kept (fresh) and ignored (in source only)."""
-    flat_target, flat_source = _flat(target), _flat(source)
+    flat_target, flat_source = dotted_fields(target), dotted_fields(source)
     loaded, fresh = [], []
     merged = {}
     for path, value in flat_target.items():

@@ -22,17 +22,6 @@ from sora_jax.pipelines import vae as vae_pipeline
 from sora_jax.scaling import flops, plan
 
 
-def flatten(config, prefix: str = "") -> dict:
-    out = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if hasattr(value, "items"):
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
-
-
 def rung_config(config, budget: str, size: str | None = None, latent_cache_dir: str | None = None):
     """The config of one rung: `config` (a `sora_jax/configs/scaling.py` preset with the command line's
     overrides) re-planned for `budget` (`plan.apply_budget` decides the model size, LR, steps and

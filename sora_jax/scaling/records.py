@@ -17,7 +17,7 @@ import json
 import pathlib
 import shutil
 
-from sora_jax.scaling import ladder
+from sora_jax.configs.common import dotted_fields
 
 RECORD_FILES = ("config.json", "final_metrics.json", "wall_seconds.json", "attempts.json")
 # Fields that say where things live, how the run was driven or how its sweep is scored, not what
@@ -44,8 +44,8 @@ def save(run_dir: pathlib.Path, records: pathlib.Path) -> pathlib.Path:
 
 def differences(recorded: dict, config) -> list[str]:
     """`key: recorded A, planned B` for every field that changes what the run computes."""
-    old = ladder.flatten(recorded)
-    new = ladder.flatten(json.loads(config.to_json_best_effort()))
+    old = dotted_fields(recorded)
+    new = dotted_fields(json.loads(config.to_json_best_effort()))
     return [f"{key}: recorded {old.get(key)!r}, planned {new.get(key)!r}"
             for key in sorted(set(old) | set(new))
             if (key in KEPT or not key.startswith(WHERE)) and old.get(key) != new.get(key)]
