@@ -169,6 +169,17 @@ def test_violation_quadruplets_switch_scenes_at_a_latent_frame(kind):
         assert "Cut to" in quad.caption
         colors = [set(np.unique(probes3d.segment(v[quad.frame:]))) - {-1} for v in quad.possible]
         assert colors[0] != colors[1]
+    if kind == "hidden_swap":  # nothing switches in the picture: the object is behind another then
+        frame, forward = quad.frame, quad.impossible[0]
+        for video in (b, *quad.impossible):
+            np.testing.assert_array_equal(video[frame - 1:frame + 1], a[frame - 1:frame + 1])
+        before, after = ([set(np.unique(probes3d.segment(v[part]))) - {-1} for v in (a, b)]
+                         for part in (slice(0, frame - 1), slice(frame + 1, None)))
+        assert before[0] != before[1] and after[0] != after[1]  # the hidden object is seen on both sides
+        shown = [set(np.unique(probes3d.segment(forward[part]))) - {-1}
+                 for part in (slice(0, frame - 1), slice(frame + 1, None))]
+        assert shown == [before[0], after[1]]  # one color goes behind, another comes out
+        assert "camera" in quad.caption
     if kind == "shape_pop":  # the same objects by color; one outline differs
         colors = [set(np.unique(probes3d.segment(v))) - {-1} for v in quad.possible]
         assert colors[0] == colors[1]

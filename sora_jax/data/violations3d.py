@@ -31,6 +31,12 @@ clips switch from one to the other at the start of a latent frame, `frame`, but 
   twice perspective's rate. Nothing switches (`frame` 0); the first frames match A and B, the
   last B and A.
 
+- `hidden_swap`: the camera orbits; a small still object passes behind a large one (the scene's
+  still pair resized and placed so that it does) and is wholly hidden at the switch; B gives it
+  another color. The impossible clips show one object go behind and another come out. The frames
+  around the switch are the same in all four clips: only a model that remembers what went behind
+  can tell (the dog on the windowsill while people pass in front).
+
 Doctored kinds (for the probes): `drift` (a still object slides against the camera's motion),
 `warp` (one frame shifted and scaled, the others untouched), `mirror` (the view mirrors halfway).
 """
@@ -38,17 +44,22 @@ Doctored kinds (for the probes): `drift` (a still object slides against the came
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 
-from sora_jax.data import camera3d, palette, physworld3d as p3d
+from sora_jax.data import camera3d, captions3d, palette
+from sora_jax.data import physworld3d as p3d
 from sora_jax.data.quadruplets import Quadruplet
 
-KINDS = ("depth_pop", "cut_swap", "parallax_reversed", "depth_nudge", "shape_pop", "shadow_flip", "size_drift")
+KINDS = ("depth_pop", "cut_swap", "parallax_reversed", "depth_nudge", "shape_pop", "shadow_flip", "size_drift",
+         "hidden_swap")
 MIRRORED_LIGHT = p3d.LIGHT * np.array([-1.0, -1.0, 1.0])  # the light from the other side, as high
 _DEPTH_STEP = {"depth_pop": (0.9, 1.3), "depth_nudge": (0.3, 0.45)}  # ground units farther away
 DOCTORED = ("drift", "warp", "mirror")
 _SEARCH = 64
+_SPOTS = [np.array([x, y]) for x in np.linspace(-1.5, 1.5, 5) for y in np.linspace(-1.5, 1.5, 5)]
+_RENDERED_WAYS = 3  # hiding places rendered per scene and frame, most slack first
 
 
 def _replace(scene: p3d.Scene3D, index: int, **changes) -> p3d.Scene3D:
@@ -144,6 +155,70 @@ def _size_quadruplet(seed: int, frames: int, height: int, width: int) -> Quadrup
     raise ValueError(f"no dolly scene from seed {seed} keeps a still object in view in {_SEARCH} tries")
 
 
+def _behind(scene: p3d.Scene3D, frame: int) -> list[tuple[float, p3d.Scene3D, int]]:
+    """Ways to hide a still object behind another at `frame - 1` and `frame`: (slack in pixels,
+    the scene with that pair resized — the hidden one small, the one in front large — and placed,
+    the front one where it stands or at a free spot of `_SPOTS`, the hidden one on the line of sight
+    past it; the hidden one's index), most slack first. The slack is how far the hidden object's
+    bounding disk keeps inside the front one's inscribed disk in the picture (projected centers
+    and sizes); rendering decides."""
+    still = [i for i, o in enumerate(scene.objects) if o.motion == 0]
+    focal = camera3d.focal(scene.height, scene.width)
+    window = slice(frame - 1, frame + 1)
+    path = camera3d.CameraPath(*(a[window] for a in (scene.path.position, scene.path.yaw, scene.path.pitch)))
+    ways = []
+    for front, hidden in itertools.permutations(still, 2):
+        if p3d.SHAPE_NAMES[scene.objects[front].shape] == "pyramid":  # too narrow at the top to hide much
+            continue
+        big, small = _resized(scene.objects[front], 1), _resized(scene.objects[hidden], 0)
+        others = [o for i, o in enumerate(scene.objects) if i not in (front, hidden)]
+        for spot in [np.asarray(big.position), *_SPOTS]:
+            sight = spot - scene.path.position[frame - 1, :2]
+            sight /= np.linalg.norm(sight)
+            for gap in np.linspace(0.1, 1.2, 6):
+                where = spot + sight * (big.reach + small.reach + gap)
+                placed = (dataclasses.replace(big, position=(float(spot[0]), float(spot[1]))),
+                          dataclasses.replace(small, position=(float(where[0]), float(where[1]))))
+                if any(np.abs(o.position).max() > p3d.ARENA - o.reach for o in placed) or any(
+                        np.hypot(*np.subtract(a.position, b.position)) < a.reach + b.reach + 0.1
+                        for a, b in itertools.combinations([*placed, *others], 2)):
+                    continue
+                centers = np.array([[*o.position, o.height / 2] for o in placed])
+                xy, depth = camera3d.project(np.repeat(centers[None], 2, 0), path, scene.height, scene.width)
+                apart = np.hypot(*(xy[:, 0] - xy[:, 1]).T)
+                slack = placed[0].radius * focal / depth[:, 0] - (apart + placed[1].bound * focal / depth[:, 1])
+                objects = list(scene.objects)
+                objects[front], objects[hidden] = placed
+                ways.append((float(slack.min()), dataclasses.replace(scene, objects=tuple(objects)), hidden))
+    return sorted(ways, key=lambda way: -way[0])
+
+
+def _resized(obj: p3d.Object3D, size: int) -> p3d.Object3D:
+    """The object in size class `size` (its jitter kept)."""
+    return dataclasses.replace(obj, size=size, radius=obj.radius * p3d.SIZE_RADII[size] / p3d.SIZE_RADII[obj.size])
+
+
+def _hidden_quadruplet(seed: int, frames: int, height: int, width: int) -> Quadruplet:
+    orbit = p3d.WorldConfig(cut_prob=0.0, camera_probs=(0, 0.5, 0.5, 0, 0, 0, 0, 0, 0))
+    choices = [c for c in range(5, frames - 3, 4) if frames / 4 <= c <= 3 * frames / 4]
+    for attempt in range(_SEARCH):
+        rng = np.random.default_rng([seed, attempt, 3])
+        scene = p3d.sample_scene(np.random.default_rng([seed, attempt]), frames, height, width, orbit)
+        for frame in rng.permutation(choices):
+            for _, candidate, index in _behind(scene, int(frame))[:_RENDERED_WAYS]:
+                a, truth = p3d.render(candidate)
+                seen = truth["visible"][:, index]
+                if seen[frame - 1:frame + 1].max() > 0 or seen[:frame - 1].max() < 0.5 or seen[frame + 1:].max() < 0.5:
+                    continue
+                unused = [c for c in range(len(palette.COLOR_NAMES)) if c not in {o.color for o in candidate.objects}]
+                b, _ = p3d.render(_replace(candidate, index, color=int(rng.choice(unused))))
+                forward, backward = a.copy(), b.copy()
+                forward[frame:], backward[frame:] = b[frame:], a[frame:]
+                caption = captions3d.describe(candidate, np.random.default_rng([seed, attempt, 1]))
+                return Quadruplet((a, b), (forward, backward), caption, "hidden_swap", int(frame))
+    raise ValueError(f"no orbit from seed {seed} hides a still object behind another in {_SEARCH} tries")
+
+
 def quadruplet(seed: int, kind: str, frames: int = 17, height: int = 32, width: int = 56) -> Quadruplet:
     """The first scene from `seed` on that admits `kind` (a still object in view; a cut)."""
     if kind not in KINDS:
@@ -156,6 +231,8 @@ def quadruplet(seed: int, kind: str, frames: int = 17, height: int = 32, width: 
         return _shadow_quadruplet(seed, frames, height, width)
     if kind == "size_drift":
         return _size_quadruplet(seed, frames, height, width)
+    if kind == "hidden_swap":
+        return _hidden_quadruplet(seed, frames, height, width)
     config = p3d.WorldConfig(cut_prob=1.0 if kind == "cut_swap" else 0.0)
     for attempt in range(_SEARCH):
         rng = np.random.default_rng([seed, attempt, 3])
