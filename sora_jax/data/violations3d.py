@@ -59,7 +59,10 @@ _DEPTH_STEP = {"depth_pop": (0.9, 1.3), "depth_nudge": (0.3, 0.45)}  # ground un
 DOCTORED = ("drift", "warp", "mirror")
 _SEARCH = 64
 _SPOTS = [np.array([x, y]) for x in np.linspace(-1.5, 1.5, 5) for y in np.linspace(-1.5, 1.5, 5)]
-_RENDERED_WAYS = 3  # hiding places rendered per scene and frame, most slack first
+_RENDERED_WAYS = 4  # hiding places rendered per scene and frame, most slack first
+_HIDE_TOLERANCE = 1.5  # px
+_SEEN = 0.5  # the hidden object shows this share of its pixels in some frame before and after (orbits at
+# this size part the pair too slowly to show it whole on both sides of a full hiding)
 
 
 def _replace(scene: p3d.Scene3D, index: int, **changes) -> p3d.Scene3D:
@@ -159,13 +162,13 @@ def _behind(scene: p3d.Scene3D, frame: int) -> list[tuple[float, p3d.Scene3D, in
     """Ways to hide a still object behind another at `frame - 1` and `frame`: (slack in pixels,
     the scene with that pair resized — the hidden one small, the one in front large — and placed,
     the front one where it stands or at a free spot of `_SPOTS`, the hidden one on the line of sight
-    past it; the hidden one's index), most slack first. The slack is how far the hidden object's
-    bounding disk keeps inside the front one's inscribed disk in the picture (projected centers
-    and sizes); rendering decides."""
+    past it; the hidden one's index), most slack first. The slack, in pixels of the picture
+    (projected centers and sizes), is the least of: how far the hidden one's bounding disk keeps
+    inside the front one's inscribed disk at the switch (give or take `_HIDE_TOLERANCE`: both
+    disks are rough), and how far the two bounding disks come apart before and after. Rendering
+    decides."""
     still = [i for i, o in enumerate(scene.objects) if o.motion == 0]
     focal = camera3d.focal(scene.height, scene.width)
-    window = slice(frame - 1, frame + 1)
-    path = camera3d.CameraPath(*(a[window] for a in (scene.path.position, scene.path.yaw, scene.path.pitch)))
     ways = []
     for front, hidden in itertools.permutations(still, 2):
         if p3d.SHAPE_NAMES[scene.objects[front].shape] == "pyramid":  # too narrow at the top to hide much
@@ -184,12 +187,16 @@ def _behind(scene: p3d.Scene3D, frame: int) -> list[tuple[float, p3d.Scene3D, in
                         for a, b in itertools.combinations([*placed, *others], 2)):
                     continue
                 centers = np.array([[*o.position, o.height / 2] for o in placed])
-                xy, depth = camera3d.project(np.repeat(centers[None], 2, 0), path, scene.height, scene.width)
+                xy, depth = camera3d.project(np.repeat(centers[None], scene.frames, 0), scene.path, scene.height,
+                                             scene.width)
                 apart = np.hypot(*(xy[:, 0] - xy[:, 1]).T)
-                slack = placed[0].radius * focal / depth[:, 0] - (apart + placed[1].bound * focal / depth[:, 1])
+                hidden_by = placed[0].radius * focal / depth[:, 0] - (apart + placed[1].bound * focal / depth[:, 1])
+                clear_of = apart - (placed[0].bound * focal / depth[:, 0] + placed[1].bound * focal / depth[:, 1])
+                slack = min(hidden_by[frame - 1:frame + 1].min() + _HIDE_TOLERANCE, clear_of[:frame - 1].max(),
+                            clear_of[frame + 1:].max())
                 objects = list(scene.objects)
                 objects[front], objects[hidden] = placed
-                ways.append((float(slack.min()), dataclasses.replace(scene, objects=tuple(objects)), hidden))
+                ways.append((float(slack), dataclasses.replace(scene, objects=tuple(objects)), hidden))
     return sorted(ways, key=lambda way: -way[0])
 
 
@@ -208,7 +215,7 @@ def _hidden_quadruplet(seed: int, frames: int, height: int, width: int) -> Quadr
             for _, candidate, index in _behind(scene, int(frame))[:_RENDERED_WAYS]:
                 a, truth = p3d.render(candidate)
                 seen = truth["visible"][:, index]
-                if seen[frame - 1:frame + 1].max() > 0 or seen[:frame - 1].max() < 0.5 or seen[frame + 1:].max() < 0.5:
+                if seen[frame - 1:frame + 1].max() > 0 or min(seen[:frame - 1].max(), seen[frame + 1:].max()) < _SEEN:
                     continue
                 unused = [c for c in range(len(palette.COLOR_NAMES)) if c not in {o.color for o in candidate.objects}]
                 b, _ = p3d.render(_replace(candidate, index, color=int(rng.choice(unused))))
