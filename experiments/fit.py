@@ -1,5 +1,6 @@
 r"""Refits an IsoFLOP sweep and redraws the figure: parabolas per budget, N*(C) and L*(C) power laws
-with bootstrap CIs, approach 2 in one stage, Chinchilla approach 3.
+with bootstrap CIs, approach 2 in one stage (also with a loss offset per depth), Chinchilla
+approach 3.
 
 From a finished sweep's report, or from the run records a sweep publishes as its runs finish
 (`scaling/records.py`) — the fit of the runs done so far, while the sweep is still going:
@@ -35,7 +36,7 @@ def _runs_from_records(folder: pathlib.Path) -> list[dict]:
 
 def main(argv):
     del argv
-    from sora_jax.scaling import fit, plots
+    from sora_jax.scaling import fit, isoflop, plots
 
     if bool(_SWEEP.value) == bool(_RECORDS.value):
         raise app.UsageError("give one of --sweep (a report) or --records (a folder of run records)")
@@ -51,9 +52,10 @@ def main(argv):
     except ValueError as error:
         raise app.UsageError(f"{len(runs)} runs: {error}") from None
     joint = fit.fit_isoflop_joint(runs, bootstrap=_BOOTSTRAP.value)
+    by_depth = fit.fit_isoflop_joint(runs, bootstrap=_BOOTSTRAP.value, groups=isoflop.depths(runs))
     chinchilla = fit.fit_chinchilla([r["params"] for r in runs], [r["tokens"] for r in runs], [r["loss"] for r in runs],
                                     bootstrap=_BOOTSTRAP.value)
-    report = {"runs": len(runs), "fit": sweep, "joint": joint, "chinchilla": chinchilla}
+    report = {"runs": len(runs), "fit": sweep, "joint": joint, "joint_by_depth": by_depth, "chinchilla": chinchilla}
     if _PREDICT.value:
         report["prediction"] = {"compute": _PREDICT.value,
                                 "n_opt": sweep["n_opt"]["k"] * _PREDICT.value ** sweep["n_opt"]["a"],
@@ -65,7 +67,12 @@ def main(argv):
     for budget in sweep["budgets"]:
         print(f"C = {budget['compute']:.2e}: N* = {budget['n_opt']:.3g}, L* = {budget['loss_opt']:.4f}")
     print(f"N* = {sweep['n_opt']['k']:.3g} C^{sweep['n_opt']['a']:.3f}, 95% CI {sweep['n_opt']['a_ci']}")
-    print(f"in one fit: N* ~ C^{joint['n_opt']['a']:.3f}, 95% CI {joint['n_opt']['a_ci']}")
+    print(f"in one fit: N* ~ C^{joint['n_opt']['a']:.3f}, 95% CI {joint['n_opt']['a_ci']}, "
+          f"rms residual {joint['rms_residual']:.4f}")
+    offsets = ", ".join(f"depth {g}: {o['loss']:+.4f} {o['ci']}" for g, o in by_depth["offsets"].items())
+    print(f"in one fit, a loss offset per depth (against depth {by_depth['reference']}: {offsets}): "
+          f"N* ~ C^{by_depth['n_opt']['a']:.3f}, 95% CI {by_depth['n_opt']['a_ci']}, "
+          f"rms residual {by_depth['rms_residual']:.4f}")
     print(f"L* = {sweep['loss']['A']:.3f} C^-{sweep['loss']['alpha']:.4f}, 95% CI {sweep['loss']['alpha_ci']}")
     print(f"Chinchilla approach 3: a = {chinchilla['a']:.3f}, 95% CI {chinchilla.get('a_ci')}")
     if "prediction" in report:

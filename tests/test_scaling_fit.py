@@ -56,6 +56,26 @@ def test_approach_2_in_one_fit_recovers_the_exponent_at_least_as_tightly():
     assert len(joint["budgets"]) == 4 and all(b["curvature"] > 0 for b in joint["budgets"])
 
 
+def test_a_loss_offset_per_depth_keeps_a_shape_effect_from_throwing_the_exponent():
+    expected_a = TRUE["beta"] / (TRUE["alpha"] + TRUE["beta"])
+    runs = _isoflop_runs(noise=0.002, seed=1)
+    depths = [2, 3, 2, 3, 2, 4, 2] * 4  # deeper shapes interleaved with the reference's sizes
+    penalty = {2: 0.0, 3: 0.04, 4: 0.07}  # a deeper shape loses this much at any size and budget
+    shaped = [{**run, "loss": run["loss"] + penalty[d]} for run, d in zip(runs, depths)]
+    by_depth = fit.fit_isoflop_joint(shaped, bootstrap=100, groups=depths)
+    plain = fit.fit_isoflop_joint(shaped, bootstrap=100)
+    assert by_depth["reference"] == 2
+    for depth in (3, 4):
+        low, high = by_depth["offsets"][str(depth)]["ci"]
+        assert by_depth["offsets"][str(depth)]["loss"] == pytest.approx(penalty[depth], abs=0.01) and low < penalty[depth] < high
+    low, high = by_depth["n_opt"]["a_ci"]
+    assert by_depth["n_opt"]["a"] == pytest.approx(expected_a, abs=0.02) and low < expected_a < high
+    assert by_depth["rms_residual"] < 0.5 * plain["rms_residual"]
+    assert high - low < plain["n_opt"]["a_ci"][1] - plain["n_opt"]["a_ci"][0]
+    with pytest.raises(ValueError, match="3 group labels for 28 runs"):
+        fit.fit_isoflop_joint(shaped, groups=[2, 3, 4])
+
+
 def test_chinchilla_approach_3_recovers_the_law():
     runs = _isoflop_runs()
     law = fit.fit_chinchilla([r["params"] for r in runs], [r["tokens"] for r in runs], [r["loss"] for r in runs])

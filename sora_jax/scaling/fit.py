@@ -5,6 +5,7 @@ approach 3.
     law = fit_power_law(compute, losses)                     # L = A · C^-alpha (+ E)
     sweep = fit_isoflop(runs)                                # every budget -> N*(C), L*(C), CIs
     joint = fit_isoflop_joint(runs)                          # the same, parabolas and line in one fit
+    by_depth = fit_isoflop_joint(runs, groups=depths)        # ... with a loss offset per depth
     parametric = fit_chinchilla(n, d, losses)                # L = E + A/N^alpha + B/D^beta
     best = grid_optimum(lrs, losses)                         # an LR or batch grid's best value
     critical = fit_critical_batch(batches, steps)            # McCandlish et al.: S = S_min + E_min/B
@@ -117,13 +118,18 @@ def fit_isoflop(runs: list[dict], bootstrap: int = 1000, seed: int = 0) -> dict:
     }
 
 
-def fit_isoflop_joint(runs: list[dict], bootstrap: int = 1000, seed: int = 0) -> dict:
+def fit_isoflop_joint(runs: list[dict], bootstrap: int = 1000, seed: int = 0, groups: list | None = None) -> dict:
     """Approach 2 in one stage: every budget's parabola (its own L* and curvature) fitted together
     with their vertices on one line, ln N* = ln k + a ln C. `fit_isoflop` fits each parabola alone
     and then a line through the vertices, weighting a vertex that its budget pins loosely (sizes
     scattered about the parabola, a flat bottom) like one it pins tightly; here each run weighs
     the same, so the exponent follows all runs at once. L*(C) as in `fit_isoflop`, through the
-    fitted vertices. CIs (95 %) resample each budget's runs, as `fit_isoflop` does."""
+    fitted vertices. CIs (95 %) resample each budget's runs, as `fit_isoflop` does.
+
+    `groups`: a label per run (its depth, say). Each label but the most common (the reference)
+    adds one constant to its runs' losses at every budget (`offsets`, with CIs): a shape effect
+    that a parabola in N alone takes for scatter, and that throws its vertex. L* and N* are then
+    the reference shape's."""
     log_c = np.log(np.asarray([r["compute"] for r in runs], np.float64))
     log_n = np.log(np.asarray([r["params"] for r in runs], np.float64))
     losses = np.asarray([r["loss"] for r in runs], np.float64)
@@ -132,38 +138,56 @@ def fit_isoflop_joint(runs: list[dict], bootstrap: int = 1000, seed: int = 0) ->
     count, centre = len(budgets), float(np.mean(budgets))
     if count < 2 or any((which == b).sum() < 3 for b in range(count)):
         raise ValueError("an IsoFLOP fit needs >= 2 budgets with >= 3 sizes each")
+    labels = [] if groups is None else list(groups)
+    if groups is not None and len(labels) != len(runs):
+        raise ValueError(f"{len(labels)} group labels for {len(runs)} runs")
+    reference = max(set(labels), key=labels.count) if labels else None
+    others = sorted(set(labels) - {reference}, key=str)
+    member = np.array([[label == g for g in others] for label in labels], np.float64).reshape(len(runs), len(others))
     alone = [isoflop_optimum(log_n[which == b], losses[which == b]) for b in range(count)]
     slope, intercept = np.polyfit(np.asarray(budgets) - centre, [o[0] for o in alone], 1)
-    start = np.array([intercept, slope, *(o[1] for o in alone), *(max(o[2], 1e-3) for o in alone)])
+    start = np.array([intercept, slope, *(o[1] for o in alone), *(max(o[2], 1e-3) for o in alone),
+                      *np.zeros(len(others))])
     offsets = np.asarray(budgets) - centre
 
-    def residuals(p, rows):  # p: ln k (at the centre), a, L*_b..., curvature_b...
+    def residuals(p, rows):  # p: ln k (at the centre), a, L*_b..., curvature_b..., group offsets...
         vertex = (p[0] + p[1] * offsets)[which[rows]]
-        return p[2 + which[rows]] + p[2 + count + which[rows]] * (log_n[rows] - vertex) ** 2 - losses[rows]
+        shape = member[rows] @ p[2 + 2 * count:]
+        return p[2 + which[rows]] + p[2 + count + which[rows]] * (log_n[rows] - vertex) ** 2 + shape - losses[rows]
 
     def fit(rows):
         p = optimize.least_squares(residuals, start, args=(rows,)).x
         return p, fit_power_law(np.exp(budgets), p[2:2 + count])
 
-    best, law = fit(np.arange(len(losses)))
+    everything = np.arange(len(losses))
+    best, law = fit(everything)
     rng = np.random.default_rng(seed)
-    groups = [np.flatnonzero(which == b) for b in range(count)]
+    groups_by_budget = [np.flatnonzero(which == b) for b in range(count)]
     samples = []
     for _ in range(bootstrap):
-        picks = [rng.choice(g, len(g)) for g in groups]
+        picks = [rng.choice(g, len(g)) for g in groups_by_budget]
         if any(len(set(log_n[pick])) < 3 for pick in picks):
             continue  # a parabola needs three distinct sizes
-        p, resampled = fit(np.concatenate(picks))
-        samples.append((p[1], resampled["alpha"]))
-    samples = np.array(samples) if samples else np.full((1, 2), np.nan)
+        rows = np.concatenate(picks)
+        if len(others) and (member[rows].sum(0) == 0).any():
+            continue  # a group's offset needs one of its runs
+        p, resampled = fit(rows)
+        samples.append((p[1], resampled["alpha"], *p[2 + 2 * count:]))
+    samples = np.array(samples) if samples else np.full((1, 2 + len(others)), np.nan)
     low, high = np.nanpercentile(samples, 2.5, axis=0), np.nanpercentile(samples, 97.5, axis=0)
-    return {"budgets": [{"compute": float(np.exp(c)), "n_opt": float(np.exp(best[0] + best[1] * o)),
-                         "loss_opt": float(best[2 + b]), "curvature": float(best[2 + count + b])}
-                        for b, (c, o) in enumerate(zip(budgets, offsets))],
-            "n_opt": {"k": float(np.exp(best[0] - best[1] * centre)), "a": float(best[1]),
-                      "a_ci": [float(low[0]), float(high[0])]},
-            "loss": {**law, "alpha_ci": [float(low[1]), float(high[1])]},
-            "bootstrap_samples": int(len(samples))}
+    result = {"budgets": [{"compute": float(np.exp(c)), "n_opt": float(np.exp(best[0] + best[1] * o)),
+                           "loss_opt": float(best[2 + b]), "curvature": float(best[2 + count + b])}
+                          for b, (c, o) in enumerate(zip(budgets, offsets))],
+              "n_opt": {"k": float(np.exp(best[0] - best[1] * centre)), "a": float(best[1]),
+                        "a_ci": [float(low[0]), float(high[0])]},
+              "loss": {**law, "alpha_ci": [float(low[1]), float(high[1])]},
+              "rms_residual": float(np.sqrt(np.mean(residuals(best, everything) ** 2))),
+              "bootstrap_samples": int(len(samples))}
+    if labels:
+        result["reference"] = reference
+        result["offsets"] = {str(g): {"loss": float(best[2 + 2 * count + i]),
+                                      "ci": [float(low[2 + i]), float(high[2 + i])]} for i, g in enumerate(others)}
+    return result
 
 
 def _huber(residual: np.ndarray, delta: float) -> np.ndarray:

@@ -32,6 +32,11 @@ def runs_of(summaries: list[dict]) -> list[dict]:
              "model": s["model"], "val_loss_by_t": s["val_loss_by_t"]} for s in summaries]
 
 
+def depths(runs: list[dict]) -> list[int]:
+    """Each run's depth (from its model's name, `L3d64` -> 3): the fits' shape groups."""
+    return [plan_lib.parse_size(r["model"])[0] for r in runs]
+
+
 def plan(config, budgets: list[str], sizes: int | list[str]) -> list[tuple[str, str]]:
     """The sweep's (budget, size) runs: `sizes` grid shapes centred on the rule's choice at each
     budget (a count), or the same named shapes (`L4d128`, ...) at every budget."""
@@ -74,6 +79,7 @@ def sweep(config, workdir: str | pathlib.Path, budgets: list[str], sizes: int | 
     report = {"preset": config.ladder.preset, "budgets": budgets, "runs": runs,
               "fit": fit.fit_isoflop(runs, bootstrap=bootstrap),
               "joint": fit.fit_isoflop_joint(runs, bootstrap=bootstrap),
+              "joint_by_depth": fit.fit_isoflop_joint(runs, bootstrap=bootstrap, groups=depths(runs)),
               "chinchilla": fit.fit_chinchilla([r["params"] for r in runs], [r["tokens"] for r in runs],
                                                [r["loss"] for r in runs], bootstrap=bootstrap)}
     if prediction is not None:
