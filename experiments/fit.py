@@ -73,7 +73,8 @@ def main(argv):
     print(f"in one fit, a loss offset per depth (against depth {by_depth['reference']}: {offsets}): "
           f"N* ~ C^{by_depth['n_opt']['a']:.3f}, 95% CI {by_depth['n_opt']['a_ci']}, "
           f"rms residual {by_depth['rms_residual']:.4f}")
-    print(f"L* = {sweep['loss']['A']:.3f} C^-{sweep['loss']['alpha']:.4f}, 95% CI {sweep['loss']['alpha_ci']}")
+    print(f"L* = {sweep['loss']['A']:.3f} C^-{sweep['loss']['alpha']:.4f}, 95% CI {sweep['loss']['alpha_ci']}, "
+          f"R² {sweep['loss']['r2']:.4f}")
     print(f"Chinchilla approach 3: a = {chinchilla['a']:.3f}, 95% CI {chinchilla.get('a_ci')}")
     if "prediction" in report:
         p = report["prediction"]

@@ -33,6 +33,9 @@ def test_power_law_recovers_exponent_and_offset():
     assert law["alpha"] == pytest.approx(0.05, rel=1e-6) and law["A"] == pytest.approx(2.4, rel=1e-6)
     with_offset = fit.fit_power_law(compute, 0.3 + 50 * compute ** -0.2, offset=True)
     assert with_offset["alpha"] == pytest.approx(0.2, rel=0.02) and with_offset["E"] == pytest.approx(0.3, rel=0.02)
+    assert law["r2"] == pytest.approx(1.0) and with_offset["r2"] == pytest.approx(1.0, abs=1e-4)
+    scattered = fit.fit_power_law(compute, losses * np.exp(0.05 * np.random.default_rng(0).standard_normal(9)))
+    assert 0 < scattered["r2"] < 0.99
 
 
 def test_isoflop_parabolas_recover_the_compute_optimal_exponent():
@@ -66,8 +69,9 @@ def test_a_loss_offset_per_depth_keeps_a_shape_effect_from_throwing_the_exponent
     plain = fit.fit_isoflop_joint(shaped, bootstrap=100)
     assert by_depth["reference"] == 2
     for depth in (3, 4):
-        low, high = by_depth["offsets"][str(depth)]["ci"]
-        assert by_depth["offsets"][str(depth)]["loss"] == pytest.approx(penalty[depth], abs=0.01) and low < penalty[depth] < high
+        offset = by_depth["offsets"][str(depth)]
+        assert offset["loss"] == pytest.approx(penalty[depth], abs=0.01)
+        assert offset["ci"][0] < penalty[depth] < offset["ci"][1]
     low, high = by_depth["n_opt"]["a_ci"]
     assert by_depth["n_opt"]["a"] == pytest.approx(expected_a, abs=0.02) and low < expected_a < high
     assert by_depth["rms_residual"] < 0.5 * plain["rms_residual"]

@@ -59,11 +59,12 @@ def fit_critical_batch(batches, steps) -> dict[str, float]:
 
 def fit_power_law(compute, losses, offset: bool = False) -> dict[str, float]:
     """L = A · C^-alpha (a line in log-log), or with `offset` L = E + A · C^-alpha (least squares
-    on log L). Returns {A, alpha, E}."""
+    on log L). Returns {A, alpha, E, r2}: r2 is the share of log L's variance the law explains."""
     compute, losses = np.asarray(compute, np.float64), np.asarray(losses, np.float64)
     slope, intercept = np.polyfit(np.log(compute), np.log(losses), 1)
     if not offset:
-        return {"A": float(np.exp(intercept)), "alpha": float(-slope), "E": 0.0}
+        law = {"A": float(np.exp(intercept)), "alpha": float(-slope), "E": 0.0}
+        return {**law, "r2": _r2(np.log(losses), np.log(predict(law, compute)))}
     scale = np.log(compute).mean()
 
     def residuals(p):
@@ -73,7 +74,13 @@ def fit_power_law(compute, losses, offset: bool = False) -> dict[str, float]:
 
     start = (intercept + slope * scale + np.log(0.5), max(-slope, 1e-3), np.log(0.5 * losses.min()))
     log_a, alpha, log_e = optimize.least_squares(residuals, start).x
-    return {"A": float(np.exp(log_a + alpha * scale)), "alpha": float(alpha), "E": float(np.exp(log_e))}
+    law = {"A": float(np.exp(log_a + alpha * scale)), "alpha": float(alpha), "E": float(np.exp(log_e))}
+    return {**law, "r2": _r2(np.log(losses), np.log(predict(law, compute)))}
+
+
+def _r2(observed: np.ndarray, fitted: np.ndarray) -> float:
+    spread = np.sum((observed - observed.mean()) ** 2)
+    return float(1 - np.sum((observed - fitted) ** 2) / spread) if spread > 0 else float("nan")
 
 
 def predict(law: dict, compute) -> np.ndarray:
