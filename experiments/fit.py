@@ -10,11 +10,18 @@ From a finished sweep's report, or from the run records a sweep publishes as its
         --out=experiments/results/isoflop_v2/interim --predict=2.4e13
 
 `--predict=C` also prints N* and L* at compute C from the fit, as the sweep's own prediction
-(`isoflop._predict`) computes them, to compare with a committed `predictions.json`.
+(`isoflop._predict`) computes them, to compare with a committed `predictions.json` — and L* from
+a law with an irreducible term (L = E + A·C^-alpha through the budgets' vertices), the form
+IsoFLOP v2's missed prediction pointed to; committed before a larger budget runs, it is a
+pre-registered prediction of its own:
+
+    .venv/bin/python experiments/fit.py --records=experiments/results/isoflop_v2/runs \
+        --out=experiments/results/isoflop_v2/prediction_64x --predict=9.6e13
 """
 
 import json
 import pathlib
+import time
 
 from absl import app, flags
 
@@ -57,9 +64,15 @@ def main(argv):
                                     bootstrap=_BOOTSTRAP.value)
     report = {"runs": len(runs), "fit": sweep, "joint": joint, "joint_by_depth": by_depth, "chinchilla": chinchilla}
     if _PREDICT.value:
+        vertices = [(b["compute"], b["loss_opt"]) for b in sweep["budgets"]]
+        with_floor = fit.fit_power_law(*zip(*vertices), offset=True)
         report["prediction"] = {"compute": _PREDICT.value,
                                 "n_opt": sweep["n_opt"]["k"] * _PREDICT.value ** sweep["n_opt"]["a"],
-                                "loss_opt": float(fit.predict(sweep["loss"], _PREDICT.value))}
+                                "n_opt_one_fit": joint["n_opt"]["k"] * _PREDICT.value ** joint["n_opt"]["a"],
+                                "loss_opt": float(fit.predict(sweep["loss"], _PREDICT.value)),
+                                "loss_law_with_floor": with_floor,
+                                "loss_opt_with_floor": float(fit.predict(with_floor, _PREDICT.value)),
+                                "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     out.mkdir(parents=True, exist_ok=True)
     (out / "refit.json").write_text(json.dumps(report, indent=1))
     plots.plot_isoflop(runs, sweep, out / "refit.png")
@@ -78,7 +91,9 @@ def main(argv):
     print(f"Chinchilla approach 3: a = {chinchilla['a']:.3f}, 95% CI {chinchilla.get('a_ci')}")
     if "prediction" in report:
         p = report["prediction"]
-        print(f"at C = {p['compute']:.3g}: N* = {p['n_opt']:.4g}, L* = {p['loss_opt']:.4f}")
+        print(f"at C = {p['compute']:.3g}: N* = {p['n_opt']:.4g} (one fit {p['n_opt_one_fit']:.4g}), "
+              f"L* = {p['loss_opt']:.4f} (a power law) or {p['loss_opt_with_floor']:.4f} "
+              f"(with an irreducible term E = {p['loss_law_with_floor']['E']:.3f})")
     print(f"wrote {out / 'refit.json'}, {out / 'refit.png'}")
 
 
