@@ -20,7 +20,6 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from sora_jax import checkpoint_integrity as integrity
-from sora_jax.configs.common import dotted_fields
 
 # Train-state fields a checkpoint leaves out: `frozen` (a LoRA run's base DiT) is the base run's,
 # named by the run's config (`lora.base`, `lora.base_fingerprint`) and loaded from there.
@@ -144,6 +143,17 @@ EXPORT_META = "export.json"
 COMPUTE_ONLY = ("variant", "dtype", "remat", "attention_implementation")
 # Model fields added after runs were saved without them, at the value those runs had in effect.
 ADDED_MODEL_FIELDS = {"parametrization": "standard", "mup_base_width": 64, "num_actions": 0}
+
+
+def dotted_fields(config, prefix: str = "") -> dict:
+    """{"model.width": 96, ...}: every leaf of a config (or of its JSON, nested dicts) by dotted name."""
+    out = {}
+    for key, value in config.items():
+        if hasattr(value, "items"):
+            out.update(dotted_fields(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def config_mismatch(saved: dict, config) -> list[str]:

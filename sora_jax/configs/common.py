@@ -12,17 +12,6 @@ import difflib
 import ml_collections
 
 
-def dotted_fields(config, prefix: str = "") -> dict:
-    """{"model.width": 96, ...}: every leaf of a config (or of its JSON, nested dicts) by dotted name."""
-    out = {}
-    for key, value in config.items():
-        if hasattr(value, "items"):
-            out.update(dotted_fields(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def parse_arg(arg: str | None, **defaults) -> ml_collections.ConfigDict:
     """`"cpu,budget=4x"` -> {variant: "cpu", budget: "4x"}; keys must be among `defaults`.
 

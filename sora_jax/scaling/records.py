@@ -17,7 +17,7 @@ import json
 import pathlib
 import shutil
 
-from sora_jax.configs.common import dotted_fields
+from sora_jax.checkpoints import dotted_fields
 
 RECORD_FILES = ("config.json", "final_metrics.json", "wall_seconds.json", "attempts.json")
 # Fields that say where things live, how the run was driven or how its sweep is scored, not what
