@@ -120,9 +120,14 @@ class Clip:
 
 
 
+def middle_latent_boundaries(frames: int) -> list[int]:
+    """Frames 1 + 4k in the middle half of the clip: each the first frame of a latent frame."""
+    return [c for c in range(5, frames - 3, 4) if frames / 4 <= c <= 3 * frames / 4]
+
+
 def latent_boundary_cut(frames: int, rng: np.random.Generator) -> int:
-    """A cut frame 1 + 4k in the middle half of the clip: the first frame of a latent frame."""
-    choices = [c for c in range(5, frames - 3, 4) if frames / 4 <= c <= 3 * frames / 4]
+    """A cut frame drawn from `middle_latent_boundaries` (`frames` when there is none)."""
+    choices = middle_latent_boundaries(frames)
     return int(choices[int(rng.integers(len(choices)))]) if choices else frames
 
 

@@ -207,7 +207,7 @@ def _resized(obj: p3d.Object3D, size: int) -> p3d.Object3D:
 
 def _hidden_quadruplet(seed: int, frames: int, height: int, width: int) -> Quadruplet:
     orbit = p3d.WorldConfig(cut_prob=0.0, camera_probs=(0, 0.5, 0.5, 0, 0, 0, 0, 0, 0))
-    choices = [c for c in range(5, frames - 3, 4) if frames / 4 <= c <= 3 * frames / 4]
+    choices = p3d.middle_latent_boundaries(frames)
     for attempt in range(_SEARCH):
         rng = np.random.default_rng([seed, attempt, 3])
         scene = p3d.sample_scene(np.random.default_rng([seed, attempt]), frames, height, width, orbit)
