@@ -9,8 +9,8 @@ From a finished sweep's report, or from the run records a sweep publishes as its
     .venv/bin/python experiments/fit.py --records=experiments/results/isoflop_v2/runs \
         --out=experiments/results/isoflop_v2/interim --predict=2.4e13
 
-`--predict=C` also prints N* and L* at compute C from the fit, as the sweep's own prediction
-(`isoflop._predict`) computes them, to compare with a committed `predictions.json` — and L* from
+`--predict=C` also prints N* and L* at compute C from the fit (`fit.predict_optimum`, as the
+sweep's own prediction computes them), to compare with a committed `predictions.json` — and L* from
 a law with an irreducible term (L = E + A·C^-alpha through the budgets' vertices), the form
 IsoFLOP v2's missed prediction pointed to; committed before a larger budget runs, it is a
 pre-registered prediction of its own:
@@ -64,14 +64,7 @@ def main(argv):
                                     bootstrap=_BOOTSTRAP.value)
     report = {"runs": len(runs), "fit": sweep, "joint": joint, "joint_by_depth": by_depth, "chinchilla": chinchilla}
     if _PREDICT.value:
-        vertices = [(b["compute"], b["loss_opt"]) for b in sweep["budgets"]]
-        with_floor = fit.fit_power_law(*zip(*vertices), offset=True)
-        report["prediction"] = {"compute": _PREDICT.value,
-                                "n_opt": sweep["n_opt"]["k"] * _PREDICT.value ** sweep["n_opt"]["a"],
-                                "n_opt_one_fit": joint["n_opt"]["k"] * _PREDICT.value ** joint["n_opt"]["a"],
-                                "loss_opt": float(fit.predict(sweep["loss"], _PREDICT.value)),
-                                "loss_law_with_floor": with_floor,
-                                "loss_opt_with_floor": float(fit.predict(with_floor, _PREDICT.value)),
+        report["prediction"] = {**fit.predict_optimum(sweep, _PREDICT.value, joint),
                                 "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     out.mkdir(parents=True, exist_ok=True)
     (out / "refit.json").write_text(json.dumps(report, indent=1))

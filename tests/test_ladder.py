@@ -172,3 +172,17 @@ def test_a_sweep_on_a_fresh_machine_restores_finished_runs_from_their_records(to
     with pytest.raises(records.RecordMismatch, match=r"0\.0005x \(optimizer.learning_rate: recorded"):
         records.restore(tmp_path / "results" / "runs", tmp_path / "other", {"0.0005x": other})
     assert not (tmp_path / "other" / "0.0005x").exists()
+
+
+def test_a_sweep_writes_its_prediction_once_before_the_runs_it_predicts(tmp_path):
+    from sora_jax.scaling import isoflop
+
+    config = scaling.get_config("demo")
+    runs = [{"compute": c, "params": n, "loss": 0.4 + 30 * n ** -0.3 + 2e3 * (c / (6 * n)) ** -0.3}
+            for c in (1e11, 4e11, 1.6e12) for n in [(c / 6) ** 0.5 * 0.3 * s for s in (0.25, 0.5, 1, 2, 4)]]
+    first = isoflop._predict(tmp_path, runs, config, "4x", bootstrap=20)
+    assert first["compute"] == ladder.rung_config(config, "4x").ladder.compute_flops
+    assert first["loss_opt"] < first["loss_opt_with_floor"] and first["loss_law_with_floor"]["E"] > 0
+    assert json.loads((tmp_path / "predictions.json").read_text()) == first
+    later = isoflop._predict(tmp_path, runs[:10], config, "4x", bootstrap=20)  # a resumed sweep keeps it
+    assert later == first

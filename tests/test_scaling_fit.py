@@ -48,6 +48,21 @@ def test_isoflop_parabolas_recover_the_compute_optimal_exponent():
     assert all(b["curvature"] > 0 for b in sweep["budgets"])
 
 
+def test_a_prediction_for_the_next_budget_and_the_floor_a_flattening_curve_needs():
+    # Fitted on three budgets, predicted at the fourth: the world has an irreducible loss, so the
+    # law with a floor lands closer than the pure power law, which overshoots as the curve flattens.
+    runs = _isoflop_runs()
+    seen = [r for r in runs if r["compute"] < 6.4e13]
+    measured = fit.fit_isoflop(runs, bootstrap=20)["budgets"][-1]
+    so_far, joint = fit.fit_isoflop(seen, bootstrap=20), fit.fit_isoflop_joint(seen, bootstrap=20)
+    prediction = fit.predict_optimum(so_far, 6.4e13, joint)
+    floor_error = abs(prediction["loss_opt_with_floor"] / measured["loss_opt"] - 1)
+    power_error = abs(prediction["loss_opt"] / measured["loss_opt"] - 1)
+    assert floor_error < 0.01 and floor_error < power_error and prediction["loss_opt"] < measured["loss_opt"]
+    assert prediction["n_opt"] == pytest.approx(measured["n_opt"], rel=0.1)
+    assert prediction["n_opt_one_fit"] == pytest.approx(measured["n_opt"], rel=0.1)
+
+
 def test_approach_2_in_one_fit_recovers_the_exponent_at_least_as_tightly():
     expected_a = TRUE["beta"] / (TRUE["alpha"] + TRUE["beta"])
     runs = _isoflop_runs(noise=0.002, seed=1)

@@ -4,6 +4,7 @@ approach 3.
     optimum = isoflop_optimum(log_n, losses)                 # one budget: N*, L* from a parabola
     law = fit_power_law(compute, losses)                     # L = A · C^-alpha (+ E)
     sweep = fit_isoflop(runs)                                # every budget -> N*(C), L*(C), CIs
+    at = predict_optimum(sweep, compute)                     # N*, L* at a budget not run yet
     joint = fit_isoflop_joint(runs)                          # the same, parabolas and line in one fit
     by_depth = fit_isoflop_joint(runs, groups=depths)        # ... with a loss offset per depth
     parametric = fit_chinchilla(n, d, losses)                # L = E + A/N^alpha + B/D^beta
@@ -123,6 +124,21 @@ def fit_isoflop(runs: list[dict], bootstrap: int = 1000, seed: int = 0) -> dict:
                                           float(np.nanpercentile(samples[:, 1], 97.5))]},
         "bootstrap_samples": int(len(samples)),
     }
+
+
+def predict_optimum(sweep: dict, compute: float, joint: dict | None = None) -> dict:
+    """N* and L* at `compute` from a `fit_isoflop` result, as a prediction for a budget not run yet:
+    N* = k · C^a; L* from its power law through the budgets' vertices, and from the same vertices
+    under a law with an irreducible term (L = E + A · C^-alpha: a loss curve that flattens); with
+    `joint` (a `fit_isoflop_joint` result) also that fit's N*."""
+    with_floor = fit_power_law([b["compute"] for b in sweep["budgets"]], [b["loss_opt"] for b in sweep["budgets"]],
+                               offset=True)
+    prediction = {"compute": float(compute), "n_opt": sweep["n_opt"]["k"] * compute ** sweep["n_opt"]["a"],
+                  "loss_opt": float(predict(sweep["loss"], compute)),
+                  "loss_law_with_floor": with_floor, "loss_opt_with_floor": float(predict(with_floor, compute))}
+    if joint is not None:
+        prediction["n_opt_one_fit"] = joint["n_opt"]["k"] * compute ** joint["n_opt"]["a"]
+    return prediction
 
 
 def fit_isoflop_joint(runs: list[dict], bootstrap: int = 1000, seed: int = 0, groups: list | None = None) -> dict:

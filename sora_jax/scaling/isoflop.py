@@ -84,9 +84,11 @@ def sweep(config, workdir: str | pathlib.Path, budgets: list[str], sizes: int | 
                                                [r["loss"] for r in runs], bootstrap=bootstrap)}
     if prediction is not None:
         measured = next(b for b in report["fit"]["budgets"] if b["compute"] == prediction["compute"])
+        floor = prediction.get("loss_opt_with_floor")  # predictions written before 2026-12-07 lack it
         report["prediction"] = {**prediction, "measured_n_opt": measured["n_opt"],
                                 "measured_loss_opt": measured["loss_opt"],
                                 "loss_error": prediction["loss_opt"] / measured["loss_opt"] - 1,
+                                **({"loss_error_with_floor": floor / measured["loss_opt"] - 1} if floor else {}),
                                 "n_opt_ratio": prediction["n_opt"] / measured["n_opt"]}
     return report
 
@@ -100,14 +102,13 @@ def _predict(workdir: pathlib.Path, runs: list[dict], config, budget: str, boots
         if saved["compute"] == compute:
             return saved
     so_far = fit.fit_isoflop(runs, bootstrap=bootstrap)
-    prediction = {"compute": compute, "budget": budget,
-                  "n_opt": so_far["n_opt"]["k"] * compute ** so_far["n_opt"]["a"],
-                  "loss_opt": float(fit.predict(so_far["loss"], compute)),
+    prediction = {"budget": budget, **fit.predict_optimum(so_far, compute),
                   "from_budgets": [b["compute"] for b in so_far["budgets"]],
                   "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     path.write_text(json.dumps(prediction, indent=1))
     print(f"isoflop: predicted before running {budget}: N* = {prediction['n_opt']:.3g}, "
-          f"L* = {prediction['loss_opt']:.4f} (-> {path})", flush=True)
+          f"L* = {prediction['loss_opt']:.4f} (a power law; {prediction['loss_opt_with_floor']:.4f} with an "
+          f"irreducible term) (-> {path})", flush=True)
     return prediction
 
 
@@ -131,7 +132,10 @@ def summary_line(report: dict) -> str:
     if "prediction" in report:
         p = report["prediction"]
         line += (f"\nprediction for {p['budget']}: L* {p['loss_opt']:.4f} vs measured {p['measured_loss_opt']:.4f} "
-                 f"({100 * p['loss_error']:+.1f} %), N* {p['n_opt']:.3g} vs {p['measured_n_opt']:.3g}")
+                 f"({100 * p['loss_error']:+.1f} %"
+                 + (f"; with an irreducible term {p['loss_opt_with_floor']:.4f}, "
+                    f"{100 * p['loss_error_with_floor']:+.1f} %" if "loss_error_with_floor" in p else "")
+                 + f"), N* {p['n_opt']:.3g} vs {p['measured_n_opt']:.3g}")
     return line
 
 
