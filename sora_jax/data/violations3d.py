@@ -159,10 +159,11 @@ def _size_quadruplet(seed: int, frames: int, height: int, width: int) -> Quadrup
 
 
 def _behind(scene: p3d.Scene3D, frame: int) -> list[tuple[float, p3d.Scene3D, int]]:
-    """Ways to hide a still object behind another at `frame - 1` and `frame`: (slack in pixels,
-    the scene with that pair resized — the hidden one small, the one in front large — and placed,
-    the front one where it stands or at a free spot of `_SPOTS`, the hidden one on the line of sight
-    past it; the hidden one's index), most slack first. The slack, in pixels of the picture
+    """The `_RENDERED_WAYS` best ways to hide a still object behind another at `frame - 1` and
+    `frame`: (slack in pixels, the scene with that pair resized — the hidden one small, the one in
+    front large — and placed, the front one where it stands or at a free spot of `_SPOTS`, the
+    hidden one on the line of sight past it; the hidden one's index), most slack first; only those
+    are built into scenes. The slack, in pixels of the picture
     (projected centers and sizes), is the least of: how far the hidden one's bounding disk keeps
     inside the front one's inscribed disk at the switch (give or take `_HIDE_TOLERANCE`: both
     disks are rough), and how far the two bounding disks come apart before and after. Rendering
@@ -194,10 +195,13 @@ def _behind(scene: p3d.Scene3D, frame: int) -> list[tuple[float, p3d.Scene3D, in
                 clear_of = apart - (placed[0].bound * focal / depth[:, 0] + placed[1].bound * focal / depth[:, 1])
                 slack = min(hidden_by[frame - 1:frame + 1].min() + _HIDE_TOLERANCE, clear_of[:frame - 1].max(),
                             clear_of[frame + 1:].max())
-                objects = list(scene.objects)
-                objects[front], objects[hidden] = placed
-                ways.append((float(slack), dataclasses.replace(scene, objects=tuple(objects)), hidden))
-    return sorted(ways, key=lambda way: -way[0])
+                ways.append((float(slack), front, hidden, placed))
+    best = []
+    for slack, front, hidden, placed in sorted(ways, key=lambda way: -way[0])[:_RENDERED_WAYS]:
+        objects = list(scene.objects)
+        objects[front], objects[hidden] = placed
+        best.append((slack, dataclasses.replace(scene, objects=tuple(objects)), hidden))
+    return best
 
 
 def _resized(obj: p3d.Object3D, size: int) -> p3d.Object3D:
@@ -212,7 +216,7 @@ def _hidden_quadruplet(seed: int, frames: int, height: int, width: int) -> Quadr
         rng = np.random.default_rng([seed, attempt, 3])
         scene = p3d.sample_scene(np.random.default_rng([seed, attempt]), frames, height, width, orbit)
         for frame in rng.permutation(choices):
-            for _, candidate, index in _behind(scene, int(frame))[:_RENDERED_WAYS]:
+            for _, candidate, index in _behind(scene, int(frame)):
                 a, truth = p3d.render(candidate)
                 seen = truth["visible"][:, index]
                 if seen[frame - 1:frame + 1].max() > 0 or min(seen[:frame - 1].max(), seen[frame + 1:].max()) < _SEEN:
