@@ -17,18 +17,32 @@ pre-registered prediction of its own:
 
     .venv/bin/python experiments/fit.py --records=experiments/results/isoflop_v2/runs \
         --out=experiments/results/isoflop_v2/prediction_64x --predict=9.6e13
+
+`--predict_budget=64x` (with `--config`, the sweep's preset, and `--sizes`, its grid) also gives
+each run that budget's sweep will train its loss under Chinchilla's approach 3 fitted to the
+runs so far, L(N, D) = E + A/N^alpha + B/D^beta at the run's parameters and tokens — a prediction
+per run, checkable as each one finishes:
+
+    .venv/bin/python experiments/fit.py --records=experiments/results/isoflop_v2/runs \
+        --out=experiments/results/isoflop_64x/prediction_per_run --predict=9.6e13 --predict_budget=64x
 """
 
 import json
 import pathlib
 import time
 
+import numpy as np
 from absl import app, flags
+from ml_collections import config_flags
 
 _SWEEP = flags.DEFINE_string("sweep", None, "isoflop.py's report (isoflop.json).")
 _RECORDS = flags.DEFINE_string("records", None, "A folder of run records (<results>/runs/): fit the runs in it.")
 _BOOTSTRAP = flags.DEFINE_integer("bootstrap", 2000, "Bootstrap resamples for the CIs.")
 _PREDICT = flags.DEFINE_float("predict", None, "Print N* and L* predicted at this compute (FLOPs).")
+_PREDICT_BUDGET = flags.DEFINE_string("predict_budget", None, "Predict the loss of each run of this budget "
+                                      "(a sweep of --config with --sizes) under approach 3.")
+_CONFIG = config_flags.DEFINE_config_file("config", "sora_jax/configs/scaling.py:demo", "The sweep's preset.")
+_SIZES = flags.DEFINE_integer("sizes", 7, "The sweep's grid: this many sizes around the rule's choice.")
 _OUT = flags.DEFINE_string("out", None, "Where to write the refit JSON and PNG (default: beside --sweep).")
 
 
@@ -39,6 +53,21 @@ def _runs_from_records(folder: pathlib.Path) -> list[dict]:
     if not finished:
         raise app.UsageError(f"--records={folder}: no run records (<name>/final_metrics.json) in it")
     return isoflop.runs_of([ladder.summary(p) for p in finished])
+
+
+def _predict_runs(chinchilla: dict, budget: str) -> list[dict]:
+    """Each run the sweep would train at `budget`: its size, parameters, tokens (its planned steps x
+    batch x the nominal clip's tokens, as `ladder.summary` counts them) and approach 3's loss."""
+    from sora_jax.scaling import fit, isoflop, ladder
+
+    rows = []
+    for size in isoflop.sizes_around(_CONFIG.value, budget, _SIZES.value):
+        rung = ladder.rung_config(_CONFIG.value, budget, size)
+        tokens = rung.total_steps * rung.data.batch_size * ladder.tokens_per_clip(rung)
+        rows.append({"run": ladder.run_name(budget, size), "model": size, "params": rung.ladder.params,
+                     "tokens": tokens, "compute": rung.ladder.compute_flops,
+                     "loss_approach3": float(fit.chinchilla_loss(chinchilla, rung.ladder.params, tokens))})
+    return rows
 
 
 def main(argv):
@@ -66,6 +95,12 @@ def main(argv):
     if _PREDICT.value:
         report["prediction"] = {**fit.predict_optimum(sweep, _PREDICT.value, joint),
                                 "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if _PREDICT_BUDGET.value:
+        report["runs_predicted"] = _predict_runs(chinchilla, _PREDICT_BUDGET.value)
+        in_sample = fit.chinchilla_loss(chinchilla, [r["params"] for r in runs], [r["tokens"] for r in runs])
+        report["approach3_in_sample_rms"] = float(np.sqrt(np.mean((np.log(in_sample) - np.log(
+            [r["loss"] for r in runs])) ** 2)))
+        report["written_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     out.mkdir(parents=True, exist_ok=True)
     (out / "refit.json").write_text(json.dumps(report, indent=1))
     plots.plot_isoflop(runs, sweep, out / "refit.png")
@@ -87,6 +122,11 @@ def main(argv):
         print(f"at C = {p['compute']:.3g}: N* = {p['n_opt']:.4g} (one fit {p['n_opt_one_fit']:.4g}), "
               f"L* = {p['loss_opt']:.4f} (a power law) or {p['loss_opt_with_floor']:.4f} "
               f"(with an irreducible term E = {p['loss_law_with_floor']['E']:.3f})")
+    for row in report.get("runs_predicted", []):
+        print(f"{row['run']}: N = {row['params']:.3g}, D = {row['tokens']:.3g}, approach 3 predicts L = "
+              f"{row['loss_approach3']:.4f}")
+    if "runs_predicted" in report:
+        print(f"approach 3 on the runs it was fitted to: rms error {report['approach3_in_sample_rms']:.4f} in log L")
     print(f"wrote {out / 'refit.json'}, {out / 'refit.png'}")
 
 

@@ -101,6 +101,9 @@ def test_chinchilla_approach_3_recovers_the_law():
     assert law["alpha"] == pytest.approx(TRUE["alpha"], abs=0.05)
     assert law["beta"] == pytest.approx(TRUE["beta"], abs=0.05)
     assert law["E"] == pytest.approx(TRUE["E"], rel=0.1)
+    # ... and says what a run it was not fitted to will reach (a budget 4x past the sweep's).
+    n, d = 3e5, 2.56e14 / (6 * 3e5)
+    assert fit.chinchilla_loss(law, n, d) == pytest.approx(_loss(n, d), rel=0.01)
     noisy = _isoflop_runs(noise=0.002, seed=1)
     bootstrapped = fit.fit_chinchilla([r["params"] for r in noisy], [r["tokens"] for r in noisy],
                                       [r["loss"] for r in noisy], bootstrap=50)

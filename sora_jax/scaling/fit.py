@@ -8,6 +8,7 @@ approach 3.
     joint = fit_isoflop_joint(runs)                          # the same, parabolas and line in one fit
     by_depth = fit_isoflop_joint(runs, groups=depths)        # ... with a loss offset per depth
     parametric = fit_chinchilla(n, d, losses)                # L = E + A/N^alpha + B/D^beta
+    loss = chinchilla_loss(parametric, n, d)                 # ... and what it says for other runs
     best = grid_optimum(lrs, losses)                         # an LR or batch grid's best value
     critical = fit_critical_batch(batches, steps)            # McCandlish et al.: S = S_min + E_min/B
 
@@ -211,6 +212,12 @@ def fit_isoflop_joint(runs: list[dict], bootstrap: int = 1000, seed: int = 0, gr
         result["offsets"] = {str(g): {"loss": float(best[2 + 2 * count + i]),
                                       "ci": [float(low[2 + i]), float(high[2 + i])]} for i, g in enumerate(others)}
     return result
+
+
+def chinchilla_loss(law: dict, params, tokens) -> np.ndarray:
+    """A `fit_chinchilla` law's loss for models of `params` trained on `tokens`."""
+    params, tokens = np.asarray(params, np.float64), np.asarray(tokens, np.float64)
+    return law["E"] + law["A"] / params ** law["alpha"] + law["B"] / tokens ** law["beta"]
 
 
 def _huber(residual: np.ndarray, delta: float) -> np.ndarray:

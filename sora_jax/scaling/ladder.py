@@ -43,13 +43,13 @@ def table(config) -> list[dict]:
         rows.append({"budget": budget, "compute_flops": rung.ladder.compute_flops, "model": rung.model.variant,
                      "params": rung.ladder.params, "batch": rung.data.batch_size, "steps": rung.total_steps,
                      "tokens_per_param": round(rung.total_steps * rung.data.batch_size
-                                               * _tokens_per_clip(rung) / rung.ladder.params, 1),
+                                               * tokens_per_clip(rung) / rung.ladder.params, 1),
                      "learning_rate": rung.optimizer.learning_rate, "expected_minutes": round(minutes, 1),
                      "epochs": plan.epochs(rung), "clips": plan.train_clips(rung)})
     return rows
 
 
-def _tokens_per_clip(config) -> int:
+def tokens_per_clip(config) -> int:
     """Video tokens of the ladder's nominal (largest) clip."""
     vae = config.ladder.get("vae") or vae_pipeline.geometry(config.vae_workdir)  # runs from before 2026-12-05
     shape = flops.DiTShape.from_config(config.model, vae["channels"])
@@ -230,7 +230,7 @@ def summary(run_dir: pathlib.Path) -> dict:
             "planned_flops": config["ladder"]["compute_flops"], "compute_flops": final.get("compute_flops"),
             "steps": final["step"],
             "tokens": final["step"] * config["data"]["batch_size"]
-            * _tokens_per_clip(ml_collections.ConfigDict(config)),
+            * tokens_per_clip(ml_collections.ConfigDict(config)),
             "val_loss": final["val_loss"],
             "val_loss_by_t": [final[k] for k in sorted((k for k in final if k.startswith("val_loss_t")),
                                                        key=lambda k: int(k[len("val_loss_t"):]))],
