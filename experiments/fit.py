@@ -25,6 +25,13 @@ per run, checkable as each one finishes:
 
     .venv/bin/python experiments/fit.py --records=experiments/results/isoflop_v2/runs \
         --out=experiments/results/isoflop_64x/prediction_per_run --predict=9.6e13 --predict_budget=64x
+
+While that budget runs, `--against` sets each of its finished runs beside its prediction (a budget
+with fewer than three finished runs is left out of the fit, not refused; `--leave_out=16x` leaves
+a finished budget out, to predict it from the others after the fact):
+
+    .venv/bin/python experiments/fit.py --records=experiments/results/isoflop_64x/runs \
+        --against=experiments/results/isoflop_64x/prediction_per_run/refit.json --out=/tmp/interim
 """
 
 import json
@@ -43,16 +50,29 @@ _PREDICT_BUDGET = flags.DEFINE_string("predict_budget", None, "Predict the loss 
                                       "(a sweep of --config with --sizes) under approach 3.")
 _CONFIG = config_flags.DEFINE_config_file("config", "sora_jax/configs/scaling.py:demo", "The sweep's preset.")
 _SIZES = flags.DEFINE_integer("sizes", 7, "The sweep's grid: this many sizes around the rule's choice.")
+_LEAVE_OUT = flags.DEFINE_list("leave_out", [], "With --records: budgets (16x, ...) left out of the fit, "
+                                "to predict them from the others (and check them with --against).")
+_AGAINST = flags.DEFINE_string("against", None, "A refit.json with `runs_predicted` (--predict_budget): "
+                               "set each finished run of that budget against its prediction.")
 _OUT = flags.DEFINE_string("out", None, "Where to write the refit JSON and PNG (default: beside --sweep).")
 
 
-def _runs_from_records(folder: pathlib.Path) -> list[dict]:
+def _runs_from_records(folder: pathlib.Path) -> tuple[list[dict], list[dict]]:
+    """The finished runs in `folder`: those of budgets with >= 3 (fitted) and of the others."""
     from sora_jax.scaling import isoflop, ladder
 
     finished = sorted(p for p in folder.iterdir() if (p / "final_metrics.json").exists())
     if not finished:
         raise app.UsageError(f"--records={folder}: no run records (<name>/final_metrics.json) in it")
-    return isoflop.runs_of([ladder.summary(p) for p in finished])
+    summaries = [ladder.summary(p) for p in finished]
+    left_out = {s["planned_flops"] for s in summaries if s["budget"] in _LEAVE_OUT.value}
+    runs = isoflop.runs_of(summaries)
+    counts = {c: sum(r["compute"] == c for r in runs) for c in {r["compute"] for r in runs}}
+    for compute in sorted(counts):  # a budget still running: its runs are checked (--against), not fitted
+        if counts[compute] < 3 and compute not in left_out:
+            print(f"C = {compute:.2e}: {counts[compute]} run(s) finished, fewer than a parabola needs: left out")
+            left_out.add(compute)
+    return [r for r in runs if r["compute"] not in left_out], [r for r in runs if r["compute"] in left_out]
 
 
 def _predict_runs(chinchilla: dict, budget: str) -> list[dict]:
@@ -70,6 +90,16 @@ def _predict_runs(chinchilla: dict, budget: str) -> list[dict]:
     return rows
 
 
+def _check(committed: dict, runs: list[dict]) -> list[dict]:
+    """Each finished run that `committed` (a refit.json) predicted: measured loss, prediction, error."""
+    predicted = {row["run"]: row for row in committed.get("runs_predicted", [])}
+    if not predicted:
+        raise app.UsageError(f"--against={_AGAINST.value}: no runs_predicted in it (written by --predict_budget)")
+    return [{"run": r["run"], "loss": r["loss"], "loss_approach3": predicted[r["run"]]["loss_approach3"],
+             "error": predicted[r["run"]]["loss_approach3"] / r["loss"] - 1}
+            for r in runs if r["run"] in predicted]
+
+
 def main(argv):
     del argv
     from sora_jax.scaling import fit, isoflop, plots
@@ -78,10 +108,10 @@ def main(argv):
         raise app.UsageError("give one of --sweep (a report) or --records (a folder of run records)")
     if _SWEEP.value:
         path = pathlib.Path(_SWEEP.value)
-        runs, out = json.loads(path.read_text())["runs"], path.parent
+        runs, pending, out = json.loads(path.read_text())["runs"], [], path.parent
     else:
         path = pathlib.Path(_RECORDS.value)
-        runs, out = _runs_from_records(path), path.parent / "interim"
+        (runs, pending), out = _runs_from_records(path), path.parent / "interim"
     out = pathlib.Path(_OUT.value) if _OUT.value else out
     try:
         sweep = fit.fit_isoflop(runs, bootstrap=_BOOTSTRAP.value)
@@ -101,6 +131,8 @@ def main(argv):
         report["approach3_in_sample_rms"] = float(np.sqrt(np.mean((np.log(in_sample) - np.log(
             [r["loss"] for r in runs])) ** 2)))
         report["written_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if _AGAINST.value:
+        report["checked"] = _check(json.loads(pathlib.Path(_AGAINST.value).read_text()), runs + pending)
     out.mkdir(parents=True, exist_ok=True)
     (out / "refit.json").write_text(json.dumps(report, indent=1))
     plots.plot_isoflop(runs, sweep, out / "refit.png")
@@ -127,6 +159,9 @@ def main(argv):
               f"{row['loss_approach3']:.4f}")
     if "runs_predicted" in report:
         print(f"approach 3 on the runs it was fitted to: rms error {report['approach3_in_sample_rms']:.4f} in log L")
+    for row in report.get("checked", []):
+        print(f"{row['run']}: measured L = {row['loss']:.4f}, approach 3 said {row['loss_approach3']:.4f} "
+              f"({100 * row['error']:+.1f} %)")
     print(f"wrote {out / 'refit.json'}, {out / 'refit.png'}")
 
 
