@@ -20,12 +20,23 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 _owned_cache_dir = None  # set in the controlling process when it made the cache itself
 
 
+# LLVM's optimization of XLA:CPU code, off for the tests: their micro models run a few steps, so
+# compiling is most of their time. One test that trains a run alone took 80 s, 45 s with this
+# (the full suite: docs/architecture.md, Tests). The HLO passes, and with them the numerics, are unchanged.
+FAST_COMPILE = "--xla_backend_optimization_level=0"
+
+
 def pytest_configure(config):
     """One persistent XLA compilation cache per test session, shared by the xdist workers and the
     CLI subprocesses (they inherit the environment): the same micro models are compiled by many
-    tests, and on 2 cores compiling is most of their time. A cache set by the caller is kept."""
+    tests, and on 2 cores compiling is most of their time. A cache set by the caller is kept.
+    Also `FAST_COMPILE`, unless the caller's XLA_FLAGS set an optimization level."""
     global _owned_cache_dir
-    if "JAX_COMPILATION_CACHE_DIR" in os.environ or "PYTEST_XDIST_WORKER" in os.environ:
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        return
+    if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ:
         return
     _owned_cache_dir = tempfile.mkdtemp(prefix="sora_jax_xla_cache_")
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _owned_cache_dir
