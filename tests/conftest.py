@@ -22,7 +22,7 @@ _owned_cache_dir = None  # set in the controlling process when it made the cache
 
 # LLVM's optimization of XLA:CPU code, off for the tests: their micro models run a few steps, so
 # compiling is most of their time. One test that trains a run alone took 80 s, 45 s with this
-# (the full suite: docs/architecture.md, Tests). The HLO passes, and with them the numerics, are unchanged.
+# (the full suite: docs/architecture.md, Tests). XLA's HLO passes are unchanged.
 FAST_COMPILE = "--xla_backend_optimization_level=0"
 
 
