@@ -83,7 +83,7 @@ def _predict_runs(chinchilla: dict, budget: str) -> list[dict]:
     rows = []
     for size in isoflop.sizes_around(_CONFIG.value, budget, _SIZES.value):
         rung = ladder.rung_config(_CONFIG.value, budget, size)
-        tokens = rung.total_steps * rung.data.batch_size * ladder.tokens_per_clip(rung)
+        tokens = ladder.tokens_seen(rung, rung.total_steps)
         rows.append({"run": ladder.run_name(budget, size), "model": size, "params": rung.ladder.params,
                      "tokens": tokens, "compute": rung.ladder.compute_flops,
                      "loss_approach3": float(fit.chinchilla_loss(chinchilla, rung.ladder.params, tokens))})

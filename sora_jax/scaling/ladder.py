@@ -42,18 +42,18 @@ def table(config) -> list[dict]:
         minutes = rung.total_steps * rung.ladder.flops_per_step / rung.ladder.assumed_flops_per_s / 60
         rows.append({"budget": budget, "compute_flops": rung.ladder.compute_flops, "model": rung.model.variant,
                      "params": rung.ladder.params, "batch": rung.data.batch_size, "steps": rung.total_steps,
-                     "tokens_per_param": round(rung.total_steps * rung.data.batch_size
-                                               * tokens_per_clip(rung) / rung.ladder.params, 1),
+                     "tokens_per_param": round(tokens_seen(rung, rung.total_steps) / rung.ladder.params, 1),
                      "learning_rate": rung.optimizer.learning_rate, "expected_minutes": round(minutes, 1),
                      "epochs": plan.epochs(rung), "clips": plan.train_clips(rung)})
     return rows
 
 
-def tokens_per_clip(config) -> int:
-    """Video tokens of the ladder's nominal (largest) clip."""
+def tokens_seen(config, steps: int) -> int:
+    """Video tokens a run of `config` sees in `steps` (nominal: steps x batch x tokens of the
+    ladder's largest clip) — the D of the scaling fits."""
     vae = config.ladder.get("vae") or vae_pipeline.geometry(config.vae_workdir)  # runs from before 2026-12-05
     shape = flops.DiTShape.from_config(config.model, vae["channels"])
-    return math.prod(shape.grid(plan.latent_thw(config.ladder.clip, vae)))
+    return steps * config.data.batch_size * math.prod(shape.grid(plan.latent_thw(config.ladder.clip, vae)))
 
 
 def format_table(rows: list[dict]) -> str:
@@ -229,8 +229,7 @@ def summary(run_dir: pathlib.Path) -> dict:
             "depth": config["model"]["depth"], "width": config["model"]["width"], "params": config["ladder"]["params"],
             "planned_flops": config["ladder"]["compute_flops"], "compute_flops": final.get("compute_flops"),
             "steps": final["step"],
-            "tokens": final["step"] * config["data"]["batch_size"]
-            * tokens_per_clip(ml_collections.ConfigDict(config)),
+            "tokens": tokens_seen(ml_collections.ConfigDict(config), final["step"]),
             "val_loss": final["val_loss"],
             "val_loss_by_t": [final[k] for k in sorted((k for k in final if k.startswith("val_loss_t")),
                                                        key=lambda k: int(k[len("val_loss_t"):]))],
