@@ -135,7 +135,7 @@ def main(argv):
         report["checked"] = _check(json.loads(pathlib.Path(_AGAINST.value).read_text()), runs + pending)
     out.mkdir(parents=True, exist_ok=True)
     (out / "refit.json").write_text(json.dumps(report, indent=1))
-    plots.plot_isoflop(runs, sweep, out / "refit.png")
+    plots.plot_isoflop(runs, sweep, out / "refit.png", report.get("prediction"))
     print(f"{len(runs)} runs")
     for budget in sweep["budgets"]:
         print(f"C = {budget['compute']:.2e}: N* = {budget['n_opt']:.3g}, L* = {budget['loss_opt']:.4f}")

@@ -63,6 +63,27 @@ def test_a_prediction_for_the_next_budget_and_the_floor_a_flattening_curve_needs
     assert prediction["n_opt_one_fit"] == pytest.approx(measured["n_opt"], rel=0.1)
 
 
+def test_the_isoflop_figure_sets_both_laws_and_the_prediction_beside_the_minima(tmp_path):
+    from sora_jax.scaling import plots
+
+    runs = _isoflop_runs()
+    sweep = fit.fit_isoflop(runs, bootstrap=20)
+    prediction = fit.predict_optimum(fit.fit_isoflop([r for r in runs if r["compute"] < 6.4e13], bootstrap=20), 6.4e13)
+    plots.plot_isoflop(runs, sweep, tmp_path / "isoflop.png", prediction)
+    assert (tmp_path / "isoflop.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    figure, axis = plots._pyplot().subplots()
+    compute = np.array([b["compute"] for b in sweep["budgets"]])
+    plots._plot_loss_opt(axis, sweep, compute, prediction)
+    power, floor = axis.get_lines()  # drawn at the budgets: the floor law runs through the minima
+    minima = [b["loss_opt"] for b in sweep["budgets"]]
+    np.testing.assert_allclose(floor.get_ydata(), minima, rtol=2e-3)
+    np.testing.assert_allclose(power.get_ydata(), fit.predict(sweep["loss"], compute))
+    marked = np.concatenate([c.get_offsets() for c in axis.collections])
+    for loss in (prediction["loss_opt"], prediction["loss_opt_with_floor"]):
+        assert np.isclose(marked, [6.4e13, loss], rtol=1e-9).all(1).any()
+    plots._pyplot().close(figure)
+
+
 def test_approach_2_in_one_fit_recovers_the_exponent_at_least_as_tightly():
     expected_a = TRUE["beta"] / (TRUE["alpha"] + TRUE["beta"])
     runs = _isoflop_runs(noise=0.002, seed=1)

@@ -97,9 +97,11 @@ def plot_probes(report: dict, path: pathlib.Path, shown) -> None:
 
 
 def plot_isoflop(runs: list[dict], sweep: dict, path: pathlib.Path, predictions: dict | None = None) -> None:
-    """Left: loss vs N per budget with its parabola and minimum. Right: N* vs C with the fit."""
+    """Left: loss vs N per budget with its parabola and minimum. Middle: N* vs C with the fit.
+    Right: L* vs C with the power law and the law with an irreducible term; `predictions` (a
+    prediction written before the largest budget ran) marks what was predicted there."""
     plt = _pyplot()
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    figure, (left, right, losses) = plt.subplots(1, 3, figsize=(16, 4.2))
     for index, budget in enumerate(sweep["budgets"]):
         mine = sorted((r for r in runs if r["compute"] == budget["compute"]), key=lambda r: r["params"])
         n = np.array([r["params"] for r in mine], np.float64)
@@ -123,9 +125,38 @@ def plot_isoflop(runs: list[dict], sweep: dict, path: pathlib.Path, predictions:
                       label="predicted before the run")
     right.set(xscale="log", yscale="log", xlabel="training FLOPs C", ylabel="N*", title="Compute-optimal size")
     right.legend(fontsize=7)
+    _plot_loss_opt(losses, sweep, grid, predictions)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
+
+
+def _plot_loss_opt(axis, sweep: dict, grid: np.ndarray, predictions: dict | None) -> None:
+    """L* per budget, the power law `sweep` fitted and, from three budgets, the law with an
+    irreducible term through the same points (from four budgets); a prediction's L* (both forms
+    where it has them)."""
+    from sora_jax.scaling import fit
+
+    compute = np.array([b["compute"] for b in sweep["budgets"]])
+    loss_opt = np.array([b["loss_opt"] for b in sweep["budgets"]])
+    axis.scatter(compute, loss_opt, color="C0", zorder=3, label="parabola minima")
+    law = sweep["loss"]
+    low, high = law["alpha_ci"]
+    axis.plot(grid, fit.predict(law, grid), "--", color="C1",
+              label=f"L* = {law['A']:.3g} C^-{law['alpha']:.3f} (95% CI {low:.3f}..{high:.3f}, R² {law['r2']:.3f})")
+    if len(compute) >= 4:
+        floor = fit.fit_power_law(compute, loss_opt, offset=True)
+        axis.plot(grid, fit.predict(floor, grid), ":", color="C2",
+                  label=f"L* = {floor['E']:.3f} + {floor['A']:.3g} C^-{floor['alpha']:.3f}")
+    if predictions:
+        axis.scatter([predictions["compute"]], [predictions["loss_opt"]], marker="x", color="C3", s=80,
+                     label="predicted before the run (power law)")
+        if "loss_opt_with_floor" in predictions:
+            axis.scatter([predictions["compute"]], [predictions["loss_opt_with_floor"]], marker="+", color="C3",
+                         s=100, label="predicted before the run (with a floor)")
+    axis.set(xscale="log", yscale="log", xlabel="training FLOPs C", ylabel="L* (validation loss)",
+             title="Compute-optimal loss")
+    axis.legend(fontsize=7)
 
 
 def plot_probe_fits(fits: dict[str, dict], path: pathlib.Path) -> None:
