@@ -81,6 +81,7 @@ TRAINING = {
     "0.5x params": {"ladder.size_scale": 0.5},
     "4x params": {"ladder.size_scale": 4.0},
     "patch 1": {"model.patch": (1, 1, 1)},
+    "output conv 3": {"model.output_conv": 3},  # U-ViT's 3x3 conv over the output latent (models/dit.py)
     "EMA 0.99": {"optimizer.ema_decay": 0.99},
     "no EMA": {"optimizer.ema_decay": 0.0},
     "cooldown 0.5": {"optimizer.cooldown_fraction": 0.5},

@@ -142,7 +142,7 @@ EXPORT_META = "export.json"
 # Model fields that change how a step computes, never the parameters: free to differ on resume.
 COMPUTE_ONLY = ("variant", "dtype", "remat", "attention_implementation")
 # Model fields added after runs were saved without them, at the value those runs had in effect.
-ADDED_MODEL_FIELDS = {"parametrization": "standard", "mup_base_width": 64, "num_actions": 0}
+ADDED_MODEL_FIELDS = {"parametrization": "standard", "mup_base_width": 64, "num_actions": 0, "output_conv": 0}
 
 
 def dotted_fields(config, prefix: str = "") -> dict:

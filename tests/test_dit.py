@@ -196,3 +196,20 @@ def test_second_order_samplers_beat_euler_on_a_fixed_velocity_field():
     assert error[("ab2", 8)] < error[("euler", 8)] / 2
     with pytest.raises(ValueError, match="valid: euler, heun, ab2"):
         samplers.sample(velocity, noise, method="rk4")
+
+
+def test_output_conv_starts_as_the_plain_dit_and_mixes_only_neighbouring_latent_pixels():
+    x, t, txt = _inputs()
+    plain, conv = _model(), _model(output_conv=3)
+    params = _init(plain, x, t, txt)
+    fresh = nn.unbox(conv.init(jax.random.PRNGKey(0), x, t, txt))["params"]
+    assert fresh["output_conv"]["kernel"].shape == (3, 3, 4, 4) and not fresh["output_conv"]["kernel"].any()
+    with_conv = {**params, "output_conv": fresh["output_conv"]}  # zero-initialized: the plain DiT
+    base = plain.apply({"params": params}, x, t, txt)
+    np.testing.assert_array_equal(conv.apply({"params": with_conv}, x, t, txt), base)
+    # A kernel that only reads the pixel one column to the left: each output pixel gains that one.
+    kernel = np.zeros((3, 3, 4, 4), np.float32)
+    kernel[1, 0] = np.eye(4)
+    shifted = {**params, "output_conv": {"kernel": jnp.asarray(kernel), "bias": jnp.zeros(4)}}
+    expected = base.at[:, :, :, 1:].add(base[:, :, :, :-1])
+    np.testing.assert_allclose(conv.apply({"params": shifted}, x, t, txt), expected, rtol=1e-5, atol=1e-5)

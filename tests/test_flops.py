@@ -8,19 +8,20 @@ from sora_jax.models.dit import DiT
 from sora_jax.scaling import flops
 from sora_jax.train import throughput
 
-# (width, depth, heads, layout, text encoder, latent (t, h, w), batch)
+# (width, depth, heads, layout, text encoder, latent (t, h, w), batch[, output conv k])
 CONFIGS = [
     (128, 2, 4, "full", "minilm", (5, 8, 14), 4),
     (192, 4, 6, "full", "minilm", (5, 8, 8), 4),
     (256, 3, 8, "factorized", "minilm", (5, 8, 14), 2),
     (96, 3, 3, "full", "bytes", (3, 8, 8), 4),
     (320, 2, 10, "full", "minilm", (1, 16, 16), 8),
+    (128, 2, 4, "full", "minilm", (5, 8, 14), 4, 3),
 ]
 
 
-def _model_and_inputs(width, depth, heads, layout, encoder, thw, batch):
+def _model_and_inputs(width, depth, heads, layout, encoder, thw, batch, output_conv=0):
     model = DiT(latent_channels=16, width=width, depth=depth, heads=heads, layout=layout, text_encoder=encoder,
-                text_length=32)
+                text_length=32, output_conv=output_conv)
     x, t = jnp.zeros((batch, *thw, 16)), jnp.zeros((batch, thw[0]))
     if encoder == "bytes":
         text = {"ids": jnp.zeros((batch, 32), jnp.int32), "mask": jnp.ones((batch, 32), bool)}
@@ -28,11 +29,11 @@ def _model_and_inputs(width, depth, heads, layout, encoder, thw, batch):
         text = {"tokens": jnp.zeros((batch, 32, 384)), "mask": jnp.ones((batch, 32), bool),
                 "pooled": jnp.zeros((batch, 384))}
     shape = flops.DiTShape(width=width, depth=depth, heads=heads, latent_channels=16, layout=layout,
-                           text_encoder=encoder, text_length=32)
+                           text_encoder=encoder, text_length=32, output_conv=output_conv)
     return model, x, t, text, shape
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"d{c[0]}L{c[1]}-{c[3]}-{c[4]}")
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: f"d{c[0]}L{c[1]}-{c[3]}-{c[4]}" + "-conv" * (len(c) > 7))
 def test_counts_match_the_model_and_xla(config):
     model, x, t, text, shape = _model_and_inputs(*config)
     thw, batch = config[5], config[6]

@@ -172,6 +172,14 @@ def test_a_sweep_on_a_fresh_machine_restores_finished_runs_from_their_records(to
     with pytest.raises(records.RecordMismatch, match=r"0\.0005x \(optimizer.learning_rate: recorded"):
         records.restore(tmp_path / "results" / "runs", tmp_path / "other", {"0.0005x": other})
     assert not (tmp_path / "other" / "0.0005x").exists()
+    # a record written before a model field existed counts at the value it had in effect
+    recorded = json.loads((published / "config.json").read_text())
+    del recorded["model"]["output_conv"]
+    (published / "config.json").write_text(json.dumps(recorded))
+    assert records.differences(recorded, ladder.rung_config(config, "0.0005x")) == []
+    conv = ladder.rung_config(config, "0.0005x")
+    conv.model.output_conv = 3
+    assert records.differences(recorded, conv) == ["model.output_conv: recorded 0, planned 3"]
 
 
 def test_a_sweep_writes_its_prediction_once_before_the_runs_it_predicts(tmp_path):

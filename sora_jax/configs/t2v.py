@@ -82,6 +82,9 @@ def get_config(arg: str | None = None):
     # > 0: an action per latent frame beside the caption (a game's controls; blockworld has 7),
     # embedded and added with the timestep; dropped with the caption and by flow.action_dropout.
     config.model.num_actions = variant.get("actions", 0)
+    # > 0 (odd): a k x k convolution over each latent frame after the DiT's last projection,
+    # zero-initialized and added (U-ViT's output conv; models/dit.py). 0: none.
+    config.model.output_conv = 0
 
     config.flow = common.ml_collections.ConfigDict()
     config.flow.text_dropout = 0.1  # for classifier-free guidance

@@ -310,6 +310,11 @@ class DiT(nn.Module):
     # models/mup.py). Attention keeps 1/sqrt(head_dim): head_dim is fixed and width grows by heads.
     parametrization: str = "standard"  # one of PARAMETRIZATIONS
     num_actions: int = 0  # per-latent-frame action conditioning (0: none)
+    # > 0: a k x k convolution over each latent frame after the last projection, added to it
+    # (zero-initialized: the plain DiT at init). The projection writes each token's patch alone;
+    # the convolution lets neighbouring latent pixels agree across patch edges (U-ViT's 3x3
+    # output conv). 0: none.
+    output_conv: int = 0
 
     @classmethod
     def from_config(cls, model_config, latent_channels: int, lora_config=None) -> DiT:
@@ -324,7 +329,8 @@ class DiT(nn.Module):
                    attention_implementation=model_config.attention_implementation,
                    lora=lora_lib.LoraSpec.from_config(lora_config),
                    parametrization=model_config.get("parametrization", "standard"),
-                   num_actions=model_config.get("num_actions", 0))
+                   num_actions=model_config.get("num_actions", 0),
+                   output_conv=model_config.get("output_conv", 0))
 
     def check_latent_shape(self, shape) -> None:
         _, t, h, w, c = shape
@@ -412,4 +418,14 @@ class DiT(nn.Module):
                 nn.silu(cond))[:, :, None], 2, axis=-1)
         y = _modulate(nn.LayerNorm(use_scale=False, use_bias=False, dtype=self.dtype)(y), shift, scale)
         y = self.dense(pt * ph * pw * c, ("embed", None), zero=True, name="final")(y)
-        return unpatchify(y.reshape(b, *grid, -1), self.patch, c).astype(jnp.float32)
+        velocity = unpatchify(y.reshape(b, *grid, -1), self.patch, c).astype(jnp.float32)
+        if self.output_conv:
+            velocity = velocity + self._output_conv(velocity.reshape(b * t, h, w, c)).reshape(velocity.shape)
+        return velocity
+
+    def _output_conv(self, frames):
+        """[frames, h, w, c] -> the same: a k x k convolution (SAME padding), zero-initialized."""
+        k, c = self.output_conv, frames.shape[-1]
+        return nn.Conv(c, (k, k), padding="SAME", dtype=jnp.float32, name="output_conv",
+                       kernel_init=nn.with_logical_partitioning(nn.initializers.zeros, (None, None, None, None)),
+                       bias_init=nn.with_logical_partitioning(nn.initializers.zeros, (None,)))(frames)

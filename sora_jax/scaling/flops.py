@@ -15,6 +15,8 @@ Per sample, forward, for a DiT of width d, depth L, N video tokens, T_c text con
     + 4 · L · N · T_c · d               cross-attention scores and values
     + 2 · T_c · N_text                  text projection and per-layer K/V of the text, once per sample
     + 2 · F · N_cond                    timestep MLP and adaLN weights, once per patch frame
+    + 2 · t·h·w · k² · c²               the output convolution, when there is one (k x k, c latent
+                                        channels, every latent pixel)
 
 Training is forward + backward = 3 · forward, less the input-gradient matmuls of the first
 layers (their inputs, the noisy latent and the frozen text features, need no gradient).
@@ -48,6 +50,7 @@ class DiTShape:
     text_encoder: str = "minilm"
     text_width: int = 128
     text_length: int = 128
+    output_conv: int = 0  # k of the k x k convolution over the output latent (0: none)
 
     @classmethod
     def from_config(cls, model_config, latent_channels: int) -> DiTShape:
@@ -55,7 +58,7 @@ class DiTShape:
                    latent_channels=latent_channels, mlp_ratio=model_config.mlp_ratio,
                    patch=tuple(model_config.patch), layout=model_config.layout,
                    text_encoder=model_config.text_encoder, text_width=model_config.text_width,
-                   text_length=model_config.text_length)
+                   text_length=model_config.text_length, output_conv=model_config.get("output_conv", 0))
 
     @property
     def mlp(self) -> int:
@@ -101,10 +104,12 @@ def param_counts(shape: DiTShape) -> dict[str, int]:
         w = shape.text_width
         layer = 4 * (w * w + w) + 2 * BYTE_ENCODER["mlp_ratio"] * w * w + BYTE_ENCODER["mlp_ratio"] * w + w + 4 * w
         byte_encoder = BYTE_VOCAB * w + shape.text_length * w + BYTE_ENCODER["depth"] * layer + 2 * w
-    total = per_token + per_text_token + per_frame + per_sample + norms + d + byte_encoder  # d: null text token
+    c = shape.latent_channels
+    output_conv = shape.output_conv**2 * c * c + c if shape.output_conv else 0  # applied per latent pixel
+    total = per_token + per_text_token + per_frame + per_sample + norms + d + byte_encoder + output_conv  # d: null text
     return {"non_embedding": per_token - (shape.patch_dim * d + d) - (d * shape.patch_dim + shape.patch_dim),
             "per_token": per_token, "per_text_token": per_text_token, "per_frame": per_frame,
-            "per_sample": per_sample, "byte_encoder": byte_encoder, "total": total}
+            "per_sample": per_sample, "byte_encoder": byte_encoder, "output_conv": output_conv, "total": total}
 
 
 def _per_token_matmul_weights(shape: DiTShape) -> int:
@@ -127,6 +132,9 @@ def forward_flops(shape: DiTShape, latent_thw, batch: int = 1) -> dict[str, floa
         + 2.0 * shape.text_features * d,
         "conditioning": 2.0 * gt * (TIMESTEP_FEATURES * d + d * d + (L * (3 * shape.attentions + 3) + 2) * d * d),
     }
+    if shape.output_conv:  # over every latent pixel of every frame
+        pixels = math.prod(int(s) for s in latent_thw)
+        terms["output_conv"] = 2.0 * pixels * shape.output_conv**2 * shape.latent_channels**2
     if shape.text_encoder == "bytes":
         w, n, r = shape.text_width, shape.text_length, BYTE_ENCODER["mlp_ratio"]
         terms["byte_encoder"] = BYTE_ENCODER["depth"] * (2.0 * n * (4 * w * w + 2 * r * w * w) + 4.0 * n * n * w)

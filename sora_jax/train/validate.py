@@ -125,6 +125,9 @@ def _check_t2v(config, mesh_sizes: dict) -> None:
         _require(model.mup_base_width > 0 and model.mup_base_width % head_dim == 0,
                  f"model.mup_base_width={model.mup_base_width} must be a positive multiple of the head width "
                  f"{head_dim} (model.width / model.heads)")
+    output_conv = model.get("output_conv", 0)
+    _require(output_conv == 0 or (output_conv > 0 and output_conv % 2 == 1),
+             f"model.output_conv={output_conv} must be 0 (none) or an odd kernel size (3: U-ViT's)")
     unknown = sorted(set(config.flow.tasks) - set(flow.TASKS))
     _require(not unknown, f"flow.tasks has unknown tasks {unknown}; valid: {', '.join(flow.TASKS)}")
     weights = [float(w) for w in config.flow.tasks.values()]
