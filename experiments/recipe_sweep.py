@@ -76,7 +76,11 @@ TRAINING = {
     "t2v only": {"flow.tasks.t2v": 1.0, "flow.tasks.t2i": 0.0, "flow.tasks.i2v": 0.0, "flow.tasks.extend_forward": 0.0,
                  "flow.tasks.extend_backward": 0.0, "flow.tasks.connect": 0.0, "flow.tasks.random_frames": 0.0},
     "shift 2": {"flow.shift": 2.0},
+    "text dropout 0": {"flow.text_dropout": 0.0},
     "text dropout 0.2": {"flow.text_dropout": 0.2},
+    "text dropout 0.3": {"flow.text_dropout": 0.3},
+    "warmup x0.25": {"ladder.warmup_scale": 0.25},  # the plan's min(100, steps/10) warmup, scaled
+    "warmup x4": {"ladder.warmup_scale": 4.0},
     "2x params": {"ladder.size_scale": 2.0},
     "0.5x params": {"ladder.size_scale": 0.5},
     "4x params": {"ladder.size_scale": 4.0},

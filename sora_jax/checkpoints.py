@@ -156,6 +156,13 @@ def dotted_fields(config, prefix: str = "") -> dict:
     return out
 
 
+def config_fields(config_json: dict) -> dict:
+    """`dotted_fields` of a saved or current config's JSON where a T2V config counts each model
+    field added since it was written (`ADDED_MODEL_FIELDS`) at the value it had in effect."""
+    added = {f"model.{key}": value for key, value in ADDED_MODEL_FIELDS.items()}
+    return {**added, **dotted_fields(config_json)} if config_json.get("task") == "t2v" else dotted_fields(config_json)
+
+
 def config_mismatch(saved: dict, config) -> list[str]:
     """`field: checkpoint A, config B` for each task / model / VAE field where a checkpoint's
     saved config and `config` disagree in a way that changes parameters or the latent space."""
@@ -164,13 +171,11 @@ def config_mismatch(saved: dict, config) -> list[str]:
     for key in ("task", "vae_workdir"):
         if key in current and saved.get(key) != current[key]:
             differences.append(f"{key}: checkpoint {saved.get(key)!r}, config {current[key]!r}")
-    old = {**ADDED_MODEL_FIELDS, **dotted_fields(saved.get("model", {}))} if saved.get("task") == "t2v" else \
-        dotted_fields(saved.get("model", {}))
-    new = {**ADDED_MODEL_FIELDS, **dotted_fields(current.get("model", {}))} if current.get("task") == "t2v" else \
-        dotted_fields(current.get("model", {}))
+    old, new = ({key: value for key, value in config_fields(fields).items() if key.startswith("model.")}
+                for fields in (saved, current))
     for key in sorted(set(old) | set(new)):
-        if key not in COMPUTE_ONLY and old.get(key) != new.get(key):
-            differences.append(f"model.{key}: checkpoint {old.get(key)!r}, config {new.get(key)!r}")
+        if key.removeprefix("model.") not in COMPUTE_ONLY and old.get(key) != new.get(key):
+            differences.append(f"{key}: checkpoint {old.get(key)!r}, config {new.get(key)!r}")
     old, new = saved.get("lora", {}), current.get("lora", {})
     for key in ("rank", "targets", "base_fingerprint"):  # what the adapters' shapes and base depend on
         if (old.get(key) or new.get(key)) and old.get(key) != new.get(key):

@@ -46,6 +46,13 @@ def test_recipe_knobs_scale_the_planned_lr_and_size_within_the_same_budget():
     # flow.shift fixes the timestep shift for training and sampling; 0 keeps the token-count rule
     assert flow.configured_shift(scaled.flow, 140) == 2.5
     assert flow.configured_shift(base.flow, 140) == 1.0 and flow.configured_shift(base.flow, 1024) == 2.0
+    # warmup: min(100, steps / 10) steps, scaled, at most half the run
+    assert base.optimizer.warmup_steps == min(100, base.total_steps // 10)
+    with config.unlocked():
+        config.ladder.warmup_scale = 4.0
+    assert ladder.rung_config(config, "4x").optimizer.warmup_steps == 4 * min(100, scaled.total_steps // 10)
+    short = ladder.rung_config(config, "0.01x")
+    assert short.optimizer.warmup_steps <= short.total_steps // 2
 
 
 def test_mistyped_arg_and_variant_suggest_the_right_name():

@@ -119,10 +119,11 @@ def get_config(arg: str | None = None):
     config.ladder.params = 0
     config.ladder.assumed_flops_per_s = preset["flops_per_s"]
     config.ladder.rungs = LADDER
-    # Recipe knobs (experiments/recipe_sweep.py): the rule's parameter count and the planned LR
-    # (plan.learning_rate) are multiplied by these.
+    # Recipe knobs (experiments/recipe_sweep.py): the rule's parameter count, the planned LR
+    # (plan.learning_rate) and the planned warmup (min(100, steps / 10)) are multiplied by these.
     config.ladder.size_scale = 1.0
     config.ladder.lr_scale = preset["lr_scale"]
+    config.ladder.warmup_scale = 1.0
     config.ladder.probe_samples = preset.get("probe_samples", 128)  # generated videos per rung scored by the probes
     config.ladder.voe_quads = preset.get("voe_quads", 32)  # violation-of-expectation quadruplets per kind
     config.ladder.bootstrap = 1000  # a sweep's fits: resamples behind each exponent's 95 % CI

@@ -127,13 +127,18 @@ def fit_isoflop(runs: list[dict], bootstrap: int = 1000, seed: int = 0) -> dict:
     }
 
 
+def loss_law_with_floor(sweep: dict) -> dict:
+    """L* = E + A · C^-alpha through a `fit_isoflop` result's vertices (>= 4 budgets to pin E)."""
+    return fit_power_law([b["compute"] for b in sweep["budgets"]], [b["loss_opt"] for b in sweep["budgets"]],
+                         offset=True)
+
+
 def predict_optimum(sweep: dict, compute: float, joint: dict | None = None) -> dict:
     """N* and L* at `compute` from a `fit_isoflop` result, as a prediction for a budget not run yet:
     N* = k · C^a; L* from its power law through the budgets' vertices, and from the same vertices
     under a law with an irreducible term (L = E + A · C^-alpha: a loss curve that flattens); with
     `joint` (a `fit_isoflop_joint` result) also that fit's N*."""
-    with_floor = fit_power_law([b["compute"] for b in sweep["budgets"]], [b["loss_opt"] for b in sweep["budgets"]],
-                               offset=True)
+    with_floor = loss_law_with_floor(sweep)
     prediction = {"compute": float(compute), "n_opt": sweep["n_opt"]["k"] * compute ** sweep["n_opt"]["a"],
                   "loss_opt": float(predict(sweep["loss"], compute)),
                   "loss_law_with_floor": with_floor, "loss_opt_with_floor": float(predict(with_floor, compute))}

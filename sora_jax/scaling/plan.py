@@ -221,7 +221,8 @@ def schedule(config) -> None:
     from them: warmup, checkpoint cadence (resumable in pieces), one evaluation at the end, and
     the training clips (`size_data`)."""
     config.total_steps, config.ladder.flops_per_step = planned_steps(config)
-    config.optimizer.warmup_steps = min(100, max(1, config.total_steps // 10))
+    warmup = min(100, config.total_steps // 10) * config.ladder.get("warmup_scale", 1.0)
+    config.optimizer.warmup_steps = min(max(1, round(warmup)), max(1, config.total_steps // 2))
     config.checkpoint.every_steps = max(50, config.total_steps // 10)
     config.log.eval_every_steps = config.total_steps  # after the cooldown
     size_data(config)

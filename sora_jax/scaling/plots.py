@@ -145,7 +145,7 @@ def _plot_loss_opt(axis, sweep: dict, grid: np.ndarray, predictions: dict | None
     axis.plot(grid, fit.predict(law, grid), "--", color="C1",
               label=f"L* = {law['A']:.3g} C^-{law['alpha']:.3f} (95% CI {low:.3f}..{high:.3f}, R² {law['r2']:.3f})")
     if len(compute) >= 4:
-        floor = fit.fit_power_law(compute, loss_opt, offset=True)
+        floor = fit.loss_law_with_floor(sweep)
         axis.plot(grid, fit.predict(floor, grid), ":", color="C2",
                   label=f"L* = {floor['E']:.3f} + {floor['A']:.3g} C^-{floor['alpha']:.3f}")
     if predictions:

@@ -17,7 +17,7 @@ import json
 import pathlib
 import shutil
 
-from sora_jax.checkpoints import ADDED_MODEL_FIELDS, dotted_fields
+from sora_jax.checkpoints import config_fields
 
 RECORD_FILES = ("config.json", "final_metrics.json", "wall_seconds.json", "attempts.json")
 # Fields that say where things live, how the run was driven or how its sweep is scored, not what
@@ -46,9 +46,7 @@ def differences(recorded: dict, config) -> list[str]:
     """`key: recorded A, planned B` for every field that changes what the run computes. A model
     field added after the record was written counts at the value the run had in effect
     (`checkpoints.ADDED_MODEL_FIELDS`)."""
-    added = {f"model.{key}": value for key, value in ADDED_MODEL_FIELDS.items()}
-    old = {**added, **dotted_fields(recorded)}
-    new = {**added, **dotted_fields(json.loads(config.to_json_best_effort()))}
+    old, new = config_fields(recorded), config_fields(json.loads(config.to_json_best_effort()))
     return [f"{key}: recorded {old.get(key)!r}, planned {new.get(key)!r}"
             for key in sorted(set(old) | set(new))
             if (key in KEPT or not key.startswith(WHERE)) and old.get(key) != new.get(key)]
