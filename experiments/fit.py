@@ -26,6 +26,12 @@ per run, checkable as each one finishes:
     .venv/bin/python experiments/fit.py --records=experiments/results/isoflop_v2/runs \
         --out=experiments/results/isoflop_64x/prediction_per_run --predict=9.6e13 --predict_budget=64x
 
+`--backtest` asks which L*(C) form to believe: every budget predicted from the budgets below it
+alone, under each form, against its measured L* (`fit.backtest_loss_laws`):
+
+    .venv/bin/python experiments/fit.py --records=experiments/results/isoflop_64x/runs --backtest \
+        --out=experiments/results/isoflop_64x/backtest
+
 While that budget runs, `--against` sets each of its finished runs beside its prediction (a budget
 with fewer than three finished runs is left out of the fit, not refused; `--leave_out=16x` leaves
 a finished budget out, to predict it from the others after the fact):
@@ -54,6 +60,8 @@ _LEAVE_OUT = flags.DEFINE_list("leave_out", [], "With --records: budgets (16x, .
                                 "to predict them from the others (and check them with --against).")
 _AGAINST = flags.DEFINE_string("against", None, "A refit.json with `runs_predicted` (--predict_budget): "
                                "set each finished run of that budget against its prediction.")
+_BACKTEST = flags.DEFINE_bool("backtest", False, "Also predict each budget from the budgets below it alone, "
+                               "under every L*(C) form, against its measured L* (`fit.backtest_loss_laws`).")
 _OUT = flags.DEFINE_string("out", None, "Where to write the refit JSON and PNG (default: beside --sweep).")
 
 
@@ -131,6 +139,8 @@ def main(argv):
         report["approach3_in_sample_rms"] = float(np.sqrt(np.mean((np.log(in_sample) - np.log(
             [r["loss"] for r in runs])) ** 2)))
         report["written_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if _BACKTEST.value:
+        report["backtest"] = fit.backtest_loss_laws(runs)
     if _AGAINST.value:
         report["checked"] = _check(json.loads(pathlib.Path(_AGAINST.value).read_text()), runs + pending)
     out.mkdir(parents=True, exist_ok=True)
@@ -162,6 +172,10 @@ def main(argv):
     for row in report.get("checked", []):
         print(f"{row['run']}: measured L = {row['loss']:.4f}, approach 3 said {row['loss_approach3']:.4f} "
               f"({100 * row['error']:+.1f} %)")
+    for row in report.get("backtest", []):
+        errors = ", ".join(f"{form} {100 * error:+.1f} %" for form, error in row["error"].items())
+        print(f"backtest: C = {row['compute']:.2e} ({row['step']:.0f}x the largest of {row['budgets_known']} known "
+              f"budgets), L* {row['loss_opt']:.4f}: {errors}")
     print(f"wrote {out / 'refit.json'}, {out / 'refit.png'}")
 
 

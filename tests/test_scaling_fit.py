@@ -13,10 +13,10 @@ def _loss(n, d):
     return TRUE["E"] + TRUE["A"] / n ** TRUE["alpha"] + TRUE["B"] / d ** TRUE["beta"]
 
 
-def _isoflop_runs(noise=0.0, seed=0):
+def _isoflop_runs(noise=0.0, seed=0, budgets=(1e12, 4e12, 1.6e13, 6.4e13)):
     rng = np.random.default_rng(seed)
     runs = []
-    for compute in (1e12, 4e12, 1.6e13, 6.4e13):
+    for compute in budgets:
         # The analytic optimum of the synthetic law, and sizes 0.25x..4x around it.
         centre = np.sqrt(compute / 6) * 0.3
         for n in centre * np.geomspace(0.25, 4, 7):
@@ -61,6 +61,22 @@ def test_a_prediction_for_the_next_budget_and_the_floor_a_flattening_curve_needs
     assert floor_error < 0.01 and floor_error < power_error and prediction["loss_opt"] < measured["loss_opt"]
     assert prediction["n_opt"] == pytest.approx(measured["n_opt"], rel=0.1)
     assert prediction["n_opt_one_fit"] == pytest.approx(measured["n_opt"], rel=0.1)
+
+
+def test_a_backtest_predicts_each_budget_from_the_ones_below_and_finds_the_form_that_holds():
+    # A world with a floor: approach 3 (its true form) and the law with a floor extrapolate within
+    # 1 %; the pure power law undershoots more with every budget it reaches past.
+    runs = _isoflop_runs(budgets=(2.5e11, 1e12, 4e12, 1.6e13, 6.4e13))
+    rows = fit.backtest_loss_laws(runs)
+    assert [row["budgets_known"] for row in rows] == [3, 4] and [row["step"] for row in rows] == [4, 4]
+    assert "with a floor" not in rows[0]["predicted"] and "with a floor" in rows[1]["predicted"]
+    measured = fit.fit_isoflop(runs, bootstrap=0)["budgets"]
+    for row, truth in zip(rows, measured[3:]):
+        assert row["loss_opt"] == truth["loss_opt"]
+        assert abs(row["error"]["approach 3"]) < 0.01
+        assert row["error"]["power law"] < row["error"]["approach 3"]
+        assert row["predicted"]["power law"] == pytest.approx(row["loss_opt"] * (1 + row["error"]["power law"]))
+    assert abs(rows[1]["error"]["with a floor"]) < 0.01 < abs(rows[1]["error"]["power law"])
 
 
 def test_the_isoflop_figure_sets_both_laws_and_the_prediction_beside_the_minima(tmp_path):

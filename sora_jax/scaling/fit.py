@@ -114,15 +114,18 @@ def fit_isoflop(runs: list[dict], bootstrap: int = 1000, seed: int = 0) -> dict:
             continue  # a parabola needs three distinct sizes
         _, n_b, l_b = fit(groups)
         samples.append((n_b["a"], l_b["alpha"]))
-    samples = np.array(samples) if samples else np.full((1, 2), np.nan)
+    samples = np.array(samples).reshape(-1, 2)
+
+    def ci(column):  # no resamples (bootstrap=0): no interval
+        return ([float(np.nanpercentile(samples[:, column], q)) for q in (2.5, 97.5)] if len(samples)
+                else [float("nan")] * 2)
+
     return {
         "budgets": [
             {"compute": c, "n_opt": float(np.exp(o[0])), "loss_opt": o[1], "curvature": o[2],
              "sizes": len(by_budget[c])} for c, o in zip(budgets, optima)],
-        "n_opt": {**n_opt, "a_ci": [float(np.nanpercentile(samples[:, 0], 2.5)),
-                                    float(np.nanpercentile(samples[:, 0], 97.5))]},
-        "loss": {**loss_law, "alpha_ci": [float(np.nanpercentile(samples[:, 1], 2.5)),
-                                          float(np.nanpercentile(samples[:, 1], 97.5))]},
+        "n_opt": {**n_opt, "a_ci": ci(0)},
+        "loss": {**loss_law, "alpha_ci": ci(1)},
         "bootstrap_samples": int(len(samples)),
     }
 
@@ -145,6 +148,37 @@ def predict_optimum(sweep: dict, compute: float, joint: dict | None = None) -> d
     if joint is not None:
         prediction["n_opt_one_fit"] = joint["n_opt"]["k"] * compute ** joint["n_opt"]["a"]
     return prediction
+
+
+def backtest_loss_laws(runs: list[dict], min_budgets: int = 3) -> list[dict]:
+    """Which L*(C) form extrapolates, measured on the sweep itself: each budget from the
+    (`min_budgets` + 1)-th up is predicted from the budgets below it alone — as a prediction
+    committed before it ran would have been — and set against its own parabola's L*. Forms: the
+    power law through the known vertices; with an irreducible term (from four known budgets); a
+    power law through the last three known vertices only (a curve that bends keeps its local
+    slope); Chinchilla's approach 3 fitted to the known runs, evaluated at the target budget's own
+    runs (their N and D) and put through the same parabola as the measurement. Runs need
+    compute, params, tokens and loss. Returns one row per predicted budget."""
+    budgets = sorted({r["compute"] for r in runs})
+    measured = fit_isoflop(runs, bootstrap=0)["budgets"]
+    rows = []
+    for k in range(min_budgets, len(budgets)):
+        target, known = budgets[k], [r for r in runs if r["compute"] < budgets[k]]
+        sweep = fit_isoflop(known, bootstrap=0)
+        vertices = [b["loss_opt"] for b in sweep["budgets"]]
+        forms = {"power law": float(predict(sweep["loss"], target)),
+                 "last three budgets": float(predict(fit_power_law(budgets[k - 3:k], vertices[-3:]), target))}
+        if k >= 4:
+            forms["with a floor"] = float(predict(loss_law_with_floor(sweep), target))
+        chinchilla = fit_chinchilla([r["params"] for r in known], [r["tokens"] for r in known],
+                                    [r["loss"] for r in known])
+        mine = [r for r in runs if r["compute"] == target]
+        at_runs = chinchilla_loss(chinchilla, [r["params"] for r in mine], [r["tokens"] for r in mine])
+        forms["approach 3"] = isoflop_optimum(np.log([r["params"] for r in mine]), at_runs)[1]
+        truth = measured[k]["loss_opt"]
+        rows.append({"compute": target, "step": target / budgets[k - 1], "budgets_known": k, "loss_opt": truth,
+                     "predicted": forms, "error": {form: value / truth - 1 for form, value in forms.items()}})
+    return rows
 
 
 def fit_isoflop_joint(runs: list[dict], bootstrap: int = 1000, seed: int = 0, groups: list | None = None) -> dict:
