@@ -60,6 +60,9 @@ SAMPLING = {
     "ab2 30": {"method": "ab2"},
     "shift 2": {"shift": 2.0},
     "shift 3": {"shift": 3.0},
+    "ddim eta 0.5": {"method": "ddim", "eta": 0.5},  # fresh noise each step (samplers.sample)
+    "ddim eta 1": {"method": "ddim", "eta": 1.0},  # ancestral
+    "ddim eta 1, 60 steps": {"method": "ddim", "eta": 1.0, "steps": 60},
 }
 
 # name -> config overrides of the rung (dotted keys); the budget re-plans size, steps and LR after them

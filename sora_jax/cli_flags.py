@@ -41,7 +41,7 @@ STEPS = flags.DEFINE_integer("steps", None, "Sampling steps; default: the run's 
 GUIDANCE = flags.DEFINE_float("guidance", None, "Classifier-free guidance; default: config.sample.guidance.")
 SHIFT = flags.DEFINE_float("shift", None, "Sampling grid shift (> 1: more steps at high noise); default: "
                            "config.sample.shift, else the training shift.")
-SAMPLER = flags.DEFINE_string("sampler", "euler", "euler, heun or ab2.")
+SAMPLER = flags.DEFINE_string("sampler", "euler", "euler, heun, ab2 or ddim (ancestral: fresh noise each step).")
 NO_ENRICH = flags.DEFINE_bool("no_enrich", False, "Use the prompt as given, without enrichment.")
 ADAPTER = flags.DEFINE_string("adapter", None, "sample: a LoRA run (workdir or export) whose adapters apply to "
                               "--workdir's DiT, the base it was trained on.")

@@ -34,23 +34,41 @@ def guided_velocity(velocity_fn: VelocityFn, x, t_frames, guidance: float):
     return v_uncond + guidance * (v_cond - v_uncond)
 
 
-SAMPLERS = ("euler", "heun", "ab2")
+SAMPLERS = ("euler", "heun", "ab2", "ddim")
+
+
+def ddim_noise_scale(t: jax.Array, t_next: jax.Array, eta: float) -> jax.Array:
+    """The fresh-noise scale c of a DDIM step t -> s on x_t = (1 - t)·x0 + t·noise: eta times the
+    standard deviation of q(x_s | x_t, x0), s·sqrt(1 - ((1 - t)·s / ((1 - s)·t))²) (Song et al.'s
+    sigma for a path with a_t = 1 - t, b_t = t). 0 at s = 0; eta·s at t = 1."""
+    ratio = (1.0 - t) * t_next / jnp.maximum((1.0 - t_next) * t, 1e-12)
+    return eta * t_next * jnp.sqrt(jnp.clip(1.0 - ratio * ratio, 0.0, 1.0))
 
 
 def sample(velocity_fn: VelocityFn, noise: jax.Array, *, method: str = "euler", steps: int = 30,
            guidance: float = 1.0, shift: float = 1.0, cond_latents: jax.Array | None = None,
-           cond_mask: jax.Array | None = None, start: float = 1.0, cond_t: float = 0.0) -> jax.Array:
+           cond_mask: jax.Array | None = None, start: float = 1.0, cond_t: float = 0.0, eta: float = 0.0,
+           rng: jax.Array | None = None) -> jax.Array:
     """Integrates the flow ODE from `start` to 0.
 
     - `euler`: first order, one velocity per step.
     - `heun`: second order (trapezoid predictor-corrector), two velocities per step.
     - `ab2`: second-order Adams-Bashforth with variable steps: one velocity per step, reusing the
       previous one (a linear multistep solver, as DPM-Solver++(2M) for flow models).
+    - `ddim`: one velocity per step gives the clean latent and the noise it implies,
+      x0 = x - t·v and n = x + (1 - t)·v; the step to s keeps x0 and mixes n with fresh noise from
+      `rng`, x_s = (1 - s)·x0 + sqrt(s² - c²)·n + c·z with c = `ddim_noise_scale(t, s, eta)`.
+      `eta` 0 is `euler` exactly; 1 is ancestral (DDPM) sampling, which re-draws the detail the
+      deterministic path averages away.
 
     `start < 1` begins part-way (SDEdit): `noise` must then already be `x_start`.
     """
     if method not in SAMPLERS:
         raise ValueError(f"sampler {method!r} is unknown; valid: {', '.join(SAMPLERS)}")
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta={eta} must be in [0, 1] (0: deterministic, 1: ancestral)")
+    if method == "ddim" and eta > 0 and rng is None:
+        raise ValueError("the ddim sampler with eta > 0 needs an rng for its fresh noise")
     batch, frames = noise.shape[:2]
     cond_mask = jnp.zeros((batch, frames), bool) if cond_mask is None else cond_mask
     cond_latents = jnp.zeros_like(noise) if cond_latents is None else cond_latents
@@ -63,12 +81,17 @@ def sample(velocity_fn: VelocityFn, noise: jax.Array, *, method: str = "euler", 
         t_frames = flow.frame_timesteps(jnp.full((batch,), t), cond_mask, cond_t)
         return guided_velocity(velocity_fn, x, t_frames, guidance)
 
-    def step(carry, pair):
+    def step(carry, inputs):
         x, v_previous, h_previous = carry
-        t, t_next = pair
+        t, t_next, key = inputs
         h = t_next - t
         v = velocity(x, t)
-        if method == "euler":
+        if method == "ddim":
+            clean, implied = x - t * v, x + (1.0 - t) * v
+            c = ddim_noise_scale(t, t_next, eta)
+            fresh = jax.random.normal(key, x.shape, x.dtype) if eta > 0 else jnp.zeros_like(x)
+            x_next = (1.0 - t_next) * clean + jnp.sqrt(jnp.maximum(t_next * t_next - c * c, 0.0)) * implied + c * fresh
+        elif method == "euler":
             x_next = x + h * v
         elif method == "heun":
             x_euler = x + h * v
@@ -79,6 +102,7 @@ def sample(velocity_fn: VelocityFn, noise: jax.Array, *, method: str = "euler", 
         return (x_next, v, h), None
 
     initial = (noise, jnp.zeros_like(noise), jnp.zeros((), noise.dtype))
-    (x, _, _), _ = jax.lax.scan(step, initial, (times[:-1], times[1:]))
+    keys = jax.random.split(jax.random.PRNGKey(0) if rng is None else rng, steps)
+    (x, _, _), _ = jax.lax.scan(step, initial, (times[:-1], times[1:], keys))
     return jnp.where(given, cond_latents, x)
 

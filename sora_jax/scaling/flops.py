@@ -166,7 +166,7 @@ def sample_flops(shape: DiTShape, latent_thw, steps: int, guidance: float = 1.0,
 
 def sampler_evaluations(method: str, steps: int) -> int:
     """DiT calls a sampler makes over `steps` steps (Heun skips its correction on the last step)."""
-    return {"euler": steps, "ab2": steps, "heun": 2 * steps - 1}[method]
+    return {"euler": steps, "ab2": steps, "ddim": steps, "heun": 2 * steps - 1}[method]
 
 
 # --- a counter over jaxprs, for programs without a formula --------------------------------------
