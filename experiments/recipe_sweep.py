@@ -63,6 +63,8 @@ SAMPLING = {
     "ddim eta 0.5": {"method": "ddim", "eta": 0.5},  # fresh noise each step (samplers.sample)
     "ddim eta 1": {"method": "ddim", "eta": 1.0},  # ancestral
     "ddim eta 1, 60 steps": {"method": "ddim", "eta": 1.0, "steps": 60},
+    "ddim eta 1 below t 0.5": {"method": "ddim", "eta": 1.0, "eta_t_max": 0.5},  # Euler while layout and colors form
+    "ddim eta 1 below t 0.75": {"method": "ddim", "eta": 1.0, "eta_t_max": 0.75},
 }
 
 # name -> config overrides of the rung (dotted keys); the budget re-plans size, steps and LR after them

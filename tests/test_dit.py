@@ -222,6 +222,12 @@ def test_ddim_is_euler_at_eta_0_and_ancestral_sampling_keeps_the_data_distributi
     assert float(jnp.abs(ancestral - euler).mean()) > 0.05  # another sample of the same distribution
     np.testing.assert_array_equal(ancestral, samplers.sample(velocity, noise, method="ddim", steps=400, eta=1.0,
                                                               rng=key))  # the rng fixes it
+    # fresh noise only below eta_t_max: none below 0 is Euler; below 0.5, the early steps are Euler's
+    never = samplers.sample(velocity, noise, method="ddim", steps=8, eta=1.0, eta_t_max=0.0, rng=key)
+    np.testing.assert_allclose(never, euler, atol=1e-5)
+    late = samplers.sample(velocity, noise, method="ddim", steps=8, eta=1.0, eta_t_max=0.5, rng=key)
+    every = samplers.sample(velocity, noise, method="ddim", steps=8, eta=1.0, rng=key)
+    assert 0 < float(jnp.abs(late - euler).mean()) < float(jnp.abs(every - euler).mean())
     mask = jnp.zeros((64, 2), bool).at[:, 0].set(True)
     given = jnp.full(noise.shape, 0.9)
     kept = samplers.sample(velocity, noise, method="ddim", steps=4, eta=1.0, rng=key, cond_latents=given,

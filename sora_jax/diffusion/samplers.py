@@ -48,7 +48,7 @@ def ddim_noise_scale(t: jax.Array, t_next: jax.Array, eta: float) -> jax.Array:
 def sample(velocity_fn: VelocityFn, noise: jax.Array, *, method: str = "euler", steps: int = 30,
            guidance: float = 1.0, shift: float = 1.0, cond_latents: jax.Array | None = None,
            cond_mask: jax.Array | None = None, start: float = 1.0, cond_t: float = 0.0, eta: float = 0.0,
-           rng: jax.Array | None = None) -> jax.Array:
+           eta_t_max: float = 1.0, rng: jax.Array | None = None) -> jax.Array:
     """Integrates the flow ODE from `start` to 0.
 
     - `euler`: first order, one velocity per step.
@@ -59,7 +59,8 @@ def sample(velocity_fn: VelocityFn, noise: jax.Array, *, method: str = "euler", 
       x0 = x - t·v and n = x + (1 - t)·v; the step to s keeps x0 and mixes n with fresh noise from
       `rng`, x_s = (1 - s)·x0 + sqrt(s² - c²)·n + c·z with c = `ddim_noise_scale(t, s, eta)`.
       `eta` 0 is `euler` exactly; 1 is ancestral (DDPM) sampling, which re-draws the detail the
-      deterministic path averages away.
+      deterministic path averages away. `eta_t_max` < 1 adds fresh noise only on the steps that
+      start at t <= it (EDM's S_tmax): the layout and colors, decided at high noise, stay Euler's.
 
     `start < 1` begins part-way (SDEdit): `noise` must then already be `x_start`.
     """
@@ -88,7 +89,7 @@ def sample(velocity_fn: VelocityFn, noise: jax.Array, *, method: str = "euler", 
         v = velocity(x, t)
         if method == "ddim":
             clean, implied = x - t * v, x + (1.0 - t) * v
-            c = ddim_noise_scale(t, t_next, eta)
+            c = jnp.where(t <= eta_t_max, ddim_noise_scale(t, t_next, eta), 0.0)
             fresh = jax.random.normal(key, x.shape, x.dtype) if eta > 0 else jnp.zeros_like(x)
             x_next = (1.0 - t_next) * clean + jnp.sqrt(jnp.maximum(t_next * t_next - c * c, 0.0)) * implied + c * fresh
         elif method == "euler":

@@ -146,13 +146,14 @@ class T2VPipeline:
     def sample_latents(self, params, captions, latent_shape, seed: int = 0, steps: int | None = None,
                        guidance: float | None = None, cond_latents=None, cond_mask=None, start: float = 1.0,
                        noise=None, method: str = "euler", shift: float | None = None, actions=None,
-                       context_t: float | None = None, eta: float = 1.0) -> np.ndarray:
+                       context_t: float | None = None, eta: float = 1.0, eta_t_max: float = 1.0) -> np.ndarray:
         """Samples [B, t, h, w, c] (normalized latents) for captions and one latent shape; `noise`
         is the starting point (x at t = start), drawn from `seed` when None; `shift` overrides the
         timestep grid's shift (default: `self.sampling_shift`). `actions` (int [B, t], a model
         with `num_actions`): each latent frame's action + 1, 0 for none (guidance drops them with
         the caption). `context_t`: the t given frames are shown at (default `self.context_t`).
-        `eta`: the `ddim` sampler's share of fresh noise (its noise drawn from `seed` as well)."""
+        `eta`: the `ddim` sampler's share of fresh noise (its noise drawn from `seed` as well), on
+        the steps that start at t <= `eta_t_max`."""
         steps = steps or self.config.sample.steps
         guidance = self.config.sample.guidance if guidance is None else guidance
         text = self.encode_prompts(list(captions))
@@ -165,10 +166,10 @@ class T2VPipeline:
             noise = jax.random.normal(jax.random.PRNGKey(seed), shape)
         shift = float(shift or self.sampling_shift(shape))
         context_t = self.context_t if context_t is None else context_t
-        eta = float(eta) if method == "ddim" else 0.0
+        eta, eta_t_max = (float(eta), float(eta_t_max)) if method == "ddim" else (0.0, 1.0)
         rng = jax.random.fold_in(jax.random.PRNGKey(seed), 1)  # the ddim sampler's fresh noise
-        return np.asarray(self._sampler(method, steps, float(guidance), shift, float(start), float(context_t), eta)(
-            params, noise, text, cond_latents, cond_mask, rng))
+        return np.asarray(self._sampler(method, steps, float(guidance), shift, float(start), float(context_t), eta,
+                                        eta_t_max)(params, noise, text, cond_latents, cond_mask, rng))
 
     @property
     def context_t(self) -> float:
@@ -178,7 +179,7 @@ class T2VPipeline:
 
     @functools.lru_cache(maxsize=16)  # noqa: B019 (compiled samplers live as long as the pipeline)
     def _sampler(self, method: str, steps: int, guidance: float, shift: float, start: float, context_t: float,
-                 eta: float):
+                 eta: float, eta_t_max: float):
         def sample(params, noise, text, cond_latents, cond_mask, rng):
             def velocity(x, t_frames, keep):
                 repeat = x.shape[0] // noise.shape[0]
@@ -187,7 +188,7 @@ class T2VPipeline:
 
             return samplers.sample(velocity, noise, method=method, steps=steps, guidance=guidance, shift=shift,
                                    cond_latents=cond_latents, cond_mask=cond_mask, start=start, cond_t=context_t,
-                                   eta=eta, rng=rng)
+                                   eta=eta, eta_t_max=eta_t_max, rng=rng)
 
         return jax.jit(sample)
 
