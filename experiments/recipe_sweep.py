@@ -39,6 +39,8 @@ flags.DEFINE_string("latent_cache", "", "training: a latent cache to share (e.g.
 flags.DEFINE_multi_string("only", [], "Run only these points (names from SAMPLING / TRAINING).")
 flags.DEFINE_integer("probe_samples", 128, "Probe scenes sampled per point.")
 flags.DEFINE_string("out", "", "JSON output: every point's scores.")
+flags.DEFINE_string("picture", "", "sampling: also write this PNG, one column per selected point and the truth, "
+                    "rows the first four probe scenes with a painter (the scored samples' noise).")
 flags.DEFINE_bool("table", False, "Only print --out's points as a markdown table.")
 config_flags.DEFINE_config_file("config", "sora_jax/configs/scaling.py:demo", "training: the ladder preset.")
 
@@ -154,6 +156,26 @@ def sweep_sampling(report: dict) -> None:
         points[name]["seconds"] = time.perf_counter() - started
         print(_line(name, points[name]), flush=True)
         _save(FLAGS.out, report)
+    if FLAGS.picture:
+        write_picture(generator, scenes, list(_selected(SAMPLING)), FLAGS.picture)
+
+
+def write_picture(generator, scenes, names: list[str], path: str) -> None:
+    """The points side by side on four scenes with a painter among the first batch of 16 (the
+    ladder's noise: the videos the points were scored on), the truth last."""
+    import numpy as np
+
+    from sora_jax.data import video_io
+
+    first = scenes[:16]
+    rows = [i for i, s in enumerate(first) if (s.truth["objects"][:, 4] == 1).any()][:4] or list(range(4))
+    columns = {name: compare.sample_scenes(generator.pipeline, generator.params, first, **SAMPLING[name])[rows]
+               for name in names}
+    columns["truth"] = np.stack([first[i].video for i in rows])
+    grid = compare.side_by_side(columns, len(rows), [first[i].caption for i in rows], scale=4)
+    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+    video_io.write_video(pathlib.Path(path), compare.still(grid))
+    print(f"recipe: wrote {path}", flush=True)
 
 
 def variant_config(config, overrides: dict, budget: str, cache: str):
